@@ -1,0 +1,40 @@
+/*
+ * image.h - decoding, orientation, limits, matte application and encoding (C11).
+ * The image side of pm_remove_bg: everything here runs in the caller's thread.
+ */
+#ifndef PETMATTE_IMAGE_H
+#define PETMATTE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "petmatte.h"
+
+typedef struct pm_limits {
+    uint64_t max_pixels;
+    uint64_t max_encoded_bytes;
+} pm_limits;
+
+/* An 8-bit RGBA image owned by the library, rows width*4 bytes apart. */
+typedef struct pm_rgba {
+    uint8_t *px;
+    int width, height;
+    int has_alpha; /* 1 when the input carried an alpha channel */
+} pm_rgba;
+
+/* Decodes (encoded input) or converts (raw input) to upright RGBA. Every limit is
+ * checked from headers/arguments before any pixel buffer is allocated. When
+ * apply_exif is set, JPEG EXIF orientations 2-8 are undone.
+ * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_LIMIT, PM_ERR_DECODE, PM_ERR_NO_MEMORY. */
+pm_code pm_image_load(const pm_image *in, const pm_limits *limits, int apply_exif,
+                      pm_rgba *out, char *err, size_t errcap);
+
+void pm_rgba_free(pm_rgba *img);
+
+/* Applies threshold / invert / input alpha to the matte (width*height bytes, modified
+ * in place), builds the requested output kind and encodes it.
+ * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_NO_MEMORY, PM_ERR_INTERNAL (encoder). */
+pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+                        pm_output **out, char *err, size_t errcap);
+
+#endif

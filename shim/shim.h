@@ -1,0 +1,86 @@
+/*
+ * shim.h - the internal C interface between lib/ (C11) and shim/ (C++, libtorch).
+ *
+ * Not installed, not exported. Every function catches all C++ exceptions and turns
+ * them into a pm_code plus a message written to err[errcap] (always NUL-terminated).
+ * Nothing here sleeps, retries or reads the environment.
+ */
+#ifndef PETMATTE_SHIM_H
+#define PETMATTE_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "petmatte.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What the model expects and returns; lib/manifest.c fills it from petmatte.json
+ * (or from the InSPyReNet defaults when the archive has none). */
+typedef enum pm_output_activation {
+    PM_ACTIVATION_PROBABILITY = 0, /* model output already in [0,1] */
+    PM_ACTIVATION_LOGIT = 1        /* apply a sigmoid */
+} pm_output_activation;
+
+typedef struct pm_model_config {
+    char name[64];
+    int input_width, input_height;
+    float mean[3], std[3];       /* applied to RGB in [0,1]: (x - mean) / std */
+    int activation;              /* pm_output_activation */
+    int minmax_normalize;        /* 1: (p - min) / (max - min + 1e-8) after activation */
+    int align_corners;           /* bilinear upsampling back to the image size */
+    int random_weights;
+} pm_model_config;
+
+typedef struct pm_shim_model pm_shim_model;
+
+/* Device kinds after "auto" has been resolved. */
+typedef enum pm_device_kind { PM_DEVICE_CPU = 0, PM_DEVICE_CUDA = 1 } pm_device_kind;
+
+/* CUDA devices visible to this build (0 when Torch has no CUDA). */
+pm_code pm_shim_cuda_device_count(int *count, char *err, size_t errcap);
+
+/* Sets torch's intra-op thread count (process-wide in torch). n > 0. */
+void pm_shim_set_cpu_threads(int n);
+
+/* Loads the TorchScript archive at path straight onto the device, in eval mode,
+ * converted to `precision` (FP32/FP16/BF16; never AUTO). The archive's extra file
+ * "petmatte.json", if present, is returned as a malloc'd NUL-terminated string in
+ * *manifest_json (NULL when absent); the caller frees it.
+ * Errors: PM_ERR_IO (unreadable), PM_ERR_MODEL (not TorchScript, truncated),
+ * PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_UNSUPPORTED (precision on device). */
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
+                     pm_shim_model **out, char **manifest_json, char *err, size_t errcap);
+
+/* Sets the pre/post-processing the model needs. Call once, before any inference. */
+pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, char *err, size_t errcap);
+
+/* One inference on an 8-bit image: pixels is height rows of width*channels bytes,
+ * `stride` bytes apart, channels 3 (RGB) or 4 (RGBA; alpha is ignored here).
+ * Resizes to the model input (bilinear, antialiased), normalises, runs the model,
+ * applies the activation / min-max rule, upsamples to width x height and writes one
+ * byte a pixel (round(255 * matte)) to alpha_out, `width` bytes a row.
+ * Checks the output's shape (N=1, one channel, at least 1x1) and that it is finite.
+ * Errors: PM_ERR_INFERENCE, PM_ERR_MODEL (wrong shape/NaN), PM_ERR_DEVICE_OUT_OF_MEMORY. */
+pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, int height,
+                      size_t stride, int channels, uint8_t *alpha_out, char *err, size_t errcap);
+
+/* One warm-up inference at the model's input size on deterministic synthetic data,
+ * synchronised, so its wall time is the model's latency. *ms gets that time. */
+pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap);
+
+/* "cpu" or "cuda:0 NVIDIA H100 80GB HBM3". */
+void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t cap);
+
+/* CUDA memory held by the process's allocator on this model's device; 0 on CPU. */
+uint64_t pm_shim_device_memory(const pm_shim_model *model);
+
+void pm_shim_free(pm_shim_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PETMATTE_SHIM_H */
