@@ -1,0 +1,84 @@
+/*
+ * context.h - struct pm_ctx and the helpers the API files share (internal).
+ */
+#ifndef PETMATTE_CONTEXT_H
+#define PETMATTE_CONTEXT_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "image.h"
+#include "petmatte.h"
+#include "shim.h"
+
+#define PM_ERRMSG_CAP 512
+
+/* Background warm-up thread: none, running, or finished but not yet joined. */
+enum pm_bg_state { PM_BG_NONE = 0, PM_BG_RUNNING = 1, PM_BG_FINISHED = 2 };
+
+struct pm_ctx {
+    /* Set by pm_open, then read-only. */
+    char *model_path;
+    char device_request[32];  /* "auto", "cpu", "cuda:N" as given (normalised) */
+    int device_auto;          /* 1 for "auto" */
+    pm_device_kind requested_kind;
+    int requested_index;
+    int precision_request;    /* pm_precision, possibly AUTO */
+    int input_size;
+    pm_limits limits;
+    int cpu_threads;
+    int warmup_min_runs, warmup_max_runs;
+    double warmup_tolerance;
+    double open_ms;
+    char file_name[64];
+
+    /* Everything below is guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t flight_done;
+    pm_state state;
+    double progress;
+    int flight_running;          /* a warm-up is loading or warming right now */
+    uint64_t flight_started;     /* warm-ups begun */
+    uint64_t flight_finished;    /* warm-ups ended */
+    pm_code flight_result;       /* result of the last warm-up that ended */
+    int closing;
+
+    int device_resolved;         /* "auto" is resolved once, on the first warm-up */
+    pm_device_kind kind;
+    int device_index;
+    int precision_used;
+    char device_desc[128];
+
+    pm_shim_model *model;        /* set once, when READY; freed by pm_close */
+    pm_model_config config;
+    double load_ms, warmup_ms, last_run_ms, ready_unix;
+    int warmup_runs;
+    uint64_t images_processed;
+    pm_code last_error_code;
+    char last_error[256];
+
+    enum pm_bg_state bg;
+    pthread_t bg_thread;
+
+    /* Serialises forward passes; never held while decoding or encoding. */
+    pthread_mutex_t infer_mu;
+};
+
+/* Records a failure: in the calling thread's buffer (for pm_errmsg) and, when ctx is
+ * not NULL, as the context's last error. Returns code. */
+pm_code pm_fail(pm_ctx *ctx, pm_code code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Monotonic milliseconds and wall-clock seconds since the epoch. */
+double pm_now_ms(void);
+double pm_unix_now(void);
+
+/* Copies min(given, ours) bytes of a caller struct that begins with struct_size over
+ * our defaults. Returns 0 when struct_size is too small to hold even the first field. */
+int pm_copy_sized(void *dst, size_t dst_size, const void *src, size_t min_size);
+
+#endif

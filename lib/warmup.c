@@ -1,0 +1,237 @@
+/*
+ * warmup.c - the warm-up state machine: one flight at a time, everyone waits for it.
+ *
+ * COLD/FAILED --pm_warmup--> LOADING --> WARMING --> READY
+ *                                 \           \----> FAILED
+ *                                  \----------------> FAILED
+ * The flight itself runs outside ctx->mu, so pm_get_status never waits for it;
+ * threads that arrive during a flight block on a condition variable (not a sleep)
+ * and all return that flight's result.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context.h"
+#include "manifest.h"
+
+static int closing(pm_ctx *c) {
+    pthread_mutex_lock(&c->mu);
+    int v = c->closing;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+/* Resolves "auto" once and checks an explicit cuda:N exists. Never picks another
+ * device after a failure. */
+static pm_code resolve_device(pm_ctx *c, char *err, size_t cap) {
+    if (c->device_resolved) return PM_OK;
+    if (c->requested_kind == PM_DEVICE_CPU && !c->device_auto) {
+        c->kind = PM_DEVICE_CPU;
+        c->device_index = -1;
+        c->device_resolved = 1;
+        return PM_OK;
+    }
+    int n = 0;
+    pm_code rc = pm_shim_cuda_device_count(&n, err, cap);
+    if (rc != PM_OK) return rc;
+    if (c->device_auto) {
+        c->kind = n > 0 ? PM_DEVICE_CUDA : PM_DEVICE_CPU;
+        c->device_index = n > 0 ? 0 : -1;
+    } else {
+        if (c->requested_index >= n) {
+            snprintf(err, cap, "device %s requested but %d CUDA device%s visible", c->device_request, n,
+                     n == 1 ? " is" : "s are");
+            return PM_ERR_DEVICE;
+        }
+        c->kind = PM_DEVICE_CUDA;
+        c->device_index = c->requested_index;
+    }
+    c->device_resolved = 1;
+    return PM_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Stable: the last three latencies all lie within tolerance of their median. */
+static int latency_is_stable(const double *ms, int n, double tolerance) {
+    if (n < 3) return 0;
+    double last[3] = {ms[n - 3], ms[n - 2], ms[n - 1]};
+    qsort(last, 3, sizeof last[0], cmp_double);
+    double median = last[1];
+    return fabs(last[0] - median) <= tolerance * median && fabs(last[2] - median) <= tolerance * median;
+}
+
+/* One whole warm-up: load, configure, run until stable. On success the model is
+ * published in c->model; on failure nothing is left allocated. */
+static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
+    pm_code rc = resolve_device(c, err, cap);
+    if (rc != PM_OK) return rc;
+    pm_precision precision = (pm_precision)c->precision_request;
+    if (precision == PM_PRECISION_AUTO)
+        precision = c->kind == PM_DEVICE_CUDA ? PM_PRECISION_FP16 : PM_PRECISION_FP32;
+    pthread_mutex_lock(&c->mu);
+    c->precision_used = precision;
+    if (c->kind == PM_DEVICE_CUDA)
+        snprintf(c->device_desc, sizeof c->device_desc, "cuda:%d", c->device_index);
+    else
+        snprintf(c->device_desc, sizeof c->device_desc, "cpu");
+    pthread_mutex_unlock(&c->mu);
+    if (c->kind == PM_DEVICE_CPU && c->cpu_threads > 0) pm_shim_set_cpu_threads(c->cpu_threads);
+
+    double t0 = pm_now_ms();
+    pm_shim_model *model = NULL;
+    char *manifest = NULL;
+    rc = pm_shim_load(c->model_path, c->kind, c->device_index, precision, &model, &manifest, err, cap);
+    if (rc != PM_OK) return rc;
+    double load_ms = pm_now_ms() - t0;
+
+    pm_model_config cfg;
+    pm_manifest_defaults(&cfg, c->input_size > 0 ? c->input_size : 1024, c->file_name);
+    if (manifest) {
+        rc = pm_manifest_parse(manifest, strlen(manifest), &cfg, err, cap);
+        free(manifest);
+    }
+    if (rc == PM_OK) rc = pm_shim_configure(model, &cfg, err, cap);
+    if (rc != PM_OK) {
+        pm_shim_free(model);
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->load_ms = load_ms;
+    c->config = cfg;
+    pm_shim_device_description(model, c->device_desc, sizeof c->device_desc);
+    c->state = PM_STATE_WARMING;
+    c->progress = 0.5;
+    pthread_mutex_unlock(&c->mu);
+
+    /* Real inferences at the model's input size until latency is stable, so no later
+     * call pays for the executor's re-optimisation or lazy initialisation. */
+    double *ms = calloc((size_t)c->warmup_max_runs, sizeof *ms);
+    if (!ms) {
+        pm_shim_free(model);
+        snprintf(err, cap, "no memory for warm-up timings");
+        return PM_ERR_NO_MEMORY;
+    }
+    double w0 = pm_now_ms();
+    int runs = 0;
+    int expected = c->warmup_min_runs > 5 ? c->warmup_min_runs : 5;
+    while (runs < c->warmup_max_runs) {
+        if (closing(c)) {
+            rc = PM_ERR_CANCELLED;
+            snprintf(err, cap, "warm-up cancelled: the context is closing");
+            break;
+        }
+        rc = pm_shim_warm_once(model, &ms[runs], err, cap);
+        if (rc != PM_OK) break;
+        runs++;
+        pthread_mutex_lock(&c->mu);
+        c->warmup_runs = runs;
+        c->last_run_ms = ms[runs - 1];
+        double f = (double)runs / expected;
+        c->progress = 0.5 + 0.45 * (f < 1.0 ? f : 1.0);
+        pthread_mutex_unlock(&c->mu);
+        if (runs >= c->warmup_min_runs && latency_is_stable(ms, runs, c->warmup_tolerance)) break;
+    }
+    free(ms);
+    if (rc != PM_OK) {
+        pm_shim_free(model);
+        return rc;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->warmup_ms = pm_now_ms() - w0;
+    c->model = model;
+    pthread_mutex_unlock(&c->mu);
+    return PM_OK;
+}
+
+pm_code pm_warmup(pm_ctx *c) {
+    if (!c) return pm_fail(NULL, PM_ERR_INVALID_ARGUMENT, "pm_warmup: ctx is NULL");
+    pthread_mutex_lock(&c->mu);
+    if (c->state == PM_STATE_READY) {
+        pthread_mutex_unlock(&c->mu);
+        return PM_OK;
+    }
+    if (c->flight_running) {
+        uint64_t mine = c->flight_started;
+        while (c->flight_finished < mine) pthread_cond_wait(&c->flight_done, &c->mu);
+        pm_code rc = c->flight_result;
+        char msg[sizeof c->last_error];
+        snprintf(msg, sizeof msg, "%s", c->last_error);
+        pthread_mutex_unlock(&c->mu);
+        return rc == PM_OK ? PM_OK : pm_fail(c, rc, "%s", msg);
+    }
+    if (c->closing) {
+        pthread_mutex_unlock(&c->mu);
+        return pm_fail(c, PM_ERR_CANCELLED, "pm_warmup: the context is closing");
+    }
+    c->flight_running = 1;
+    c->flight_started++;
+    c->state = PM_STATE_LOADING;
+    c->progress = 0.05;
+    c->warmup_runs = 0;
+    pthread_mutex_unlock(&c->mu);
+
+    char err[PM_ERRMSG_CAP] = "";
+    pm_code rc = run_flight(c, err, sizeof err);
+    if (rc != PM_OK) pm_fail(c, rc, "%s", err[0] ? err : pm_strerror(rc));
+
+    pthread_mutex_lock(&c->mu);
+    c->flight_running = 0;
+    c->flight_finished = c->flight_started;
+    c->flight_result = rc;
+    c->state = rc == PM_OK ? PM_STATE_READY : PM_STATE_FAILED;
+    c->progress = rc == PM_OK ? 1.0 : 0.0;
+    if (rc == PM_OK) c->ready_unix = pm_unix_now();
+    pthread_cond_broadcast(&c->flight_done);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void *background_warmup(void *arg) {
+    pm_ctx *c = arg;
+    pm_warmup(c); /* its result lands in the state and last error */
+    pthread_mutex_lock(&c->mu);
+    if (c->bg == PM_BG_RUNNING) c->bg = PM_BG_FINISHED;
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+pm_code pm_warmup_start(pm_ctx *c) {
+    if (!c) return pm_fail(NULL, PM_ERR_INVALID_ARGUMENT, "pm_warmup_start: ctx is NULL");
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->closing) {
+            pthread_mutex_unlock(&c->mu);
+            return pm_fail(c, PM_ERR_CANCELLED, "pm_warmup_start: the context is closing");
+        }
+        if (c->state == PM_STATE_READY || c->flight_running || c->bg == PM_BG_RUNNING) {
+            pthread_mutex_unlock(&c->mu);
+            return PM_OK;
+        }
+        if (c->bg != PM_BG_FINISHED) break;
+        /* Reap the previous thread (it has finished) before starting another. */
+        pthread_t done = c->bg_thread;
+        c->bg = PM_BG_NONE;
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(done, NULL);
+        pthread_mutex_lock(&c->mu);
+    }
+    int err = pthread_create(&c->bg_thread, NULL, background_warmup, c);
+    if (err != 0) {
+        pthread_mutex_unlock(&c->mu);
+        return pm_fail(c, PM_ERR_NO_MEMORY, "pm_warmup_start: cannot create a thread (error %d)", err);
+    }
+    c->bg = PM_BG_RUNNING;
+    /* Why set LOADING here: a status read right after this call must not say COLD. */
+    if (c->state == PM_STATE_COLD || c->state == PM_STATE_FAILED) {
+        c->state = PM_STATE_LOADING;
+        c->progress = 0.0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return PM_OK;
+}
