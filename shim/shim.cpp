@@ -1,0 +1,413 @@
+// shim.cpp - the C entry points of shim.h over libtorch: device choice, loading,
+// and the one place where C++ exceptions become a pm_code and a message.
+//
+// Every entry point runs its body inside guarded(), so no exception reaches C.
+// The tensor work of an inference lives in pipeline.cpp.
+//
+// Written against the libtorch APIs common to 1.13 and 2.x; CUDA-only code is under
+// PETMATTE_WITH_CUDA, which CMake sets when Torch was built with CUDA.
+#include "shim_internal.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+
+#include <torch/cuda.h>
+
+#ifdef PETMATTE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace petmatte {
+
+void fail(pm_code code, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    throw ShimError(code, buf);
+}
+
+namespace {
+
+constexpr const char *kManifestName = "petmatte.json";
+constexpr size_t kMaxDetail = 300; // torch text quoted in one message, at most
+
+std::string first_line(const std::string &s) {
+    size_t start = s.find_first_not_of(" \t\r\n");
+    if (start == std::string::npos) return std::string();
+    size_t end = s.find('\n', start);
+    std::string line = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    return line;
+}
+
+// "RuntimeError: ...", "torch.jit.Error: ..." and the like: the line in a TorchScript
+// traceback that carries the original error.
+bool is_error_line(const std::string &line) {
+    size_t colon = line.find(": ");
+    if (colon == std::string::npos || colon == 0) return false;
+    std::string head = line.substr(0, colon);
+    if (head.find(' ') != std::string::npos) return false;
+    return head.size() >= 5 && (head.compare(head.size() - 5, 5, "Error") == 0 ||
+                                (head.size() >= 9 && head.compare(head.size() - 9, 9, "Exception") == 0));
+}
+
+std::string lowercase(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return s;
+}
+
+// The full text torch gave, minus the C++ backtrace where torch keeps them apart.
+std::string full_message(const std::exception &e) {
+    if (const auto *ce = dynamic_cast<const c10::Error *>(&e)) return ce->what_without_backtrace();
+    return e.what();
+}
+
+// Out-of-memory, however torch reported it: c10::OutOfMemoryError from the CUDA
+// allocator, or (once the TorchScript interpreter has re-thrown it, or from the CPU
+// allocator) only the words in the message.
+bool is_out_of_memory(const std::exception &e) {
+    if (dynamic_cast<const c10::OutOfMemoryError *>(&e)) return true;
+    const std::string m = lowercase(full_message(e));
+    return m.find("out of memory") != std::string::npos || m.find("not enough memory") != std::string::npos ||
+           m.find("can't allocate memory") != std::string::npos;
+}
+
+void write_message(char *err, size_t errcap, const std::string &msg) {
+    if (err && errcap > 0) std::snprintf(err, errcap, "%s", msg.c_str());
+}
+
+// Returns cached-but-unused CUDA blocks to the driver, so that after an OOM a later
+// call (or another process) can get the memory. Best effort: never throws.
+void release_cached_memory(const c10::Device &device) {
+#ifdef PETMATTE_WITH_CUDA
+    if (!device.is_cuda()) return;
+    try {
+        c10::cuda::CUDACachingAllocator::emptyCache();
+    } catch (...) {
+    }
+#else
+    (void)device;
+#endif
+}
+
+std::string device_name(const c10::Device &device) {
+    return device.is_cuda() ? "cuda:" + std::to_string(device.index()) : std::string("cpu");
+}
+
+// Runs body(); turns every exception into a pm_code and a message "<doing>: <why>".
+// `fallback` is the code for torch errors that are not out-of-memory. `device`, when
+// known, names the device in OOM messages and gets its cache emptied.
+template <class Body>
+pm_code guarded(char *err, size_t errcap, pm_code fallback, const char *doing, const c10::Device *device,
+                Body &&body) noexcept {
+    try {
+        try {
+            body();
+            return PM_OK;
+        } catch (const ShimError &e) {
+            write_message(err, errcap, e.what());
+            return e.code();
+        } catch (const std::bad_alloc &) {
+            write_message(err, errcap, std::string(doing) + ": out of host memory");
+            return PM_ERR_NO_MEMORY;
+        } catch (const std::exception &e) { // c10::Error and the interpreter's std::runtime_error
+            std::string why = short_message(e);
+            if (is_out_of_memory(e)) {
+                if (device) release_cached_memory(*device);
+                std::string where = device ? device_name(*device) : std::string("device");
+                write_message(err, errcap, std::string(doing) + ": " + where + " out of memory: " + why);
+                return PM_ERR_DEVICE_OUT_OF_MEMORY;
+            }
+            write_message(err, errcap, std::string(doing) + ": " + why);
+            return fallback;
+        } catch (...) {
+            write_message(err, errcap, std::string(doing) + ": unknown C++ exception");
+            return PM_ERR_INTERNAL;
+        }
+    } catch (...) { // building a message threw (std::bad_alloc): say as much as we can
+        write_message(err, errcap, "out of host memory while reporting an error");
+        return PM_ERR_NO_MEMORY;
+    }
+}
+
+at::ScalarType dtype_of(pm_precision precision) {
+    switch (precision) {
+    case PM_PRECISION_FP32: return at::kFloat;
+    case PM_PRECISION_FP16: return at::kHalf;
+    case PM_PRECISION_BF16: return at::kBFloat16;
+    default: fail(PM_ERR_INVALID_ARGUMENT, "precision %d is not fp32, fp16 or bf16 (resolve auto first)", int(precision));
+    }
+}
+
+int visible_cuda_devices() {
+#ifdef PETMATTE_WITH_CUDA
+    return int(torch::cuda::device_count());
+#else
+    return 0;
+#endif
+}
+
+// The device to load onto, or a PM_ERR_DEVICE naming what is visible. Never another
+// device than the one asked for.
+c10::Device resolve_device(pm_device_kind kind, int index) {
+    if (kind == PM_DEVICE_CPU) return c10::Device(c10::kCPU);
+    if (kind != PM_DEVICE_CUDA) fail(PM_ERR_INVALID_ARGUMENT, "unknown device kind %d", int(kind));
+#ifdef PETMATTE_WITH_CUDA
+    const int n = visible_cuda_devices();
+    if (n == 0) fail(PM_ERR_DEVICE, "cuda:%d requested, but no CUDA device is visible", index);
+    if (index < 0 || index >= n)
+        fail(PM_ERR_DEVICE, "cuda:%d requested, but only %d CUDA device%s visible (cuda:0..cuda:%d)", index, n,
+             n == 1 ? " is" : "s are", n - 1);
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+#else
+    fail(PM_ERR_DEVICE, "cuda:%d requested, but this build of libpetmatte has no CUDA support", index);
+#endif
+}
+
+// Missing or unreadable is an I/O error; anything torch then rejects is the model's.
+void check_readable(const char *path) {
+    std::FILE *f = std::fopen(path, "rb");
+    if (!f) fail(PM_ERR_IO, "cannot open model file %s: %s", path, std::strerror(errno));
+    errno = 0;
+    const int c = std::fgetc(f); // a directory opens, but fails here (EISDIR)
+    const int read_errno = errno;
+    const bool read_error = std::ferror(f) != 0;
+    std::fclose(f);
+    if (read_error) fail(PM_ERR_IO, "cannot read model file %s: %s", path, std::strerror(read_errno));
+    if (c == EOF) fail(PM_ERR_MODEL, "not a TorchScript archive: %s: the file is empty", path);
+}
+
+torch::jit::Module load_module(const char *path, const c10::Device &device, std::string &manifest) {
+    // Asking for the extra file by name makes torch copy it out if it exists; the
+    // value stays "" otherwise. Loading with `device` maps the weights straight there.
+    torch::jit::ExtraFilesMap extra{{kManifestName, ""}};
+    torch::jit::Module module;
+    try {
+        module = torch::jit::load(path, device, extra);
+    } catch (const std::exception &e) {
+        if (is_out_of_memory(e)) throw;
+        const std::string m = full_message(e);
+        // Errors from the zip reader mean the file is not (a whole) TorchScript archive;
+        // others (e.g. an operator this libtorch does not know) mean it cannot run here.
+        if (m.find("PytorchStreamReader") != std::string::npos || m.find("zip archive") != std::string::npos ||
+            m.find("file not found") != std::string::npos)
+            fail(PM_ERR_MODEL, "not a TorchScript archive (or truncated): %s: %s", path, short_message(e).c_str());
+        if (device.is_cuda() && m.find("CUDA") != std::string::npos)
+            fail(PM_ERR_DEVICE, "cannot load %s onto %s: %s", path, device_name(device).c_str(),
+                 short_message(e).c_str());
+        fail(PM_ERR_MODEL, "cannot load TorchScript model %s: %s", path, short_message(e).c_str());
+    }
+    manifest = extra[kManifestName];
+    return module;
+}
+
+char *copy_string(const std::string &s) {
+    char *p = static_cast<char *>(std::malloc(s.size() + 1));
+    if (!p) fail(PM_ERR_NO_MEMORY, "cannot allocate %zu bytes for the manifest", s.size() + 1);
+    std::memcpy(p, s.data(), s.size());
+    p[s.size()] = '\0';
+    return p;
+}
+
+void check_config(const pm_model_config &c) {
+    if (c.input_width < 1 || c.input_height < 1 || c.input_width > 8192 || c.input_height > 8192)
+        fail(PM_ERR_INVALID_ARGUMENT, "model input size %dx%d is outside 1..8192", c.input_width, c.input_height);
+    for (int i = 0; i < 3; ++i) {
+        if (!std::isfinite(c.mean[i]) || !std::isfinite(c.std[i]) || !(c.std[i] > 0.0f))
+            fail(PM_ERR_INVALID_ARGUMENT, "mean[%d]=%g std[%d]=%g: need finite values and std > 0", i,
+                 double(c.mean[i]), i, double(c.std[i]));
+    }
+    if (c.activation != PM_ACTIVATION_PROBABILITY && c.activation != PM_ACTIVATION_LOGIT)
+        fail(PM_ERR_INVALID_ARGUMENT, "unknown output activation %d", c.activation);
+}
+
+void check_image(const uint8_t *pixels, int width, int height, size_t stride, int channels, const uint8_t *alpha_out) {
+    if (!pixels || !alpha_out) fail(PM_ERR_INVALID_ARGUMENT, "pixels and alpha_out must not be NULL");
+    if (width < 1 || height < 1) fail(PM_ERR_INVALID_ARGUMENT, "image size %dx%d: both must be >= 1", width, height);
+    if (channels != 3 && channels != 4) fail(PM_ERR_INVALID_ARGUMENT, "channels is %d, expected 3 or 4", channels);
+    if (stride < size_t(width) * size_t(channels))
+        fail(PM_ERR_INVALID_ARGUMENT, "stride %zu is less than width*channels = %zu", stride,
+             size_t(width) * size_t(channels));
+    // Torch indexes with int64: keep the byte span well inside it.
+    if (stride > (size_t(1) << 40) / size_t(height))
+        fail(PM_ERR_INVALID_ARGUMENT, "image of %d rows of %zu bytes is too large", height, stride);
+}
+
+} // namespace
+
+std::string short_message(const std::exception &e) {
+    const std::string m = full_message(e);
+    std::string line;
+    // TorchScript interpreter errors open with a generic sentence and a TorchScript
+    // traceback; the original error is the "SomethingError: ..." line after it.
+    if (m.find("Traceback of TorchScript") != std::string::npos ||
+        m.find("The following operation failed in the TorchScript interpreter") != std::string::npos) {
+        size_t pos = 0;
+        while (pos < m.size()) {
+            size_t end = m.find('\n', pos);
+            std::string l = m.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+            if (is_error_line(l)) line = l; // keep the last one: the innermost cause
+            if (end == std::string::npos) break;
+            pos = end + 1;
+        }
+    }
+    if (line.empty()) line = first_line(m);
+    if (line.empty()) line = "(no message)";
+    if (line.size() > kMaxDetail) line = line.substr(0, kMaxDetail) + "...";
+    return line;
+}
+
+} // namespace petmatte
+
+using petmatte::fail;
+using petmatte::guarded;
+
+extern "C" {
+
+pm_code pm_shim_cuda_device_count(int *count, char *err, size_t errcap) {
+    if (count) *count = 0;
+    return guarded(err, errcap, PM_ERR_DEVICE, "counting CUDA devices", nullptr, [&] {
+        if (!count) fail(PM_ERR_INVALID_ARGUMENT, "count must not be NULL");
+        *count = petmatte::visible_cuda_devices();
+    });
+}
+
+void pm_shim_set_cpu_threads(int n) {
+    if (n <= 0) return;
+    try {
+        at::set_num_threads(n);
+    } catch (...) { // torch may refuse once its pool runs; keeping its setting is fine
+    }
+}
+
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
+                     pm_shim_model **out, char **manifest_json, char *err, size_t errcap) {
+    if (out) *out = nullptr;
+    if (manifest_json) *manifest_json = nullptr;
+    // Set once the device is resolved, so that an OOM names it and empties its cache.
+    c10::Device device(c10::kCPU);
+    return guarded(err, errcap, PM_ERR_MODEL, "loading the model", &device, [&] {
+        if (!path || !*path || !out || !manifest_json)
+            fail(PM_ERR_INVALID_ARGUMENT, "path, out and manifest_json must not be NULL or empty");
+        const at::ScalarType dtype = petmatte::dtype_of(precision);
+        device = petmatte::resolve_device(kind, device_index);
+        // Torch 1.13's CPU kernels have no fp16 convolution ("slow_conv2d_cpu" not
+        // implemented for 'Half'); bf16 convolution runs there, so bf16 is allowed.
+        if (device.is_cpu() && precision == PM_PRECISION_FP16)
+            fail(PM_ERR_UNSUPPORTED, "fp16 needs a CUDA device; use fp32 or bf16 on cpu");
+        petmatte::check_readable(path);
+
+        auto model = std::make_unique<pm_shim_model>();
+        std::string manifest;
+        model->module = petmatte::load_module(path, device, manifest);
+        model->module.eval();
+        if (dtype != at::kFloat) model->module.to(dtype); // on the device: no host copy
+        model->device = device;
+        model->dtype = dtype;
+        model->precision = precision;
+
+        // An empty extra file is indistinguishable from a missing one: both are "absent".
+        char *json = manifest.empty() ? nullptr : petmatte::copy_string(manifest);
+        *out = model.release();
+        *manifest_json = json;
+    });
+}
+
+pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "configuring the model", model ? &model->device : nullptr, [&] {
+        if (!model || !config) fail(PM_ERR_INVALID_ARGUMENT, "model and config must not be NULL");
+        petmatte::check_config(*config);
+        petmatte::prepare_config(*model, *config);
+        model->configured = true;
+    });
+}
+
+pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, int height, size_t stride,
+                      int channels, uint8_t *alpha_out, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_INFERENCE, "inference failed", model ? &model->device : nullptr, [&] {
+        if (!model) fail(PM_ERR_INVALID_ARGUMENT, "model must not be NULL");
+        if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_infer called before pm_shim_configure");
+        if (stride == 0) stride = size_t(width > 0 ? width : 0) * size_t(channels > 0 ? channels : 0);
+        petmatte::check_image(pixels, width, height, stride, channels, alpha_out);
+        petmatte::run_pipeline(*model, pixels, width, height, stride, channels, alpha_out);
+    });
+}
+
+pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap) {
+    if (ms) *ms = 0.0;
+    return guarded(err, errcap, PM_ERR_INFERENCE, "warm-up inference failed", model ? &model->device : nullptr, [&] {
+        if (!model || !ms) fail(PM_ERR_INVALID_ARGUMENT, "model and ms must not be NULL");
+        if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_warm_once called before pm_shim_configure");
+        const int w = model->config.input_width, h = model->config.input_height;
+        std::vector<uint8_t> alpha(size_t(w) * size_t(h));
+        // Drain earlier queued work so it is not billed to this run.
+        petmatte::synchronize(model->device);
+        const auto t0 = std::chrono::steady_clock::now();
+        petmatte::run_pipeline(*model, model->warm_pixels.data(), w, h, size_t(w) * 3, 3, alpha.data());
+        petmatte::synchronize(model->device);
+        const auto t1 = std::chrono::steady_clock::now();
+        *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+    });
+}
+
+void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t cap) {
+    if (!buf || cap == 0) return;
+    try {
+        if (!model || !model->device.is_cuda()) {
+            std::snprintf(buf, cap, "%s", model ? "cpu" : "");
+            return;
+        }
+        const int index = model->device.index();
+#ifdef PETMATTE_WITH_CUDA
+        std::snprintf(buf, cap, "cuda:%d %s", index, at::cuda::getDeviceProperties(index)->name);
+#else
+        std::snprintf(buf, cap, "cuda:%d", index);
+#endif
+    } catch (...) { // the name is decoration: fall back to the bare device
+        std::snprintf(buf, cap, "%s", model ? petmatte::device_name(model->device).c_str() : "");
+    }
+}
+
+uint64_t pm_shim_device_memory(const pm_shim_model *model) {
+#ifdef PETMATTE_WITH_CUDA
+    if (!model || !model->device.is_cuda()) return 0;
+    try {
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(model->device.index());
+        // Index 0 is StatType::AGGREGATE in every version (the enum's home moved in 2.x).
+        const int64_t reserved = stats.reserved_bytes[0].current;
+        return reserved > 0 ? uint64_t(reserved) : 0;
+    } catch (...) {
+        return 0;
+    }
+#else
+    (void)model;
+    return 0;
+#endif
+}
+
+void pm_shim_free(pm_shim_model *model) {
+    if (!model) return;
+    const c10::Device device = model->device;
+    try {
+        delete model;
+    } catch (...) { // tensor destructors do not throw; this only keeps the C boundary tight
+    }
+    // Give the freed weights back to the driver rather than keep them cached for
+    // nobody. Blocks other live models use are untouched.
+    petmatte::release_cached_memory(device);
+}
+
+} // extern "C"

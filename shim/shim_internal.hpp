@@ -1,0 +1,73 @@
+// shim_internal.hpp - what shim.cpp (the C boundary) and pipeline.cpp (the tensor
+// work) share. C++ only; never included by lib/.
+#ifndef PETMATTE_SHIM_INTERNAL_HPP
+#define PETMATTE_SHIM_INTERNAL_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/script.h>
+
+#include "shim.h"
+
+// The opaque handle behind pm_shim_model. After pm_shim_configure returns, nothing
+// in it changes until pm_shim_free, so concurrent pm_shim_infer calls only read it;
+// every per-call tensor lives on the calling thread's stack.
+struct pm_shim_model {
+    torch::jit::Module module;
+    c10::Device device{c10::kCPU};
+    at::ScalarType dtype{at::kFloat}; // what the weights were converted to
+    pm_precision precision{PM_PRECISION_FP32};
+
+    bool configured{false};
+    pm_model_config config{};
+    at::Tensor norm_mean; // [1,3,1,1] float32 on `device`, from config.mean
+    at::Tensor norm_std;  // [1,3,1,1] float32 on `device`, from config.std
+    std::vector<uint8_t> warm_pixels; // RGB, input_width x input_height, for warm-up
+};
+
+namespace petmatte {
+
+// An error the shim detected itself: carries the pm_code to return. Torch's own
+// exceptions are classified where they are caught (shim.cpp).
+class ShimError : public std::runtime_error {
+public:
+    ShimError(pm_code code, const std::string &message) : std::runtime_error(message), code_(code) {}
+    pm_code code() const noexcept { return code_; }
+
+private:
+    pm_code code_;
+};
+
+// Throws ShimError(code, printf-style message).
+[[noreturn]] void fail(pm_code code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// "[1, 3, 32, 32]".
+std::string shape_string(at::IntArrayRef sizes);
+
+// The last step before a tensor op error reaches the caller: torch's message without
+// its C++ backtrace, reduced to the line that says what went wrong (for TorchScript
+// interpreter errors, the original error at the bottom of the TorchScript traceback).
+std::string short_message(const std::exception &e);
+
+// Fills model.norm_mean/norm_std/warm_pixels from config (already validated).
+void prepare_config(pm_shim_model &model, const pm_model_config &config);
+
+// The whole inference: host pixels in, one byte a pixel out (see pm_shim_infer).
+// Throws ShimError for bad model output; torch exceptions pass through.
+void run_pipeline(const pm_shim_model &model, const uint8_t *pixels, int width, int height,
+                  size_t stride, int channels, uint8_t *alpha_out);
+
+// Waits for the device's queued work (no-op on CPU).
+void synchronize(const c10::Device &device);
+
+} // namespace petmatte
+
+#endif

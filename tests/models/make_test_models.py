@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Writes the tiny TorchScript models the tests use, into the folder given.
+
+Each model's output is a known function of its input, so tests can assert exact
+pixels. Run with Debian's torch: /usr/bin/python3 make_test_models.py OUTDIR
+"""
+import json
+import os
+import sys
+import zipfile
+
+import torch
+
+SIZE = 32
+
+
+def manifest(name, size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), activation="probability",
+             normalize="none", align_corners=True, random_weights=False, **extra):
+    m = {
+        "format": "petmatte-manifest", "version": 1, "name": name,
+        "input": {"width": size, "height": size, "mean": list(mean), "std": list(std)},
+        "output": {"activation": activation, "normalize": normalize, "resize": "bilinear",
+                   "align_corners": align_corners},
+        "random_weights": random_weights,
+    }
+    m.update(extra)
+    return json.dumps(m)
+
+
+class Red(torch.nn.Module):
+    """alpha = red channel (mean 0, std 1: the input is rgb/255 unchanged)."""
+
+    def forward(self, x):
+        return x[:, 0:1]
+
+
+class RedImageNet(torch.nn.Module):
+    """Undoes ImageNet normalisation of the red channel: for manifest-less tests."""
+
+    def forward(self, x):
+        return x[:, 0:1] * 0.229 + 0.485
+
+
+class RedLogit(torch.nn.Module):
+    """A logit whose sigmoid is known: 8 * (red - 0.5)."""
+
+    def forward(self, x):
+        return (x[:, 0:1] - 0.5) * 8.0
+
+
+class RedTuple(torch.nn.Module):
+    """Returns (matte, side output) like multi-output saliency models."""
+
+    def forward(self, x):
+        return x[:, 0:1], x[:, 1:2] * 0.0
+
+
+class WrongShape(torch.nn.Module):
+    def forward(self, x):
+        return x  # three channels: not a matte
+
+
+class NaNOutput(torch.nn.Module):
+    def forward(self, x):
+        return x[:, 0:1] * float("nan")
+
+
+class ThrowsOnFlatImage(torch.nn.Module):
+    """Works in warm-up (textured input) but raises on a single-colour image."""
+
+    def forward(self, x):
+        if bool(x.max() == x.min()):
+            raise RuntimeError("test model refuses a flat image")
+        return x[:, 0:1]
+
+
+class Slow(torch.nn.Module):
+    """Some real work (a few convolutions at 96x96) so timing and overlap are observable."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        layers = [torch.nn.Conv2d(3, 24, 3, padding=1)]
+        for _ in range(6):
+            layers += [torch.nn.ReLU(), torch.nn.Conv2d(24, 24, 3, padding=1)]
+        layers += [torch.nn.ReLU(), torch.nn.Conv2d(24, 1, 3, padding=1)]
+        self.body = torch.nn.Sequential(*layers)
+
+    def forward(self, x):
+        return torch.sigmoid(self.body(x))
+
+
+def save_traced(module, path, size=SIZE, extra=None):
+    example = torch.rand(1, 3, size, size)
+    traced = torch.jit.trace(module.eval(), example, check_trace=False)
+    files = {"petmatte.json": extra} if extra is not None else {}
+    torch.jit.save(traced, path, _extra_files=files)
+
+
+def save_scripted(module, path, extra=None):
+    scripted = torch.jit.script(module.eval())
+    files = {"petmatte.json": extra} if extra is not None else {}
+    torch.jit.save(scripted, path, _extra_files=files)
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    p = lambda name: os.path.join(out, name)
+    save_traced(Red(), p("red32.pt"), extra=manifest("red32"))
+    save_traced(Red(), p("red32_align_false.pt"), extra=manifest("red32-af", align_corners=False))
+    save_traced(RedImageNet(), p("red_no_manifest.pt"))
+    save_traced(RedLogit(), p("red32_logit.pt"), extra=manifest("red32-logit", activation="logit"))
+    save_traced(RedTuple(), p("red32_tuple.pt"), extra=manifest("red32-tuple"))
+    save_traced(Red(), p("red32_minmax.pt"), extra=manifest("red32-minmax", normalize="minmax"))
+    save_traced(Red(), p("red32_random.pt"), extra=manifest("red32-random", random_weights=True))
+    save_traced(WrongShape(), p("wrong_shape.pt"), extra=manifest("wrong-shape"))
+    save_traced(NaNOutput(), p("nan_output.pt"), extra=manifest("nan"))
+    save_scripted(ThrowsOnFlatImage(), p("throws_on_flat.pt"), extra=manifest("throws"))
+    save_traced(Slow(), p("slow96.pt"), size=96, extra=manifest("slow96", size=96))
+    save_traced(Red(), p("bad_json.pt"), extra="{\"name\": \"bad\", ")
+    save_traced(Red(), p("absurd_size.pt"), extra=manifest("absurd", size=100000))
+    save_traced(Red(), p("future_version.pt"), extra=json.dumps({"format": "petmatte-manifest", "version": 99}))
+
+    # Files that are not models.
+    open(p("empty.pt"), "wb").close()
+    with zipfile.ZipFile(p("not_torchscript.pt"), "w") as z:
+        z.writestr("archive/hello.txt", "a zip, but not TorchScript")
+    with open(p("red32.pt"), "rb") as f:
+        whole = f.read()
+    with open(p("truncated.pt"), "wb") as f:
+        f.write(whole[: len(whole) // 2])
+    with open(p("random_bytes.pt"), "wb") as f:
+        f.write(bytes((i * 131 + 7) % 256 for i in range(4096)))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_test_models.py OUTDIR")
+    main(sys.argv[1])

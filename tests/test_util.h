@@ -1,0 +1,69 @@
+/* test_util.h - shared helpers for the C tests (models folder, contexts, images). */
+#ifndef PM_TEST_UTIL_H
+#define PM_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "petmatte.h"
+
+/* Path of a test model made by tests/models/make_test_models.py. */
+static inline const char *model_path(const char *name) {
+    static _Thread_local char buf[1024];
+    const char *dir = getenv("PM_TEST_MODELS");
+    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "build/tests/models", name);
+    return buf;
+}
+
+/* Opens a CPU context on a test model with a quick warm-up; asserts success. */
+static inline pm_ctx *open_model(const char *name) {
+    pm_params p;
+    pm_params_init(&p);
+    p.model_path = model_path(name);
+    p.device = "cpu";
+    p.cpu_threads = 1;
+    p.warmup_min_runs = 3;
+    p.warmup_max_runs = 6;
+    pm_ctx *ctx = NULL;
+    pm_code rc = pm_open(&p, &ctx);
+    if (rc != PM_OK) fprintf(stderr, "pm_open(%s): %s\n", name, pm_errmsg(NULL));
+    assert_int_equal(rc, PM_OK);
+    assert_non_null(ctx);
+    return ctx;
+}
+
+/* A raw RGB image whose red channel is a known pattern: red(x, y) = (7x + 3y) % 256. */
+static inline uint8_t pattern_red(int x, int y) { return (uint8_t)((7 * x + 3 * y) % 256); }
+
+static inline uint8_t *make_rgb(int w, int h) {
+    uint8_t *px = malloc((size_t)w * h * 3);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = px + ((size_t)y * w + x) * 3;
+            p[0] = pattern_red(x, y);
+            p[1] = (uint8_t)(x * 5);
+            p[2] = (uint8_t)(255 - y * 5);
+        }
+    return px;
+}
+
+static inline pm_image raw_image(int format, const void *data, int w, int h, size_t stride, size_t size) {
+    pm_image img;
+    pm_image_init(&img);
+    img.format = format;
+    img.data = data;
+    img.width = w;
+    img.height = h;
+    img.stride = stride;
+    img.size = size;
+    return img;
+}
+
+#endif
