@@ -122,6 +122,22 @@ at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int heigh
     return p.clamp(0.0, 1.0).mul_(255.0).round_().to(at::kByte);
 }
 
+void infer_on_device(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+                     int channels, uint8_t *alpha_out) {
+    at::Tensor input = to_model_input(model, upload_rgb(model, pixels, width, height, stride, channels));
+
+    // A copy of the Module handle (shared, refcounted): forward() is not const, and
+    // the graph executor is safe to call from several threads.
+    torch::jit::Module module = model.module;
+    std::vector<c10::IValue> inputs{std::move(input)};
+    c10::IValue out = module.forward(std::move(inputs));
+
+    at::Tensor matte = to_matte(model, pick_prediction(out), height, width);
+    // Straight into the caller's buffer (a synchronous device->host copy on CUDA).
+    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte))
+        .copy_(matte.reshape({height, width}));
+}
+
 } // namespace
 
 std::string shape_string(at::IntArrayRef sizes) {
@@ -159,22 +175,14 @@ void run_pipeline(const pm_shim_model &model, const uint8_t *pixels, int width, 
     // No autograd bookkeeping. (c10::InferenceMode would be a little cheaper, but
     // TorchScript modules have hit inference-tensor errors with it in some versions.)
     torch::NoGradGuard no_grad;
-    // Make the model's GPU current for this thread, for ops that use "the current device".
-    c10::OptionalDeviceGuard device_guard;
-    if (model.device.is_cuda()) device_guard.reset_device(model.device);
-
-    at::Tensor input = to_model_input(model, upload_rgb(model, pixels, width, height, stride, channels));
-
-    // A copy of the Module handle (shared, refcounted): forward() is not const, and
-    // the graph executor is safe to call from several threads.
-    torch::jit::Module module = model.module;
-    std::vector<c10::IValue> inputs{std::move(input)};
-    c10::IValue out = module.forward(std::move(inputs));
-
-    at::Tensor matte = to_matte(model, pick_prediction(out), height, width);
-    // Straight into the caller's buffer (a synchronous device->host copy on CUDA).
-    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte))
-        .copy_(matte.reshape({height, width}));
+    if (model.device.is_cuda()) {
+        // Make the model's GPU current for this thread, for ops that use "the current
+        // device" (the caller's thread may have another one current, or none).
+        c10::DeviceGuard device_guard(model.device);
+        infer_on_device(model, pixels, width, height, stride, channels, alpha_out);
+    } else {
+        infer_on_device(model, pixels, width, height, stride, channels, alpha_out);
+    }
 }
 
 void synchronize(const c10::Device &device) {

@@ -21,6 +21,7 @@
 #include <new>
 #include <string>
 
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
 #ifdef PETMATTE_WITH_CUDA
