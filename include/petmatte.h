@@ -104,6 +104,13 @@ typedef struct pm_params {
     int warmup_max_runs;       /* give up waiting for stability after this many; default 20 */
     double warmup_tolerance;   /* stable when the last 3 runs are within this fraction
                                   of their median; default 0.15 */
+    /* How the model runs. -1 = auto (the default): what measured fastest for the
+     * device (docs/benchmarks.md); 0 = off; 1 = on. */
+    int cuda_graph;            /* CUDA: capture the forward pass in warm-up, replay it after;
+                                  auto = on, running eagerly if the model cannot be captured */
+    int channels_last;         /* NHWC weights and input (conv nets on GPUs); auto = on for CUDA */
+    int jit_optimize;          /* let TorchScript's profiling executor re-optimise the graph
+                                  (on an early call; warm-up absorbs it); auto = off */
 } pm_params;
 
 PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
@@ -167,6 +174,7 @@ typedef struct pm_status {
     uint64_t device_memory_bytes; /* CUDA memory held by this context; 0 on CPU */
     int last_error_code;       /* pm_code of the context's most recent failure, PM_OK if none */
     char last_error[256];      /* its message, "" if none */
+    int cuda_graph;            /* 1 when inferences replay a captured CUDA graph */
 } pm_status;
 
 PM_API void pm_status_init_sized(pm_status *status, size_t struct_size);

@@ -54,6 +54,9 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.warmup_min_runs = 3;
     d.warmup_max_runs = 20;
     d.warmup_tolerance = 0.15;
+    d.cuda_graph = -1;
+    d.channels_last = -1;
+    d.jit_optimize = -1;
     memcpy(p, &d, struct_size < sizeof d ? struct_size : sizeof d);
     p->struct_size = struct_size;
 }
@@ -170,6 +173,11 @@ static pm_code validate_params(const pm_params *p) {
         return BAD("params.warmup_max_runs %d is outside warmup_min_runs..1000", p->warmup_max_runs);
     if (!(p->warmup_tolerance > 0.0 && p->warmup_tolerance <= 10.0))
         return BAD("params.warmup_tolerance must be in (0, 10]");
+    if (p->cuda_graph < -1 || p->cuda_graph > 1) return BAD("params.cuda_graph %d is not -1, 0 or 1", p->cuda_graph);
+    if (p->channels_last < -1 || p->channels_last > 1)
+        return BAD("params.channels_last %d is not -1, 0 or 1", p->channels_last);
+    if (p->jit_optimize < -1 || p->jit_optimize > 1)
+        return BAD("params.jit_optimize %d is not -1, 0 or 1", p->jit_optimize);
 #undef BAD
     return PM_OK;
 }
@@ -217,6 +225,9 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     c->limits.max_pixels = p.max_pixels;
     c->limits.max_encoded_bytes = p.max_encoded_bytes;
     c->cpu_threads = p.cpu_threads;
+    c->cuda_graph = p.cuda_graph;
+    c->channels_last = p.channels_last;
+    c->jit_optimize = p.jit_optimize;
     c->warmup_min_runs = p.warmup_min_runs;
     c->warmup_max_runs = p.warmup_max_runs;
     c->warmup_tolerance = p.warmup_tolerance;
@@ -229,12 +240,6 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     if (pthread_cond_init(&c->flight_done, NULL) != 0) {
         pthread_mutex_destroy(&c->mu);
         rc = pm_fail(NULL, PM_ERR_NO_MEMORY, "pm_open: cannot create a condition variable");
-        goto fail;
-    }
-    if (pthread_mutex_init(&c->infer_mu, NULL) != 0) {
-        pthread_cond_destroy(&c->flight_done);
-        pthread_mutex_destroy(&c->mu);
-        rc = pm_fail(NULL, PM_ERR_NO_MEMORY, "pm_open: cannot create a mutex");
         goto fail;
     }
     c->open_ms = pm_now_ms() - t0;
@@ -255,7 +260,6 @@ void pm_close(pm_ctx *c) {
     pthread_mutex_unlock(&c->mu);
     if (bg != PM_BG_NONE) pthread_join(c->bg_thread, NULL);
     if (c->model) pm_shim_free(c->model);
-    pthread_mutex_destroy(&c->infer_mu);
     pthread_cond_destroy(&c->flight_done);
     pthread_mutex_destroy(&c->mu);
     free(c->model_path);
@@ -302,10 +306,9 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
         pm_rgba_free(&img);
         return pm_fail(c, PM_ERR_NO_MEMORY, "no memory for a %dx%d matte", img.width, img.height);
     }
-    pthread_mutex_lock(&c->infer_mu);
+    /* No lock here: the shim serialises only the forward pass itself. */
     rc = pm_shim_infer(c->model, img.px, img.width, img.height, (size_t)img.width * 4, 4, matte, err,
                        sizeof err);
-    pthread_mutex_unlock(&c->infer_mu);
     if (rc == PM_OK) rc = pm_build_output(&img, matte, &opt, out, err, sizeof err);
     free(matte);
     pm_rgba_free(&img);

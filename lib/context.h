@@ -28,6 +28,7 @@ struct pm_ctx {
     int input_size;
     pm_limits limits;
     int cpu_threads;
+    int cuda_graph, channels_last, jit_optimize; /* -1 auto, 0, 1 (pm_params) */
     int warmup_min_runs, warmup_max_runs;
     double warmup_tolerance;
     double open_ms;
@@ -60,9 +61,6 @@ struct pm_ctx {
 
     enum pm_bg_state bg;
     pthread_t bg_thread;
-
-    /* Serialises forward passes; never held while decoding or encoding. */
-    pthread_mutex_t infer_mu;
 };
 
 /* Records a failure: in the calling thread's buffer (for pm_errmsg) and, when ctx is

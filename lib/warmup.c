@@ -86,7 +86,16 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     double t0 = pm_now_ms();
     pm_shim_model *model = NULL;
     char *manifest = NULL;
-    rc = pm_shim_load(c->model_path, c->kind, c->device_index, precision, &model, &manifest, err, cap);
+    /* auto = what measured fastest (docs/benchmarks.md): graphs and NHWC on CUDA, and
+     * the executor left as loaded (its re-optimisation stalls and gains little). */
+    const int cuda = c->kind == PM_DEVICE_CUDA;
+    pm_shim_options opts = {
+        .precision = precision,
+        .cuda_graph = cuda ? c->cuda_graph : 0,
+        .channels_last = c->channels_last >= 0 ? c->channels_last : cuda,
+        .jit_optimize = c->jit_optimize >= 0 ? c->jit_optimize : 0,
+    };
+    rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);
     if (rc != PM_OK) return rc;
     double load_ms = pm_now_ms() - t0;
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/nn/functional/upsampling.h>
 
@@ -53,7 +54,10 @@ at::Tensor to_model_input(const pm_shim_model &model, at::Tensor rgb) {
                                       .antialias(shrinking));
     }
     // Normalise in float32, then convert: fp16/bf16 happen only at the model boundary.
-    return rgb.sub_(model.norm_mean).div_(model.norm_std).to(model.dtype);
+    at::Tensor x = rgb.sub_(model.norm_mean).div_(model.norm_std).to(model.dtype);
+    // The same memory order as the weights (NHWC when channels_last), and always the
+    // same strides: a captured CUDA graph expects exactly the layout it saw.
+    return x.contiguous(model.opts.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
 }
 
 // Picks the prediction out of whatever forward() returned (docs/manifest.md).
@@ -104,7 +108,7 @@ at::Tensor check_shape(const at::Tensor &pred) {
 at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int height, int width) {
     const pm_model_config &cfg = model.config;
     // Out-of-place first: the output may alias a tensor the model keeps.
-    at::Tensor p = check_shape(raw).to(at::kFloat);
+    at::Tensor p = raw.to(at::kFloat);
     if (!at::isfinite(p).all().item<bool>()) fail(PM_ERR_MODEL, "model output contains NaN or Inf");
     if (cfg.activation == PM_ACTIVATION_LOGIT) p = p.sigmoid();
     if (cfg.minmax_normalize) {
@@ -122,21 +126,20 @@ at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int heigh
     return p.clamp(0.0, 1.0).mul_(255.0).round_().to(at::kByte);
 }
 
-void infer_on_device(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                     int channels, uint8_t *alpha_out) {
-    at::Tensor input = to_model_input(model, upload_rgb(model, pixels, width, height, stride, channels));
+// Sets TorchScript's (thread-local) "optimise the graph" switch for one call and
+// puts the caller's value back: the host's own TorchScript use keeps its setting.
+class ExecutorOptimizeGuard {
+public:
+    explicit ExecutorOptimizeGuard(bool optimize) : saved_(torch::jit::getGraphExecutorOptimize()) {
+        torch::jit::setGraphExecutorOptimize(optimize);
+    }
+    ~ExecutorOptimizeGuard() { torch::jit::setGraphExecutorOptimize(saved_); }
+    ExecutorOptimizeGuard(const ExecutorOptimizeGuard &) = delete;
+    ExecutorOptimizeGuard &operator=(const ExecutorOptimizeGuard &) = delete;
 
-    // A copy of the Module handle (shared, refcounted): forward() is not const, and
-    // the graph executor is safe to call from several threads.
-    torch::jit::Module module = model.module;
-    std::vector<c10::IValue> inputs{std::move(input)};
-    c10::IValue out = module.forward(std::move(inputs));
-
-    at::Tensor matte = to_matte(model, pick_prediction(out), height, width);
-    // Straight into the caller's buffer (a synchronous device->host copy on CUDA).
-    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte))
-        .copy_(matte.reshape({height, width}));
-}
+private:
+    bool saved_;
+};
 
 } // namespace
 
@@ -170,19 +173,46 @@ void prepare_config(pm_shim_model &model, const pm_model_config &config) {
     }
 }
 
-void run_pipeline(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+at::Tensor preprocess(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+                      int channels) {
+    return to_model_input(model, upload_rgb(model, pixels, width, height, stride, channels));
+}
+
+at::Tensor eager_forward(pm_shim_model &model, const at::Tensor &input) {
+    ExecutorOptimizeGuard optimize(model.opts.jit_optimize != 0);
+    // A copy of the Module handle (shared, refcounted): forward() is not const.
+    torch::jit::Module module = model.module;
+    std::vector<c10::IValue> inputs{input};
+    c10::IValue out = module.forward(std::move(inputs));
+    return check_shape(pick_prediction(out));
+}
+
+void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
+                 uint8_t *alpha_out) {
+    at::Tensor matte = to_matte(model, prediction, height, width);
+    // Straight into the caller's buffer (a synchronous device->host copy on CUDA).
+    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte))
+        .copy_(matte.reshape({height, width}));
+}
+
+void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                   int channels, uint8_t *alpha_out) {
     // No autograd bookkeeping. (c10::InferenceMode would be a little cheaper, but
     // TorchScript modules have hit inference-tensor errors with it in some versions.)
     torch::NoGradGuard no_grad;
+#ifdef PETMATTE_WITH_CUDA
     if (model.device.is_cuda()) {
-        // Make the model's GPU current for this thread, for ops that use "the current
-        // device" (the caller's thread may have another one current, or none).
-        c10::DeviceGuard device_guard(model.device);
-        infer_on_device(model, pixels, width, height, stride, channels, alpha_out);
-    } else {
-        infer_on_device(model, pixels, width, height, stride, channels, alpha_out);
+        run_pipeline_cuda(model, pixels, width, height, stride, channels, alpha_out);
+        return;
     }
+#endif
+    at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
+    at::Tensor prediction;
+    {
+        std::lock_guard<std::mutex> lock(model.forward_mu);
+        prediction = eager_forward(model, input);
+    }
+    postprocess(model, prediction, width, height, alpha_out);
 }
 
 void synchronize(const c10::Device &device) {

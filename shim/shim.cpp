@@ -215,6 +215,14 @@ torch::jit::Module load_module(const char *path, const c10::Device &device, std:
     return module;
 }
 
+// Convolution weights in NHWC order, so cuDNN picks its tensor-core NHWC kernels
+// for an NHWC input instead of transposing at every layer.
+void to_channels_last(torch::jit::Module &module) {
+    for (at::Tensor p : module.parameters(/*recurse=*/true)) {
+        if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+}
+
 char *copy_string(const std::string &s) {
     char *p = static_cast<char *>(std::malloc(s.size() + 1));
     if (!p) fail(PM_ERR_NO_MEMORY, "cannot allocate %zu bytes for the manifest", s.size() + 1);
@@ -294,15 +302,16 @@ void pm_shim_set_cpu_threads(int n) {
     }
 }
 
-pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, const pm_shim_options *opts,
                      pm_shim_model **out, char **manifest_json, char *err, size_t errcap) {
     if (out) *out = nullptr;
     if (manifest_json) *manifest_json = nullptr;
     // Set once the device is resolved, so that an OOM names it and empties its cache.
     c10::Device device(c10::kCPU);
     return guarded(err, errcap, PM_ERR_MODEL, "loading the model", &device, [&] {
-        if (!path || !*path || !out || !manifest_json)
-            fail(PM_ERR_INVALID_ARGUMENT, "path, out and manifest_json must not be NULL or empty");
+        if (!path || !*path || !opts || !out || !manifest_json)
+            fail(PM_ERR_INVALID_ARGUMENT, "path, opts, out and manifest_json must not be NULL or empty");
+        const pm_precision precision = opts->precision;
         const at::ScalarType dtype = petmatte::dtype_of(precision);
         device = petmatte::resolve_device(kind, device_index);
         // Torch 1.13's CPU kernels have no fp16 convolution ("slow_conv2d_cpu" not
@@ -316,9 +325,13 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm
         model->module = petmatte::load_module(path, device, manifest);
         model->module.eval();
         if (dtype != at::kFloat) model->module.to(dtype); // on the device: no host copy
+        if (opts->channels_last) petmatte::to_channels_last(model->module);
         model->device = device;
         model->dtype = dtype;
-        model->precision = precision;
+        model->opts = *opts;
+#ifdef PETMATTE_WITH_CUDA
+        if (device.is_cuda()) model->cuda = petmatte::make_cuda_runner(device);
+#endif
 
         // An empty extra file is indistinguishable from a missing one: both are "absent".
         char *json = manifest.empty() ? nullptr : petmatte::copy_string(manifest);
@@ -362,6 +375,15 @@ pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t er
         const auto t1 = std::chrono::steady_clock::now();
         *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     });
+}
+
+int pm_shim_uses_cuda_graph(const pm_shim_model *model) {
+#ifdef PETMATTE_WITH_CUDA
+    return model && model->cuda && petmatte::cuda_runner_has_graph(*model->cuda) ? 1 : 0;
+#else
+    (void)model;
+    return 0;
+#endif
 }
 
 void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t cap) {

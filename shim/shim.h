@@ -45,20 +45,34 @@ pm_code pm_shim_cuda_device_count(int *count, char *err, size_t errcap);
 /* Sets torch's intra-op thread count (process-wide in torch). n > 0. */
 void pm_shim_set_cpu_threads(int n);
 
+/* How the model runs on its device. Resolved by lib/ (no -1 "auto" reaches here
+ * except where noted). */
+typedef struct pm_shim_options {
+    pm_precision precision; /* FP32/FP16/BF16; never AUTO */
+    int cuda_graph;         /* CUDA only: 1 capture the forward pass once warm and replay it;
+                               -1 try, and run eagerly if the model cannot be captured */
+    int channels_last;      /* 1: weights and input in NHWC memory order (conv nets on GPUs) */
+    int jit_optimize;       /* 1: TorchScript's profiling executor may re-optimise the graph
+                               (it does so on an early call: warm-up absorbs it); 0: it runs
+                               the graph as loaded, with no such stall */
+} pm_shim_options;
+
 /* Loads the TorchScript archive at path straight onto the device, in eval mode,
- * converted to `precision` (FP32/FP16/BF16; never AUTO). The archive's extra file
- * "petmatte.json", if present, is returned as a malloc'd NUL-terminated string in
- * *manifest_json (NULL when absent); the caller frees it.
+ * converted to opts->precision. The archive's extra file "petmatte.json", if
+ * present, is returned as a malloc'd NUL-terminated string in *manifest_json (NULL
+ * when absent); the caller frees it.
  * Errors: PM_ERR_IO (unreadable), PM_ERR_MODEL (not TorchScript, truncated),
  * PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_UNSUPPORTED (precision on device). */
-pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, const pm_shim_options *opts,
                      pm_shim_model **out, char **manifest_json, char *err, size_t errcap);
 
 /* Sets the pre/post-processing the model needs. Call once, before any inference. */
 pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, char *err, size_t errcap);
 
-/* One inference on an 8-bit image: pixels is height rows of width*channels bytes,
- * `stride` bytes apart, channels 3 (RGB) or 4 (RGBA; alpha is ignored here).
+/* One inference on an 8-bit image. Safe to call from several threads at once: the
+ * forward pass itself is serialised inside (one at a time per model), the
+ * resizing, normalising and matte work of other calls overlaps it.
+ * pixels is height rows of width*channels bytes, `stride` bytes apart, channels 3 (RGB) or 4 (RGBA; alpha is ignored here).
  * Resizes to the model input (bilinear, antialiased), normalises, runs the model,
  * applies the activation / min-max rule, upsamples to width x height and writes one
  * byte a pixel (round(255 * matte)) to alpha_out, `width` bytes a row.
@@ -70,6 +84,9 @@ pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, in
 /* One warm-up inference at the model's input size on deterministic synthetic data,
  * synchronised, so its wall time is the model's latency. *ms gets that time. */
 pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap);
+
+/* 1 once forward passes replay a captured CUDA graph. */
+int pm_shim_uses_cuda_graph(const pm_shim_model *model);
 
 /* "cpu" or "cuda:0 NVIDIA H100 80GB HBM3". */
 void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t cap);

@@ -7,26 +7,37 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include <torch/script.h>
 
 #include "shim.h"
 
-// The opaque handle behind pm_shim_model. After pm_shim_configure returns, nothing
-// in it changes until pm_shim_free, so concurrent pm_shim_infer calls only read it;
-// every per-call tensor lives on the calling thread's stack.
+namespace petmatte {
+struct CudaRunner; // cuda_runner.cpp: the model's stream, CUDA graph and static buffers
+}
+
+// The opaque handle behind pm_shim_model. After pm_shim_configure returns, only
+// the members guarded by forward_mu change, so concurrent pm_shim_infer calls
+// share it safely; every other per-call tensor lives on the calling thread's stack.
 struct pm_shim_model {
     torch::jit::Module module;
     c10::Device device{c10::kCPU};
     at::ScalarType dtype{at::kFloat}; // what the weights were converted to
-    pm_precision precision{PM_PRECISION_FP32};
+    pm_shim_options opts{};
 
     bool configured{false};
     pm_model_config config{};
     at::Tensor norm_mean; // [1,3,1,1] float32 on `device`, from config.mean
     at::Tensor norm_std;  // [1,3,1,1] float32 on `device`, from config.std
     std::vector<uint8_t> warm_pixels; // RGB, input_width x input_height, for warm-up
+
+    // One forward pass (or graph replay) at a time: on the CPU two would fight over
+    // the same intra-op threads; on a GPU the captured graph has one set of buffers.
+    std::mutex forward_mu;
+    std::shared_ptr<petmatte::CudaRunner> cuda; // CUDA builds, CUDA models only
 };
 
 namespace petmatte {
@@ -60,10 +71,34 @@ std::string short_message(const std::exception &e);
 // Fills model.norm_mean/norm_std/warm_pixels from config (already validated).
 void prepare_config(pm_shim_model &model, const pm_model_config &config);
 
+// Host pixels -> the model's input tensor on its device: [1, 3, H, W] at the
+// model's input size, normalised, in the model's dtype and memory format.
+at::Tensor preprocess(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+                      int channels);
+
+// forward() as loaded (caller holds forward_mu): the prediction, checked, as
+// [1, 1, h, w]. Throws ShimError for an output of the wrong kind or shape.
+at::Tensor eager_forward(pm_shim_model &model, const at::Tensor &input);
+
+// Prediction -> activation / min-max -> width x height -> 8-bit, into alpha_out.
+// Throws ShimError when the prediction holds NaN or Inf.
+void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
+                 uint8_t *alpha_out);
+
 // The whole inference: host pixels in, one byte a pixel out (see pm_shim_infer).
 // Throws ShimError for bad model output; torch exceptions pass through.
-void run_pipeline(const pm_shim_model &model, const uint8_t *pixels, int width, int height,
-                  size_t stride, int channels, uint8_t *alpha_out);
+void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+                  int channels, uint8_t *alpha_out);
+
+#ifdef PETMATTE_WITH_CUDA
+// cuda_runner.cpp. Sets up the model's stream (and cuDNN autotuning) at load.
+std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
+// run_pipeline for a CUDA model: its own pool stream for pre/post-processing, the
+// forward pass on the model's stream, replayed from a CUDA graph once captured.
+void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
+                       int channels, uint8_t *alpha_out);
+bool cuda_runner_has_graph(const CudaRunner &runner);
+#endif
 
 // Waits for the device's queued work (no-op on CPU).
 void synchronize(const c10::Device &device);
