@@ -38,7 +38,7 @@ pm_code pm_fail(pm_ctx *ctx, pm_code code, const char *fmt, ...) {
     if (ctx) {
         pthread_mutex_lock(&ctx->mu);
         ctx->last_error_code = code;
-        snprintf(ctx->last_error, sizeof ctx->last_error, "%s", tl_msg);
+        snprintf(ctx->last_error, sizeof ctx->last_error, "%.*s", (int)sizeof ctx->last_error - 1, tl_msg);
         pthread_mutex_unlock(&ctx->mu);
     }
     return code;
