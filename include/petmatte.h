@@ -225,7 +225,7 @@ typedef struct pm_remove_options {
     int output;              /* pm_output_kind; default PM_OUTPUT_RGBA */
     int encoding;            /* pm_encoding; default PM_ENCODING_RAW */
     uint32_t background_rgb; /* 0xRRGGBB for PM_OUTPUT_COMPOSITE; default 0xFFFFFF */
-    float threshold;         /* < 0: soft matte (default); 0..1: alpha = matte >= t ? 255 : 0 */
+    float threshold;         /* < 0: soft matte (default); 0..1: alpha = matte >= round(255 t) ? 255 : 0 */
     int invert;              /* 1: alpha = 255 - matte (after threshold) */
     int apply_exif_orientation; /* 1 (default): rotate JPEGs upright first */
     int keep_input_alpha;    /* 1 (default): multiply the matte by the input's alpha */

@@ -291,14 +291,17 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
                        "pm_remove_bg: options.struct_size %zu is too small (use pm_remove_options_init)",
                        options->struct_size);
 
+    char err[PM_ERRMSG_CAP] = "";
+    pm_code rc = pm_check_remove_options(&opt, err, sizeof err);
+    if (rc != PM_OK) return pm_fail(c, rc, "pm_remove_bg: %s", err);
+
     if (!is_ready(c)) {
-        pm_code rc = pm_warmup(c);
+        rc = pm_warmup(c);
         if (rc != PM_OK) return rc;
     }
 
-    char err[PM_ERRMSG_CAP] = "";
     pm_rgba img = {0};
-    pm_code rc = pm_image_load(&in, &c->limits, opt.apply_exif_orientation, &img, err, sizeof err);
+    rc = pm_image_load(&in, &c->limits, opt.apply_exif_orientation, &img, err, sizeof err);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);
 
     uint8_t *matte = malloc((size_t)img.width * (size_t)img.height);

@@ -7,9 +7,9 @@ SUDO=""
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
-  libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev \
+  libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev zlib1g-dev \
   libcmocka-dev abigail-tools \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage-lib \
-  libmicrohttpd-dev
+  libmicrohttpd-dev chromium python3-websocket
 # npm fetches the default model's weights from the npm registry.
 command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm

@@ -7,7 +7,7 @@ if [ -n "$bad" ]; then
   echo "unexpected exported symbols:"; echo "$bad" | head -20; exit 1
 fi
 count=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -c '^pm_')
-internal=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -E '^pm_(shim|image|manifest|fail|now|copy|rgba|build|estimate|unix)' || true)
+internal=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -E '^pm_(shim_|image_load|manifest_|fail|now_ms|copy_sized|rgba_|build_output|estimate_|unix_now|stb_|jpeg_|img_|fg_)' || true)
 if [ -n "$internal" ]; then
   echo "internal helpers exported:"; echo "$internal"; exit 1
 fi

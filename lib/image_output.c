@@ -1,0 +1,204 @@
+/*
+ * image_output.c - pm_build_output (matte post-processing, RGBA / MASK / COMPOSITE
+ * pixels, RAW or PNG encoding) and pm_output_free.
+ *
+ * Ownership: a pm_output is one calloc'd struct plus one malloc'd data buffer
+ * (ours for RAW, stb's for PNG, which image_stb.h promises is malloc'd too), so
+ * pm_output_free is free(data) + free(struct) whatever the encoding.
+ *
+ * Matte order: threshold, then invert (the header says "after threshold"), then
+ * the input's alpha. The input alpha comes last so that pixels the caller marked
+ * transparent stay transparent even with invert.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "foreground.h"
+#include "image_internal.h"
+#include "image_stb.h"
+
+void pm_output_free(pm_output *output)
+{
+    if (output == NULL)
+        return;
+    free(output->data);
+    free(output);
+}
+
+/* x / 255 rounded to nearest for 0 <= x <= 255*255; 255 is odd, so no ties. */
+static inline uint8_t div255(unsigned x)
+{
+    return (uint8_t)((x + 127u) / 255u);
+}
+
+/* Threshold and invert as one table over the 256 matte values. The threshold is
+ * taken to the nearest 8-bit level, cut = round(t*255), and alpha = matte >= cut:
+ * this keeps "matte >= t" for t = 0.5 (cut 128, as the API tests expect) and makes
+ * a threshold of exactly k/255 keep level k although k/255 is not exact in float. */
+static void matte_table(float threshold, int invert, uint8_t lut[256])
+{
+    long cut = threshold >= 0.0f ? lround((double)threshold * 255.0) : -1;
+    for (int m = 0; m < 256; m++) {
+        int a = m;
+        if (cut >= 0)
+            a = m >= cut ? 255 : 0;
+        if (invert)
+            a = 255 - a;
+        lut[m] = (uint8_t)a;
+    }
+}
+
+pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t errcap)
+{
+    if (opt == NULL)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "options is NULL");
+    if (opt->output != PM_OUTPUT_RGBA && opt->output != PM_OUTPUT_MASK &&
+        opt->output != PM_OUTPUT_COMPOSITE)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.output %d is not a pm_output_kind (RGBA=0, MASK=1, "
+                           "COMPOSITE=2)", opt->output);
+    if (opt->encoding != PM_ENCODING_RAW && opt->encoding != PM_ENCODING_PNG)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.encoding %d is not a pm_encoding (RAW=0, PNG=1)",
+                           opt->encoding);
+    if (isnan(opt->threshold) || opt->threshold > 1.0f)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.threshold %g is not < 0 (soft matte) or in 0..1",
+                           (double)opt->threshold);
+    if (opt->background_rgb > 0xFFFFFFu)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.background_rgb 0x%lX is not 0xRRGGBB",
+                           (unsigned long)opt->background_rgb);
+    return PM_OK;
+}
+
+static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
+                             const pm_remove_options *opt, char *err, size_t errcap)
+{
+    if (img == NULL || img->px == NULL || matte == NULL || opt == NULL)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "pm_build_output: image, matte or options is NULL");
+    if (img->width <= 0 || img->height <= 0)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "pm_build_output: bad image size %dx%d", img->width, img->height);
+    return pm_check_remove_options(opt, err, errcap);
+}
+
+pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+                        pm_output **out, char *err, size_t errcap)
+{
+    if (out == NULL)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "pm_build_output: out is NULL");
+    *out = NULL;
+    pm_code rc = check_options(img, matte, opt, err, errcap);
+    if (rc != PM_OK)
+        return rc;
+
+    const size_t w = (size_t)img->width, h = (size_t)img->height;
+    const uint64_t pixels = (uint64_t)w * (uint64_t)h;
+    int channels = opt->output == PM_OUTPUT_RGBA ? 4 : opt->output == PM_OUTPUT_MASK ? 1 : 3;
+    /* img->px already holds pixels*4 bytes, but say so rather than assume it. */
+    if (pixels > (uint64_t)SIZE_MAX / 4u)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "pm_build_output: %dx%d is too large to address", img->width,
+                           img->height);
+    const size_t n = (size_t)pixels;
+
+    /* 1. The final matte, in place. */
+    uint8_t lut[256];
+    matte_table(opt->threshold, opt->invert, lut);
+    const int use_alpha = opt->keep_input_alpha && img->has_alpha;
+    for (size_t i = 0; i < n; i++) {
+        unsigned a = lut[matte[i]];
+        if (use_alpha)
+            a = div255(a * img->px[i * 4 + 3]);
+        matte[i] = (uint8_t)a;
+    }
+
+    /* 2. Colours: the input's, or re-estimated foreground colours at soft edges. */
+    uint8_t *fg = NULL; /* w*h*3 when clean_edges applies */
+    if (opt->clean_edges && opt->output != PM_OUTPUT_MASK) {
+        fg = malloc(n * 3u);
+        if (fg == NULL)
+            return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
+                               "no memory for the clean-edges colours of a %dx%d image",
+                               img->width, img->height);
+        rc = pm_estimate_foreground(img->px, matte, img->width, img->height, fg, err, errcap);
+        if (rc != PM_OK) {
+            free(fg);
+            return rc;
+        }
+    }
+
+    /* 3. Output pixels, tightly packed. */
+    uint8_t *px = malloc(n * (size_t)channels);
+    if (px == NULL) {
+        free(fg);
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
+                           "no memory for a %dx%d output with %d channels", img->width,
+                           img->height, channels);
+    }
+    const uint8_t *src = img->px;
+    switch (opt->output) {
+    case PM_OUTPUT_MASK:
+        memcpy(px, matte, n);
+        break;
+    case PM_OUTPUT_RGBA:
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *c = fg != NULL ? fg + i * 3 : src + i * 4;
+            uint8_t *d = px + i * 4;
+            d[0] = c[0];
+            d[1] = c[1];
+            d[2] = c[2];
+            d[3] = matte[i];
+        }
+        break;
+    default: { /* PM_OUTPUT_COMPOSITE: straight alpha over the solid colour */
+        const unsigned bg[3] = {(opt->background_rgb >> 16) & 0xFFu,
+                                (opt->background_rgb >> 8) & 0xFFu, opt->background_rgb & 0xFFu};
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *c = fg != NULL ? fg + i * 3 : src + i * 4;
+            unsigned a = matte[i];
+            uint8_t *d = px + i * 3;
+            for (int k = 0; k < 3; k++)
+                d[k] = div255(a * c[k] + (255u - a) * bg[k]);
+        }
+        break;
+    }
+    }
+    free(fg);
+
+    pm_output *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        free(px);
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY, "no memory for the output record");
+    }
+    o->encoding = opt->encoding;
+    o->format = opt->output == PM_OUTPUT_RGBA   ? PM_FORMAT_RGBA
+                : opt->output == PM_OUTPUT_MASK ? PM_FORMAT_GRAY
+                                                : PM_FORMAT_RGB;
+    o->width = img->width;
+    o->height = img->height;
+
+    if (opt->encoding == PM_ENCODING_RAW) {
+        o->stride = w * (size_t)channels;
+        o->data = px;
+        o->size = n * (size_t)channels;
+    } else {
+        uint8_t *png = NULL;
+        size_t png_size = 0;
+        rc = pm_stb_write_png(px, img->width, img->height, channels, &png, &png_size, err, errcap);
+        free(px);
+        if (rc != PM_OK) {
+            free(o);
+            return rc;
+        }
+        o->stride = 0;
+        o->data = png;
+        o->size = png_size;
+    }
+    *out = o;
+    return PM_OK;
+}

@@ -1,0 +1,292 @@
+/*
+ * stb_impl.c - the single translation unit that compiles stb_image and
+ * stb_image_write (Debian libstb-dev), plus the thin wrappers of image_stb.h.
+ *
+ * Decisions:
+ *  - STB_IMAGE_STATIC / STB_IMAGE_WRITE_STATIC: every stbi_* symbol is private to
+ *    this file, so neither the shared library nor the static test archive exports
+ *    one, and a host that links its own stb cannot clash with ours.
+ *  - Memory input only (STBI_NO_STDIO, STBI_WRITE_NO_STDIO).
+ *  - STBI_FAILURE_USERMSG: readable failure reasons ("Corrupt PNG").
+ *  - stb's process-global switches (flip on load/write, unpremultiply, iPhone PNG,
+ *    PNG compression level, ...) are never written.
+ *  - stbi_failure_reason() lives in a thread-local variable (checked below), and
+ *    is read right after the failing call in the same thread.
+ *  - The decoder's allocations go through pm_stb_malloc / pm_stb_realloc, which
+ *    enforce a per-call cap held in a thread-local variable (set and cleared
+ *    around each decode by the same thread): header dimensions bound what a
+ *    decode may allocate, so a small-dimension PNG whose IDAT inflates to
+ *    gigabytes is refused instead of growing a buffer without end.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+#include "image_stb.h"
+
+/* ------------------------------------------------ capped allocation for decoding */
+
+static _Thread_local size_t pm_stb_alloc_cap;  /* 0: no cap */
+static _Thread_local int pm_stb_alloc_refused; /* set when the cap refused a request */
+
+static void *pm_stb_malloc(size_t n)
+{
+    if (pm_stb_alloc_cap != 0 && n > pm_stb_alloc_cap) {
+        pm_stb_alloc_refused = 1;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void *pm_stb_realloc(void *p, size_t n)
+{
+    if (pm_stb_alloc_cap != 0 && n > pm_stb_alloc_cap) {
+        pm_stb_alloc_refused = 1;
+        return NULL; /* like realloc: p stays valid and stb frees it */
+    }
+    return realloc(p, n);
+}
+
+/* ------------------------------------------------------------------ stb_image */
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_FAILURE_USERMSG
+#define STBI_MAX_DIMENSIONS PM_STB_MAX_SIDE
+#define STBI_MALLOC(sz) pm_stb_malloc(sz)
+#define STBI_REALLOC(p, newsz) pm_stb_realloc((p), (newsz))
+#define STBI_FREE(p) free(p)
+
+/* ------------------------------------------------------------ stb_image_write */
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+
+#ifdef PM_HAVE_ZLIB
+/* zlib replaces stb's built-in deflate: faster, and it fails cleanly when memory
+ * runs out (stb's growable arrays assert instead). Returned buffer: malloc. */
+#  include <zlib.h>
+static unsigned char *pm_stb_zlib_compress(unsigned char *data, int data_len, int *out_len,
+                                           int quality)
+{
+    (void)quality; /* stb's level (8) is tuned for its own compressor */
+    if (data_len < 0)
+        return NULL;
+    uLong bound = compressBound((uLong)data_len);
+    if (bound > (uLong)INT_MAX)
+        return NULL;
+    unsigned char *out = malloc(bound);
+    if (out == NULL)
+        return NULL;
+    uLongf len = bound;
+    if (compress2(out, &len, data, (uLong)data_len, 6) != Z_OK) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (int)len;
+    return out;
+}
+#  define STBIW_ZLIB_COMPRESS pm_stb_zlib_compress
+#else
+/* stb's deflate asserts when a growable array cannot grow and would then write
+ * past it if asserts were compiled out (NDEBUG): make that an abort, never a
+ * heap overflow. Building with PM_HAVE_ZLIB removes this path. */
+#  define STBIW_ASSERT(x) ((x) ? (void)0 : abort())
+#endif
+
+#if defined(__GNUC__)
+/* Outside the push/pop on purpose: GCC reports "declared static but never defined"
+ * (stb declares a few functions, e.g. stbi_write_hdr_to_func under
+ * STBI_WRITE_NO_STDIO, that its own options then leave out) at the end of the
+ * translation unit, after a pop would have re-enabled the warning. */
+#  pragma GCC diagnostic ignored "-Wunused-function"
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wsign-compare"
+#  pragma GCC diagnostic ignored "-Wshadow"
+#  pragma GCC diagnostic ignored "-Wunused-parameter"
+#  pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#endif
+#include "stb_image.h"
+#include "stb_image_write.h"
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+
+#ifndef STBI_THREAD_LOCAL
+#  error "stb_image has no thread-local failure reason with this compiler; stbi_failure_reason() would race"
+#endif
+
+/* -------------------------------------------------------------------- helpers */
+
+static void pm_stb_begin(size_t alloc_cap)
+{
+    stbi__g_failure_reason = NULL; /* thread-local (see the check above) */
+    pm_stb_alloc_cap = alloc_cap;
+    pm_stb_alloc_refused = 0;
+}
+
+/* Ends a decode call; returns 1 when the allocation cap refused a request. */
+static int pm_stb_end(void)
+{
+    int refused = pm_stb_alloc_refused;
+    pm_stb_alloc_cap = 0;
+    pm_stb_alloc_refused = 0;
+    return refused;
+}
+
+static pm_code pm_stb_failure(const char *what, char *err, size_t errcap)
+{
+    const char *why = stbi__g_failure_reason;
+    if (why == NULL)
+        why = "unknown decoder error";
+    if (strcmp(why, "Out of memory") == 0)
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY, "%s: out of memory", what);
+    if (strstr(why, "too large") != NULL || strstr(why, "Very large") != NULL)
+        return pm_img_fail(err, errcap, PM_ERR_LIMIT,
+                           "%s: image is larger than the decoder supports (%s)", what, why);
+    return pm_img_fail(err, errcap, PM_ERR_DECODE, "%s: %s", what, why);
+}
+
+/* stb_image 2.27 (Debian 12) writes past stbi__huffman.size[257] when a DHT
+ * segment declares more than 256 codes (its code counts are summed unchecked in
+ * stbi__build_huffman), corrupting the decoder's other tables. Found by fuzzing
+ * pm_image_load under UBSan. Until stb checks it, every DHT segment of a JPEG is
+ * checked here first: this walks all marker segments, stepping over entropy-coded
+ * data, and returns 0 only for a DHT table with more than 256 codes or one that
+ * runs past its segment. Anything else malformed is left for stb to refuse. */
+static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
+{
+    size_t pos = 2; /* after SOI */
+    while (pos + 1 < n) {
+        if (d[pos] != 0xFF)
+            return 1; /* lost sync: stb will complain on its own */
+        while (pos < n && d[pos] == 0xFF)
+            pos++;
+        if (pos >= n)
+            return 1;
+        uint8_t m = d[pos++];
+        if (m == 0xD9)
+            return 1; /* EOI */
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+            continue; /* no length field */
+        if (n - pos < 2)
+            return 1;
+        size_t len = ((size_t)d[pos] << 8) | d[pos + 1];
+        if (len < 2 || len > n - pos)
+            return 1;
+        if (m == 0xC4) {
+            size_t at = pos + 2, end = pos + len;
+            while (at < end) { /* one or more tables: class/id, 16 counts, symbols */
+                if (end - at < 17)
+                    return 0;
+                size_t codes = 0;
+                for (int i = 1; i <= 16; i++)
+                    codes += d[at + (size_t)i];
+                if (codes > 256 || end - at - 17 < codes)
+                    return 0;
+                at += 17 + codes;
+            }
+        }
+        pos += len;
+        if (m == 0xDA) {
+            /* Entropy-coded data: FF 00 is a data byte and FF D0..D7 a restart;
+             * any other FF xx is the next marker. */
+            while (pos + 1 < n && !(d[pos] == 0xFF && d[pos + 1] != 0x00 &&
+                                    !(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7)))
+                pos++;
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------- wrappers */
+
+pm_code pm_stb_info(const uint8_t *data, size_t size, int *width, int *height,
+                    int *channels, char *err, size_t errcap)
+{
+    if (size > (size_t)INT_MAX)
+        return pm_img_fail(err, errcap, PM_ERR_LIMIT,
+                           "encoded image is %zu bytes, over the decoder's maximum of %d",
+                           size, INT_MAX);
+    int x = 0, y = 0, n = 0;
+    /* Headers never need much: cap anything the probe allocates at 64 MiB. */
+    pm_stb_begin((size_t)64 << 20);
+    int ok = stbi_info_from_memory(data, (int)size, &x, &y, &n);
+    pm_stb_end();
+    if (!ok)
+        return pm_stb_failure("cannot read the image header", err, errcap);
+    if (x <= 0 || y <= 0)
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "cannot read the image header: bad dimensions %dx%d", x, y);
+    *width = x;
+    *height = y;
+    if (channels != NULL)
+        *channels = n;
+    return PM_OK;
+}
+
+pm_code pm_stb_load_rgba(const uint8_t *data, size_t size, size_t alloc_cap,
+                         uint8_t **px, int *width, int *height, int *channels,
+                         char *err, size_t errcap)
+{
+    *px = NULL;
+    if (size > (size_t)INT_MAX)
+        return pm_img_fail(err, errcap, PM_ERR_LIMIT,
+                           "encoded image is %zu bytes, over the decoder's maximum of %d",
+                           size, INT_MAX);
+    if (pm_jpeg_is_jpeg(data, size) && !pm_stb_jpeg_tables_ok(data, size))
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "cannot decode image: Corrupt JPEG (a Huffman table declares "
+                           "more codes than it may hold)");
+    int x = 0, y = 0, n = 0;
+    pm_stb_begin(alloc_cap);
+    stbi_uc *p = stbi_load_from_memory(data, (int)size, &x, &y, &n, 4);
+    int refused = pm_stb_end();
+    if (p == NULL) {
+        if (refused)
+            return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                               "cannot decode image: it needs more memory than its "
+                               "dimensions justify (corrupt or hostile file)");
+        return pm_stb_failure("cannot decode image", err, errcap);
+    }
+    if (x <= 0 || y <= 0) {
+        free(p);
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "cannot decode image: bad dimensions %dx%d", x, y);
+    }
+    *px = p;
+    *width = x;
+    *height = y;
+    *channels = n;
+    return PM_OK;
+}
+
+pm_code pm_stb_write_png(const uint8_t *px, int width, int height, int channels,
+                         uint8_t **png, size_t *png_size, char *err, size_t errcap)
+{
+    *png = NULL;
+    *png_size = 0;
+    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3 && channels != 4))
+        return pm_img_fail(err, errcap, PM_ERR_INTERNAL,
+                           "PNG encoder called with %dx%d, %d channels", width, height, channels);
+    uint64_t raw = ((uint64_t)width * (uint64_t)channels + 1) * (uint64_t)height;
+    if (raw > PM_STB_PNG_MAX_RAW_BYTES)
+        return pm_img_fail(err, errcap, PM_ERR_UNSUPPORTED,
+                           "a %dx%d image with %d channels is too large for the PNG encoder "
+                           "(%llu bytes, limit %llu); ask for RAW encoding",
+                           width, height, channels, (unsigned long long)raw,
+                           (unsigned long long)PM_STB_PNG_MAX_RAW_BYTES);
+    int len = 0;
+    unsigned char *out = stbi_write_png_to_mem(px, width * channels, width, height, channels, &len);
+    if (out == NULL || len <= 0) {
+        free(out);
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY, "out of memory while encoding PNG");
+    }
+    *png = out;
+    *png_size = (size_t)len;
+    return PM_OK;
+}
