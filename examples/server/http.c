@@ -1,0 +1,486 @@
+/*
+ * http.c - the API of petmatte-server.
+ *
+ *   GET  /health     liveness only: {"ok":true}; never touches the model
+ *   GET  /status     the library's status snapshot as JSON (never blocks)
+ *   GET  /ready      the same JSON; 200 when READY, else 503 (for load balancers)
+ *   POST /warmup     starts the warm-up in the background; 202 while it runs, 200 when READY
+ *   POST /remove-bg  image in (raw body or multipart/form-data), PNG cut-out out
+ *   GET  anything else: a file from the static folder, or 404
+ *
+ * MHD calls srv_handle once with the headers, once per chunk of body, and once more
+ * when the body is complete. Only /remove-bg reads a body; everything else answers on
+ * the first call. Upload size is enforced on Content-Length before any body is read,
+ * and on the bytes counted while receiving (chunked uploads), never after buffering.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "server.h"
+
+/* After an upload went over the limit its remaining bytes are read and dropped so the
+ * client can read the 413; past this much more, the connection is simply closed. */
+#define DRAIN_MAX_BYTES ((uint64_t)64 << 20)
+#define POST_BUFFER_BYTES 65536
+/* Rounded so the JSON reads 12.345, not 12.345000000000001. */
+#define R3(x) (round((x) * 1e3) / 1e3)
+
+typedef struct request {
+    uint64_t received;        /* body bytes seen so far (multipart framing included) */
+    int too_large;
+    int out_of_memory;
+    unsigned char *body;      /* the image bytes */
+    size_t len, cap;
+    struct MHD_PostProcessor *pp; /* multipart/form-data only */
+    int pp_failed;
+    char *part_key;           /* the form field whose bytes we keep */
+    int part_done;
+} request;
+
+/* ------------------------------------------------------------ small helpers */
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static const char *code_name(int code) {
+    switch ((pm_code)code) {
+    case PM_OK: return "PM_OK";
+    case PM_ERR_INVALID_ARGUMENT: return "PM_ERR_INVALID_ARGUMENT";
+    case PM_ERR_NO_MEMORY: return "PM_ERR_NO_MEMORY";
+    case PM_ERR_IO: return "PM_ERR_IO";
+    case PM_ERR_DEVICE: return "PM_ERR_DEVICE";
+    case PM_ERR_MODEL: return "PM_ERR_MODEL";
+    case PM_ERR_DECODE: return "PM_ERR_DECODE";
+    case PM_ERR_LIMIT: return "PM_ERR_LIMIT";
+    case PM_ERR_INFERENCE: return "PM_ERR_INFERENCE";
+    case PM_ERR_DEVICE_OUT_OF_MEMORY: return "PM_ERR_DEVICE_OUT_OF_MEMORY";
+    case PM_ERR_UNSUPPORTED: return "PM_ERR_UNSUPPORTED";
+    case PM_ERR_CANCELLED: return "PM_ERR_CANCELLED";
+    case PM_ERR_INTERNAL: return "PM_ERR_INTERNAL";
+    }
+    return "PM_ERR_UNKNOWN";
+}
+
+/* Which HTTP status a library failure becomes. 503: the model or device, not the
+ * request, is the problem; the client may try again later (after POST /warmup). */
+static unsigned http_status_for(pm_code code) {
+    switch (code) {
+    case PM_ERR_INVALID_ARGUMENT:
+    case PM_ERR_DECODE: return MHD_HTTP_BAD_REQUEST;
+    case PM_ERR_LIMIT: return MHD_HTTP_CONTENT_TOO_LARGE;
+    case PM_ERR_UNSUPPORTED: return MHD_HTTP_UNPROCESSABLE_CONTENT;
+    case PM_ERR_IO:
+    case PM_ERR_DEVICE:
+    case PM_ERR_MODEL:
+    case PM_ERR_CANCELLED:
+    case PM_ERR_DEVICE_OUT_OF_MEMORY: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+/* Queues obj (consumed) as the JSON body of a response with the given status. */
+static enum MHD_Result send_json_h(struct MHD_Connection *conn, unsigned status, json_t *obj,
+                                   const char *header, const char *value) {
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(obj);
+    if (!text) return MHD_NO;
+    size_t n = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (header) MHD_add_response_header(r, header, value);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status, json_t *obj) {
+    return send_json_h(conn, status, obj, NULL, NULL);
+}
+
+static json_t *error_json(const char *code, const char *message) {
+    return json_pack("{s:s, s:s}", "error", message ? message : "", "code", code);
+}
+
+enum MHD_Result srv_send_error(struct MHD_Connection *conn, unsigned status, const char *code,
+                               const char *message) {
+    return send_json(conn, status, error_json(code, message));
+}
+
+static enum MHD_Result send_method_not_allowed(struct MHD_Connection *conn, const char *allow) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "method not allowed here; use %s", allow);
+    return send_json_h(conn, MHD_HTTP_METHOD_NOT_ALLOWED, error_json("method_not_allowed", msg),
+                       MHD_HTTP_HEADER_ALLOW, allow);
+}
+
+/* The library's status as JSON; NULL when even that fails. */
+static json_t *status_json(const srv_app *app) {
+    pm_status s;
+    pm_status_init(&s);
+    if (pm_get_status(app->ctx, &s) != PM_OK) return NULL;
+    json_t *last_error = json_null();
+    if (s.last_error_code != PM_OK)
+        last_error = json_pack("{s:s, s:s}", "code", code_name(s.last_error_code), "message", s.last_error);
+    return json_pack("{s:s, s:b, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:s, s:s, s:s, s:i, s:i, s:b,"
+                     " s:I, s:I, s:o, s:s, s:I}",
+                     "state", pm_state_name((pm_state)s.state),
+                     "ready", s.state == PM_STATE_READY,
+                     "progress", round(s.progress * 1e4) / 1e4,
+                     "open_ms", R3(s.open_ms),
+                     "load_ms", R3(s.load_ms),
+                     "warmup_ms", R3(s.warmup_ms),
+                     "warmup_runs", s.warmup_runs,
+                     "last_warmup_run_ms", R3(s.last_warmup_run_ms),
+                     "ready_unix", R3(s.ready_unix),
+                     "device", s.device,
+                     "model", s.model_name,
+                     "precision", pm_precision_name((pm_precision)s.precision),
+                     "input_width", s.input_width,
+                     "input_height", s.input_height,
+                     "random_weights", s.random_weights != 0,
+                     "images_processed", (json_int_t)s.images_processed,
+                     "device_memory_bytes", (json_int_t)s.device_memory_bytes,
+                     "last_error", last_error,
+                     "library_version", pm_version(),
+                     "max_upload_bytes", (json_int_t)app->max_upload_bytes);
+}
+
+/* Queues a library failure: its message and code, plus the status when the model or
+ * device is to blame (503). */
+static enum MHD_Result send_pm_error(const srv_app *app, struct MHD_Connection *conn, pm_code rc,
+                                     const char *message) {
+    unsigned status = http_status_for(rc);
+    json_t *obj = error_json(code_name(rc), message);
+    if (!obj) return MHD_NO;
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        json_t *st = status_json(app);
+        if (st) json_object_set_new(obj, "status", st);
+        if (rc == PM_ERR_DEVICE_OUT_OF_MEMORY) return send_json_h(conn, status, obj, "Retry-After", "1");
+    }
+    return send_json(conn, status, obj);
+}
+
+static int is_method(const char *method, const char *want) { return strcmp(method, want) == 0; }
+static int is_get(const char *method) { return is_method(method, "GET") || is_method(method, "HEAD"); }
+
+/* ------------------------------------------------------------ simple endpoints */
+
+static enum MHD_Result handle_status(const srv_app *app, struct MHD_Connection *conn, int ready_only) {
+    json_t *st = status_json(app);
+    if (!st) return srv_send_error(conn, 500, code_name(PM_ERR_INTERNAL), pm_errmsg(app->ctx));
+    unsigned code = MHD_HTTP_OK;
+    if (ready_only && !json_is_true(json_object_get(st, "ready"))) code = MHD_HTTP_SERVICE_UNAVAILABLE;
+    return send_json(conn, code, st);
+}
+
+static enum MHD_Result handle_warmup(const srv_app *app, struct MHD_Connection *conn) {
+    /* A no-op while a warm-up runs or once READY; after a failure, tries again. */
+    pm_code rc = pm_warmup_start(app->ctx);
+    if (rc != PM_OK) return send_pm_error(app, conn, rc, pm_errmsg(app->ctx));
+    json_t *st = status_json(app);
+    if (!st) return srv_send_error(conn, 500, code_name(PM_ERR_INTERNAL), pm_errmsg(app->ctx));
+    unsigned code = json_is_true(json_object_get(st, "ready")) ? MHD_HTTP_OK : MHD_HTTP_ACCEPTED;
+    return send_json(conn, code, st);
+}
+
+/* ------------------------------------------------------------ /remove-bg */
+
+typedef struct option_parse {
+    pm_remove_options *opts;
+    int mask, has_bg;
+    char error[256];
+} option_parse;
+
+static int parse_bool(const char *v, int *out) {
+    if (!v || !*v || !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) {
+        *out = 1;
+        return 1;
+    }
+    if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    option_parse *p = cls;
+    if (p->error[0]) return MHD_NO;
+    int flag = 0;
+    if (!strcmp(key, "mask") || !strcmp(key, "invert") || !strcmp(key, "clean_edges")) {
+        if (!parse_bool(value, &flag)) {
+            snprintf(p->error, sizeof p->error, "option %s must be 1 or 0, not '%s'", key, value);
+            return MHD_NO;
+        }
+        if (!strcmp(key, "mask")) p->mask = flag;
+        else if (!strcmp(key, "invert")) p->opts->invert = flag;
+        else p->opts->clean_edges = flag;
+    } else if (!strcmp(key, "bg")) {
+        const char *hex = value ? value : "";
+        if (*hex == '#') hex++;
+        int ok = strlen(hex) == 6;
+        for (int i = 0; ok && i < 6; i++) ok = isxdigit((unsigned char)hex[i]) != 0;
+        if (!ok) {
+            snprintf(p->error, sizeof p->error, "option bg must be a colour RRGGBB, e.g. bg=ffffff, not '%s'",
+                     value ? value : "");
+            return MHD_NO;
+        }
+        p->opts->background_rgb = (uint32_t)strtoul(hex, NULL, 16);
+        p->has_bg = 1;
+    } else if (!strcmp(key, "threshold")) {
+        char *end = NULL;
+        errno = 0;
+        double t = value ? strtod(value, &end) : 0.0;
+        if (!value || !*value || *end || errno || !(t >= 0.0 && t <= 1.0)) {
+            snprintf(p->error, sizeof p->error, "option threshold must be a number from 0 to 1, not '%s'",
+                     value ? value : "");
+            return MHD_NO;
+        }
+        p->opts->threshold = (float)t;
+    } else {
+        snprintf(p->error, sizeof p->error,
+                 "unknown option '%s' (known: mask, bg, threshold, invert, clean_edges)", key);
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static int append(request *rq, const void *data, size_t n) {
+    if (n == 0) return 1;
+    if (rq->len + n > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 65536;
+        while (cap < rq->len + n) cap *= 2;
+        unsigned char *grown = realloc(rq->body, cap);
+        if (!grown) {
+            rq->out_of_memory = 1;
+            return 0;
+        }
+        rq->body = grown;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    return 1;
+}
+
+/* Multipart: keeps the bytes of the first file field (or of a field named image/file). */
+static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                    const char *content_type, const char *transfer_encoding, const char *data,
+                                    uint64_t off, size_t size) {
+    (void)kind, (void)content_type, (void)transfer_encoding;
+    request *rq = cls;
+    if (rq->part_done) return MHD_YES;
+    if (!key) key = "";
+    if (!rq->part_key) {
+        int wanted = filename != NULL || !strcmp(key, "image") || !strcmp(key, "file");
+        if (!wanted) return MHD_YES;
+        rq->part_key = strdup(key);
+        if (!rq->part_key) {
+            rq->out_of_memory = 1;
+            return MHD_NO;
+        }
+    } else if (strcmp(key, rq->part_key) != 0 || (off == 0 && rq->len > 0)) {
+        rq->part_done = 1; /* a later field: the image is complete */
+        return MHD_YES;
+    }
+    return append(rq, data, size) ? MHD_YES : MHD_NO;
+}
+
+static void free_output(void *cls) { pm_output_free(cls); }
+
+static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *conn, request *rq) {
+    if (rq->out_of_memory)
+        return srv_send_error(conn, 500, code_name(PM_ERR_NO_MEMORY), "out of memory while receiving the upload");
+    if (rq->len == 0)
+        return srv_send_error(conn, 400, "empty_body",
+                              "no image: send it as the request body or as a multipart/form-data file field");
+
+    pm_remove_options opts;
+    pm_remove_options_init(&opts);
+    opts.encoding = PM_ENCODING_PNG;
+    option_parse parse = {.opts = &opts};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &parse);
+    if (parse.error[0]) return srv_send_error(conn, 400, "bad_option", parse.error);
+    if (parse.mask && parse.has_bg)
+        return srv_send_error(conn, 400, "bad_option", "mask=1 and bg= cannot be combined");
+    if (parse.mask) opts.output = PM_OUTPUT_MASK;
+    else if (parse.has_bg) opts.output = PM_OUTPUT_COMPOSITE;
+
+    /* A model that failed to load is not retried behind the client's back: the host
+     * decides, and here the decision is an explicit POST /warmup. */
+    pm_status st;
+    pm_status_init(&st);
+    if (pm_get_status(app->ctx, &st) == PM_OK && st.state == PM_STATE_FAILED) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "the model is not available: %s (POST /warmup to try loading it again)",
+                 st.last_error);
+        json_t *obj = error_json(code_name(st.last_error_code), msg);
+        json_t *sj = status_json(app);
+        if (obj && sj) json_object_set_new(obj, "status", sj);
+        else json_decref(sj);
+        return send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, obj);
+    }
+
+    pm_image img;
+    pm_image_init(&img);
+    img.format = PM_FORMAT_ENCODED;
+    img.data = rq->body;
+    img.size = rq->len;
+    pm_output *out = NULL;
+    double t0 = now_ms();
+    pm_code rc = pm_remove_bg(app->ctx, &img, &opts, &out); /* warms first if needed */
+    double took = now_ms() - t0;
+    if (rc != PM_OK) return send_pm_error(app, conn, rc, pm_errmsg(app->ctx));
+
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback_cls(out->size, out->data, free_output, out);
+    if (!r) {
+        pm_output_free(out);
+        return MHD_NO;
+    }
+    char value[64];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "image/png");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION,
+                            parse.mask ? "inline; filename=\"mask.png\"" : "inline; filename=\"cutout.png\"");
+    snprintf(value, sizeof value, "%d", out->width);
+    MHD_add_response_header(r, "X-Petmatte-Width", value);
+    snprintf(value, sizeof value, "%d", out->height);
+    MHD_add_response_header(r, "X-Petmatte-Height", value);
+    snprintf(value, sizeof value, "%.1f", took);
+    MHD_add_response_header(r, "X-Petmatte-Ms", value);
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* First call of a POST /remove-bg: checks the declared size and the body's type. */
+static enum MHD_Result begin_remove_bg(const srv_app *app, struct MHD_Connection *conn, void **con_cls) {
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long declared = strtoull(length, &end, 10);
+        if (!errno && end != length && declared > app->max_upload_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "upload of %llu bytes is over the limit of %" PRIu64 " bytes (--max-upload-mb)",
+                     declared, app->max_upload_bytes);
+            return srv_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg);
+        }
+    }
+    request *rq = calloc(1, sizeof *rq);
+    if (!rq) return MHD_NO;
+    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (type && !strncasecmp(type, "multipart/form-data", 19)) {
+        rq->pp = MHD_create_post_processor(conn, POST_BUFFER_BYTES, on_form_part, rq);
+        if (!rq->pp) {
+            free(rq);
+            return srv_send_error(conn, 400, "bad_form", "multipart/form-data without a usable boundary");
+        }
+    }
+    /* Any other type is the image itself: curl --data-binary sends a form type. */
+    *con_cls = rq;
+    return MHD_YES;
+}
+
+/* Later calls: a chunk of body, or (size 0) the end of it. */
+static enum MHD_Result continue_remove_bg(const srv_app *app, struct MHD_Connection *conn, request *rq,
+                                          const char *data, size_t *size) {
+    if (*size) {
+        size_t n = *size;
+        *size = 0;
+        rq->received += n;
+        if (rq->too_large || rq->received > app->max_upload_bytes) {
+            if (!rq->too_large) {
+                rq->too_large = 1;
+                free(rq->body);
+                rq->body = NULL;
+                rq->len = rq->cap = 0;
+            }
+            return rq->received - app->max_upload_bytes > DRAIN_MAX_BYTES ? MHD_NO : MHD_YES;
+        }
+        if (rq->out_of_memory) return MHD_YES;
+        if (rq->pp) {
+            if (!rq->pp_failed && MHD_post_process(rq->pp, data, n) != MHD_YES) rq->pp_failed = 1;
+        } else {
+            append(rq, data, n);
+        }
+        return MHD_YES;
+    }
+    if (rq->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upload is over the limit of %" PRIu64 " bytes (--max-upload-mb)",
+                 app->max_upload_bytes);
+        return srv_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg);
+    }
+    if (rq->pp) {
+        if (MHD_destroy_post_processor(rq->pp) != MHD_YES) rq->pp_failed = 1;
+        rq->pp = NULL;
+        if (!rq->pp_failed && !rq->part_key) {
+            return srv_send_error(conn, 400, "bad_form",
+                                  "the form has no file field (send the image as a file, e.g. field 'image')");
+        }
+        if (rq->pp_failed) return srv_send_error(conn, 400, "bad_form", "malformed multipart/form-data body");
+    }
+    return run_remove_bg(app, conn, rq);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+enum MHD_Result srv_handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                           const char *version, const char *upload_data, size_t *upload_data_size,
+                           void **con_cls) {
+    (void)version;
+    const srv_app *app = cls;
+    if (*con_cls) return continue_remove_bg(app, conn, *con_cls, upload_data, upload_data_size);
+
+    if (!strcmp(url, "/health")) {
+        if (!is_get(method)) return send_method_not_allowed(conn, "GET, HEAD");
+        return send_json(conn, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    }
+    if (!strcmp(url, "/status") || !strcmp(url, "/ready")) {
+        if (!is_get(method)) return send_method_not_allowed(conn, "GET, HEAD");
+        return handle_status(app, conn, url[1] == 'r');
+    }
+    if (!strcmp(url, "/warmup")) {
+        if (!is_method(method, "POST")) return send_method_not_allowed(conn, "POST");
+        return handle_warmup(app, conn);
+    }
+    if (!strcmp(url, "/remove-bg")) {
+        if (!is_method(method, "POST")) return send_method_not_allowed(conn, "POST");
+        return begin_remove_bg(app, conn, con_cls);
+    }
+    if (is_get(method)) return srv_serve_static(app, conn, url);
+    return srv_send_error(conn, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+}
+
+void srv_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)conn, (void)toe;
+    request *rq = *con_cls;
+    if (!rq) return;
+    if (rq->pp) MHD_destroy_post_processor(rq->pp);
+    free(rq->part_key);
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}

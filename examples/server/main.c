@@ -1,0 +1,269 @@
+/*
+ * main.c - petmatte-server: command line, model path, the MHD daemon, shutdown.
+ *
+ *   petmatte-server [--host 127.0.0.1] [--port 8080] [--model PATH] [--device auto]
+ *                   [--precision auto] [--threads N] [--static-dir DIR]
+ *                   [--max-upload-mb 32] [--max-connections 64] [--warmup]
+ *
+ * The model defaults to $PETMATTE_MODEL, else <exe dir>/../../models/isnet-general.pt
+ * (the repository's models/ folder when run from build/examples/). --port 0 picks a
+ * free port; the line "listening on http://HOST:PORT" on stdout says which.
+ */
+#define _GNU_SOURCE /* realpath, readlink, getaddrinfo */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#ifndef PM_SERVER_STATIC_DIR
+#define PM_SERVER_STATIC_DIR ""
+#endif
+
+typedef struct options {
+    const char *host;
+    int port;
+    const char *model;
+    const char *device;
+    int precision;
+    int threads;
+    const char *static_dir;
+    double max_upload_mb;
+    int max_connections;
+    int warmup_at_start;
+    int warmup_min_runs, warmup_max_runs; /* 0 = the library's default */
+} options;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: petmatte-server [options]\n"
+            "  --host ADDR           address to listen on (default 127.0.0.1)\n"
+            "  --port N              port (default 8080; 0 = any free port)\n"
+            "  --model PATH          TorchScript model (default $PETMATTE_MODEL, else\n"
+            "                        <exe dir>/../../models/isnet-general.pt)\n"
+            "  --device DEV          auto, cpu or cuda:N (default auto)\n"
+            "  --precision P         auto, fp32, fp16 or bf16 (default auto)\n"
+            "  --threads N           CPU inference threads (default: torch's choice)\n"
+            "  --static-dir DIR      folder of the demo page (default: the source tree's)\n"
+            "  --max-upload-mb MB    largest accepted request body (default 32)\n"
+            "  --max-connections N   concurrent connections (default 64)\n"
+            "  --warmup              start warming the model at once, not on POST /warmup\n"
+            "  --warmup-min-runs N   warm-up inferences always run (library default 3)\n"
+            "  --warmup-max-runs N   most warm-up inferences (library default 20)\n"
+            "  --help, --version\n");
+}
+
+static int parse_int(const char *name, const char *text, long lo, long hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "petmatte-server: %s must be an integer from %ld to %ld, not '%s'\n", name, lo, hi, text);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_precision(const char *text, int *out) {
+    static const char *names[] = {"auto", "fp32", "fp16", "bf16"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(text, names[i])) {
+            *out = i; /* same order as pm_precision */
+            return 1;
+        }
+    fprintf(stderr, "petmatte-server: --precision must be auto, fp32, fp16 or bf16, not '%s'\n", text);
+    return 0;
+}
+
+/* 0 = run, 1 = exit successfully (help, version), 2 = usage error */
+static int parse_args(int argc, char **argv, options *o) {
+    enum { O_HOST = 256, O_PORT, O_MODEL, O_DEVICE, O_PRECISION, O_THREADS, O_STATIC, O_UPLOAD, O_CONN,
+           O_WARMUP, O_WMIN, O_WMAX, O_HELP, O_VERSION };
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, O_HOST},
+        {"port", required_argument, NULL, O_PORT},
+        {"model", required_argument, NULL, O_MODEL},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"precision", required_argument, NULL, O_PRECISION},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"static-dir", required_argument, NULL, O_STATIC},
+        {"max-upload-mb", required_argument, NULL, O_UPLOAD},
+        {"max-connections", required_argument, NULL, O_CONN},
+        {"warmup", no_argument, NULL, O_WARMUP},
+        {"warmup-min-runs", required_argument, NULL, O_WMIN},
+        {"warmup-max-runs", required_argument, NULL, O_WMAX},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_HOST: o->host = optarg; break;
+        case O_PORT: if (!parse_int("--port", optarg, 0, 65535, &o->port)) return 2; break;
+        case O_MODEL: o->model = optarg; break;
+        case O_DEVICE: o->device = optarg; break;
+        case O_PRECISION: if (!parse_precision(optarg, &o->precision)) return 2; break;
+        case O_THREADS: if (!parse_int("--threads", optarg, 0, 1024, &o->threads)) return 2; break;
+        case O_STATIC: o->static_dir = optarg; break;
+        case O_UPLOAD: {
+            char *end = NULL;
+            errno = 0;
+            o->max_upload_mb = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->max_upload_mb > 0.0 && o->max_upload_mb <= 1 << 20)) {
+                fprintf(stderr, "petmatte-server: --max-upload-mb must be a positive number, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_CONN: if (!parse_int("--max-connections", optarg, 1, 100000, &o->max_connections)) return 2; break;
+        case O_WARMUP: o->warmup_at_start = 1; break;
+        case O_WMIN: if (!parse_int("--warmup-min-runs", optarg, 1, 100000, &o->warmup_min_runs)) return 2; break;
+        case O_WMAX: if (!parse_int("--warmup-max-runs", optarg, 1, 100000, &o->warmup_max_runs)) return 2; break;
+        case 'h':
+        case O_HELP: usage(stdout); return 1;
+        case O_VERSION: printf("petmatte-server (libpetmatte %s)\n", pm_version()); return 1;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "petmatte-server: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+/* --model, else $PETMATTE_MODEL, else <exe dir>/../../models/isnet-general.pt */
+static const char *resolve_model(const char *given, char *buf, size_t cap) {
+    if (given) return given;
+    const char *env = getenv("PETMATTE_MODEL");
+    if (env && *env) return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return "models/isnet-general.pt";
+    exe[n] = '\0';
+    snprintf(buf, cap, "%s/../../models/isnet-general.pt", dirname(exe));
+    char *real = realpath(buf, NULL); /* tidier in messages when it exists */
+    if (real) {
+        snprintf(buf, cap, "%s", real);
+        free(real);
+    }
+    return buf;
+}
+
+static int resolve_static_dir(const char *given, char *out, size_t cap) {
+    const char *dir = given ? given : PM_SERVER_STATIC_DIR;
+    out[0] = '\0';
+    if (!*dir) return 1;
+    char *real = realpath(dir, NULL);
+    if (!real) {
+        if (given) {
+            fprintf(stderr, "petmatte-server: --static-dir %s: %s\n", given, strerror(errno));
+            return 0;
+        }
+        fprintf(stderr, "petmatte-server: no demo page (%s not found); the API still works\n", dir);
+        return 1;
+    }
+    if (strlen(real) >= cap) {
+        fprintf(stderr, "petmatte-server: static folder path too long\n");
+        free(real);
+        return 0;
+    }
+    snprintf(out, cap, "%s", real);
+    free(real);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    options o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_upload_mb = 32.0, .max_connections = 64};
+    int parsed = parse_args(argc, argv, &o);
+    if (parsed) return parsed == 1 ? 0 : 2;
+
+    static srv_app app;
+    app.max_upload_bytes = (uint64_t)(o.max_upload_mb * 1024.0 * 1024.0);
+    if (!resolve_static_dir(o.static_dir, app.static_dir, sizeof app.static_dir)) return 2;
+
+    /* Every thread started from here on (MHD's, the library's warm-up) inherits this
+     * mask, so SIGINT/SIGTERM reach only the sigwait below. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char model_buf[PATH_MAX + 64];
+    pm_params params;
+    pm_params_init(&params);
+    params.model_path = resolve_model(o.model, model_buf, sizeof model_buf);
+    params.device = o.device;
+    params.precision = o.precision;
+    params.cpu_threads = o.threads;
+    params.max_encoded_bytes = app.max_upload_bytes;
+    if (o.warmup_min_runs) params.warmup_min_runs = o.warmup_min_runs;
+    if (o.warmup_max_runs) params.warmup_max_runs = o.warmup_max_runs;
+    if (params.warmup_max_runs < params.warmup_min_runs) params.warmup_max_runs = params.warmup_min_runs;
+    if (pm_open(&params, &app.ctx) != PM_OK) {
+        fprintf(stderr, "petmatte-server: cannot open the model %s: %s\n", params.model_path, pm_errmsg(NULL));
+        if (!o.model && !getenv("PETMATTE_MODEL"))
+            fprintf(stderr, "petmatte-server: make it with tools/setup_default_model.py, or pass --model\n");
+        return 1;
+    }
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port_text[16];
+    snprintf(port_text, sizeof port_text, "%d", o.port);
+    int gai = getaddrinfo(o.host, port_text, &hints, &ai);
+    if (gai != 0) {
+        fprintf(stderr, "petmatte-server: --host %s: %s\n", o.host, gai_strerror(gai));
+        pm_close(app.ctx);
+        return 2;
+    }
+    int v6 = ai->ai_family == AF_INET6;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    struct MHD_Daemon *daemon = MHD_start_daemon(
+        flags, (uint16_t)o.port, NULL, NULL, srv_handle, &app,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, srv_request_done, &app,
+        MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!daemon) {
+        fprintf(stderr, "petmatte-server: cannot listen on %s port %d\n", o.host, o.port);
+        pm_close(app.ctx);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    int port = info ? info->port : o.port;
+    printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", o.host, v6 ? "]" : "", port);
+    fflush(stdout);
+    fprintf(stderr, "petmatte-server: model %s, device %s, static %s, max upload %.1f MB\n", params.model_path,
+            o.device, app.static_dir[0] ? app.static_dir : "(none)", o.max_upload_mb);
+
+    /* Production hosts warm on start so that readiness (/status ready) follows soon. */
+    if (o.warmup_at_start && pm_warmup_start(app.ctx) != PM_OK)
+        fprintf(stderr, "petmatte-server: warm-up did not start: %s\n", pm_errmsg(app.ctx));
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "petmatte-server: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    MHD_stop_daemon(daemon); /* joins the connection threads */
+    pm_close(app.ctx);       /* joins a background warm-up */
+    return 0;
+}
