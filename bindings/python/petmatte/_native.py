@@ -3,15 +3,21 @@
 Everything here mirrors the header one to one; the idiomatic layer is in _matte.py.
 The library is loaded with ctypes.CDLL (not PyDLL), so the GIL is released during
 every foreign call and several Python threads can be inside the library at once.
+
+ABI: every struct the caller fills starts with ``struct_size``. The ``new_*`` helpers
+call the header's ``*_init_sized`` with ``ctypes.sizeof`` of the structs declared here,
+so a later library that appended fields treats this binding as an older caller (its
+defaults fill the fields we do not know). pm_output is allocated by the library and
+only grows at the end, so reading the fields we know through a pointer is safe.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import PetmatteLibraryNotFound
@@ -38,6 +44,9 @@ class PmParams(ctypes.Structure):
         ("warmup_min_runs", ctypes.c_int),
         ("warmup_max_runs", ctypes.c_int),
         ("warmup_tolerance", ctypes.c_double),
+        ("cuda_graph", ctypes.c_int),
+        ("channels_last", ctypes.c_int),
+        ("jit_optimize", ctypes.c_int),
     ]
 
 
@@ -62,6 +71,7 @@ class PmStatus(ctypes.Structure):
         ("device_memory_bytes", ctypes.c_uint64),
         ("last_error_code", ctypes.c_int),
         ("last_error", ctypes.c_char * 256),
+        ("cuda_graph", ctypes.c_int),
     ]
 
 
@@ -206,59 +216,55 @@ class Library:
 
 _cache: Dict[str, Library] = {}
 _cache_lock = threading.Lock()
-_default: Optional[Library] = None
+
+LIBRARY_ENV = "PETMATTE_LIBRARY"
 
 
-def _source_tree_root() -> Optional[Path]:
-    """The libpetmatte checkout this file sits in (bindings/python/petmatte/), if any."""
-    try:
-        root = Path(__file__).resolve().parents[3]
-    except IndexError:
-        return None
-    return root if (root / "include" / "petmatte.h").is_file() else None
+@functools.lru_cache(maxsize=None)
+def _find_library() -> Optional[str]:
+    # ctypes.util.find_library runs ldconfig/gcc: once per process is enough.
+    return ctypes.util.find_library("petmatte")
 
 
-def library_candidates(lib_path: Union[str, os.PathLike, None] = None) -> List[Tuple[str, str]]:
-    """(candidate, where it came from) in the order load_library tries them."""
-    out: List[Tuple[str, str]] = []
+def library_candidates(lib_path: Union[str, "os.PathLike[str]", None] = None) -> List[Tuple[str, str]]:
+    """(candidate, where it came from), in the order :func:`load_library` tries them.
+
+    An explicit ``lib_path`` or ``$PETMATTE_LIBRARY`` is the only candidate: a wrong
+    setting is reported, never silently replaced by another copy of the library.
+    """
     if lib_path is not None:
         return [(os.fspath(lib_path), "lib_path argument")]
-    env = os.environ.get("PETMATTE_LIBRARY")
+    env = os.environ.get(LIBRARY_ENV)
     if env:
-        return [(env, "PETMATTE_LIBRARY")]
-    found = ctypes.util.find_library("petmatte")
+        return [(env, LIBRARY_ENV)]
+    out: List[Tuple[str, str]] = []
+    found = _find_library()
     if found:
         out.append((found, 'ctypes.util.find_library("petmatte")'))
     for name in ("libpetmatte.so.1", "libpetmatte.so"):
         if name != found:
             out.append((name, "dynamic loader search"))
-    root = _source_tree_root()
-    if root is not None:
-        out.append((str(root / "build" / "lib" / "libpetmatte.so"), "source tree build"))
     return out
 
 
-def load_library(lib_path: Union[str, os.PathLike, None] = None) -> Library:
-    """Loads libpetmatte (cached per path).
+def load_library(lib_path: Union[str, "os.PathLike[str]", None] = None) -> Library:
+    """Loads libpetmatte once per path and declares its prototypes.
 
-    Order: ``lib_path``; else ``$PETMATTE_LIBRARY``; else
-    ``ctypes.util.find_library("petmatte")``, ``libpetmatte.so.1`` and
-    ``libpetmatte.so`` through the dynamic loader; else the source tree's
-    ``build/lib/libpetmatte.so``. An explicit path or the environment variable
-    is final: no fallback hides a wrong setting.
+    Order: ``lib_path``; else ``$PETMATTE_LIBRARY``; else the dynamic loader:
+    ``ctypes.util.find_library("petmatte")``, then ``libpetmatte.so.1`` and
+    ``libpetmatte.so`` (LD_LIBRARY_PATH, ld.so.cache, /usr/local/lib after
+    ``cmake --install``). ctypes.CDLL releases the GIL during every call.
 
     Raises:
-        PetmatteLibraryNotFound: listing every candidate and why it failed.
+        PetmatteLibraryNotFound: nothing loadable; lists every candidate and why it
+            failed (an ImportError, not a PetmatteError: there is no C code).
     """
-    global _default
-    if lib_path is None and _default is not None and not os.environ.get("PETMATTE_LIBRARY"):
-        return _default
     tried: List[Tuple[str, str]] = []
     for candidate, origin in library_candidates(lib_path):
         with _cache_lock:
-            if candidate in _cache:
-                lib = _cache[candidate]
-                break
+            lib = _cache.get(candidate)
+            if lib is not None:
+                return lib
             # A path that is not there gives a clearer message than dlopen's.
             if os.sep in candidate and not os.path.exists(candidate):
                 tried.append((candidate, f"{origin}: no such file"))
@@ -268,15 +274,12 @@ def load_library(lib_path: Union[str, os.PathLike, None] = None) -> Library:
             except OSError as e:
                 tried.append((candidate, f"{origin}: {e}"))
                 continue
-            lib = Library(cdll, candidate)
+            lib = Library(cdll, candidate)  # raises on missing symbols / wrong major
             _cache[candidate] = lib
-            break
-    else:
-        raise PetmatteLibraryNotFound(
-            "libpetmatte not found; pass lib_path=..., set PETMATTE_LIBRARY to the .so, or "
-            "install it (cmake --install build) so the dynamic loader finds libpetmatte.so.1",
-            tried=tried,
-        )
-    if lib_path is None and not os.environ.get("PETMATTE_LIBRARY"):
-        _default = lib
-    return lib
+            return lib
+    raise PetmatteLibraryNotFound(
+        "libpetmatte not found: pass lib_path=..., set PETMATTE_LIBRARY to the .so "
+        "(e.g. build/lib/libpetmatte.so), or install it (cmake --install build) so that "
+        "the dynamic loader finds libpetmatte.so.1",
+        tried=tried,
+    )
