@@ -194,7 +194,7 @@ typedef enum pm_pixel_format {
     PM_FORMAT_RGBA = 2,
     PM_FORMAT_BGR = 3,
     PM_FORMAT_BGRA = 4,
-    PM_FORMAT_GRAY = 5     /* output only: one byte a pixel */
+    PM_FORMAT_GRAY = 5     /* one byte a pixel: masks out; gray photos in */
 } pm_pixel_format;
 
 typedef struct pm_image {

@@ -1,19 +1,23 @@
 """Swin Transformer backbone, written for libpetmatte.
 
 Follows the Swin Transformer paper (Liu et al. 2021, arXiv:2103.14030) in the
-variant InSPyReNet uses: the "detection/segmentation" form that pads feature maps
-up to a multiple of the window, keeps an un-normalised copy of the patch embedding
-as an extra first output, and adds a LayerNorm (`norm0`..`norm3`) on each stage's
-output. Module and parameter names follow the published checkpoints, so an official
-InSPyReNet state_dict loads with strict=True.
+variant InSPyReNet uses (the dense-prediction form): feature maps are zero-padded
+up to a multiple of the window (after norm1, as upstream), the patch embedding
+(LayerNorm'd inside PatchEmbed, but not by norm0..3) is returned as an extra first
+output, and a LayerNorm (`norm0`..`norm3`) is applied to each stage's output (the
+tokens before patch merging; the merging itself takes the tokens without that
+norm). No absolute position embedding. Module and parameter
+names follow the published checkpoints, so an official InSPyReNet state_dict loads
+with strict=True.
 
 Inference only: no dropout, no stochastic depth (both are identities in eval mode).
 
 Shapes are Python integers computed from the input, so a traced graph is specialised
 to the traced input size. Shifted-window attention masks depend only on the stage
 resolution; `prepare(height, width)` precomputes them as non-persistent buffers so
-that a traced graph carries them as module state (they follow `.to(device/dtype)`)
-instead of rebuilding them on every call.
+that a traced graph carries them as module state (they follow `.to(device/dtype)`,
+which matters when a runtime converts the file to fp16/bf16) instead of baking a
+float32 constant into the graph.
 """
 import math
 from typing import List, Optional, Tuple
@@ -219,8 +223,9 @@ class PatchEmbed(nn.Module):
 
 
 class SwinTransformer(nn.Module):
-    """Returns five maps: the patch embedding (stride 4, un-normalised) and the
-    normalised outputs of the four stages (strides 4, 8, 16, 32)."""
+    """Returns five NCHW maps: the patch embedding (stride 4; only PatchEmbed's own
+    LayerNorm) and the outputs of the four stages through norm0..norm3 (strides
+    4, 8, 16, 32; channels C, C, 2C, 4C, 8C)."""
 
     def __init__(self, embed_dim: int = 128, depths=(2, 2, 18, 2), heads=(4, 8, 16, 32),
                  window: int = 12):
