@@ -1,0 +1,294 @@
+"""InSPyReNet (Swin-B) exporter: architecture, export round trip, and the exported
+file run through libpetmatte.
+
+Run by ctest's pytest_models suite (tests/python.cmake) with Debian's
+/usr/bin/python3 (torch 1.13). The library test needs PETMATTE_LIBRARY (the built
+libpetmatte.so) and is skipped only when it is unset.
+
+Swin-B's cost has a floor (its deep third stage is padded to a 12x12 window even for
+small inputs), so everything here runs at 64x64, the smallest supported size, and
+the model is exported once per session.
+"""
+import argparse
+import ctypes
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import export_inspyrenet  # noqa: E402
+from inspyrenet import inspyrenet_swinb, randomize_, state_dict_listing, valid_size  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "inspyrenet_swinb_state_dict.txt"
+SIZE = 64
+SEED = 1234
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def fixture_lines():
+    return [l for l in FIXTURE.read_text().splitlines() if l and not l.startswith("#")]
+
+
+# -- (1) the module tree --------------------------------------------------------------
+
+def test_state_dict_matches_fixture():
+    listing = state_dict_listing(inspyrenet_swinb()).splitlines()
+    expected = fixture_lines()
+    assert len(listing) == len(expected) == 1625
+    for got, want in zip(listing, expected):
+        assert got == want
+
+
+@pytest.mark.parametrize("line", [
+    # Facts read from upstream (plemeri/InSPyReNet, plemeri/transparent-background):
+    # Swin-B window 12 -> (2*12-1)^2 = 529 bias rows, heads 4/8/16/32, depths 2/2/18/2.
+    "backbone.patch_embed.proj.weight [128, 3, 4, 4] float32",
+    "backbone.layers.0.blocks.0.attn.relative_position_bias_table [529, 4] float32",
+    "backbone.layers.0.blocks.0.attn.relative_position_index [144, 144] int64",
+    "backbone.layers.2.blocks.17.attn.relative_position_bias_table [529, 16] float32",
+    "backbone.layers.3.blocks.1.attn.relative_position_bias_table [529, 32] float32",
+    "backbone.layers.0.downsample.reduction.weight [256, 512] float32",
+    "backbone.layers.2.downsample.norm.weight [2048] float32",
+    "backbone.layers.3.blocks.1.mlp.fc1.weight [4096, 1024] float32",
+    "backbone.norm0.weight [128] float32",
+    "backbone.norm3.bias [1024] float32",
+    # PAA_e / PAA_kernel: Conv2d(bias=False) + BatchNorm, axial attention with gamma;
+    # conv1 (1 x k) follows conv0 (in -> 64), so it is 64 -> 64.
+    "context1.branch1.conv1.conv.weight [64, 64, 1, 3] float32",
+    "context5.branch3.conv2.conv.weight [64, 64, 7, 1] float32",
+    "context5.branch3.conv3.conv.weight [64, 64, 3, 3] float32",
+    "context3.branch2.Hattn.gamma [1] float32",
+    "context3.branch2.Hattn.query_conv.conv.weight [8, 64, 1, 1] float32",
+    "context3.conv_cat.bn.num_batches_tracked [] int64",
+    # PAA_d: input depth*3, conv5 without BatchNorm and without bias.
+    "decoder.conv1.conv.weight [64, 192, 3, 3] float32",
+    "decoder.conv5.conv.weight [1, 64, 3, 3] float32",
+    # SICA: thresholds; lthreshold only where lmap_in (attention0, attention1).
+    "attention0.threshold [1] float32",
+    "attention0.lthreshold [1] float32",
+    "attention1.conv_out2.conv.weight [64, 192, 3, 3] float32",
+    "attention2.conv_query.0.conv.weight [64, 128, 3, 3] float32",
+    "attention2.conv_out4.bn.running_var [1] float32",
+])
+def test_upstream_facts(line):
+    assert line in set(fixture_lines())
+
+
+def test_no_lthreshold_without_lmap():
+    assert not any(l.startswith("attention2.lthreshold") for l in fixture_lines())
+    assert not any(l.startswith("decoder.conv5.bn") or l.startswith("decoder.conv5.conv.bias")
+                   for l in fixture_lines())
+
+
+def test_supported_sizes():
+    assert valid_size(1024, 1024) is None and valid_size(384, 384) is None and valid_size(64, 64) is None
+    assert valid_size(1000, 1000) is not None and valid_size(32, 32) is not None
+
+
+# -- (2) export -> load -> run ------------------------------------------------------------
+
+def example_input():
+    return torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(path, manifest, eager model) for a random-weights export at SIZE."""
+    torch.set_grad_enabled(False)
+    path = tmp_path_factory.mktemp("inspyrenet") / f"inspyrenet_random_{SIZE}.pt"
+    args = argparse.Namespace(
+        checkpoint=None, random_weights=True, seed=SEED, size=SIZE, base_size=None, name=None)
+    model, size, manifest = export_inspyrenet.build(args)
+    assert size == SIZE
+    export_inspyrenet.export(model, size, manifest, str(path), verify=False, log=lambda *a: None)
+    return path, manifest, model
+
+
+def test_random_weights_are_deterministic(exported):
+    _, _, model = exported  # randomize_(seed=SEED) by the exporter
+    other = inspyrenet_swinb((SIZE, SIZE))
+    again = randomize_(other, SEED).state_dict()
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, again[name]), name
+    key = "backbone.layers.2.blocks.5.attn.qkv.weight"
+    assert not torch.equal(randomize_(other, SEED + 1).state_dict()[key], model.state_dict()[key])
+
+
+def test_export_load_run(exported):
+    path, manifest, model = exported
+    files = {"petmatte.json": ""}
+    loaded = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    m = json.loads(files["petmatte.json"])
+    assert m == json.loads(manifest)
+    assert m["format"] == "petmatte-manifest" and m["version"] == 1
+    assert m["input"] == {"width": SIZE, "height": SIZE, "mean": list(MEAN), "std": list(STD)}
+    assert m["output"] == {"activation": "probability", "normalize": "minmax", "resize": "bilinear",
+                           "align_corners": True}
+    assert m["random_weights"] is True and len(m["name"].encode()) <= 63
+
+    x = example_input()
+    with torch.no_grad():
+        want = model(x)
+        got = loaded(x)
+    assert tuple(got.shape) == (1, 1, SIZE, SIZE)
+    assert torch.isfinite(got).all()
+    assert float((got - want).abs().max()) <= 1e-5
+    # Probabilities, and not a degenerate map: random weights still give structure.
+    assert float(got.min()) >= 0.0 and float(got.max()) <= 1.0
+    assert float(got.std()) > 1e-3
+
+
+def test_graph_is_device_and_dtype_neutral(exported):
+    """libpetmatte converts precision with module.to(fp16/bf16) and moves the module to
+    CUDA at load. A traced factory call (zeros_like, arange, ...) records a fixed
+    device and dtype, and a float tensor baked into the graph would not follow .to():
+    neither may be in the file. (0-dim float constants are Python scalars such as
+    head_dim ** -0.5; type promotion lets the other operand's dtype win.)"""
+    path, _, _ = exported
+    graph = torch.jit.load(str(path), map_location="cpu").inlined_graph
+    for node in graph.nodes():
+        for value in node.inputs():
+            assert value.type().kind() != "DeviceObjType", f"device-pinned op: {node}"
+    for node in graph.findAllNodes("prim::Constant"):
+        if node.output().type().kind() == "TensorType" and node.hasAttribute("value"):
+            v = node.t("value")
+            assert not (v.is_floating_point() and v.dim() > 0), f"float tensor constant: {node}"
+
+
+# -- (3) the file through libpetmatte -----------------------------------------------------
+
+class PmParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("model_path", ctypes.c_char_p),
+                ("device", ctypes.c_char_p), ("precision", ctypes.c_int), ("input_size", ctypes.c_int),
+                ("max_pixels", ctypes.c_uint64), ("max_encoded_bytes", ctypes.c_uint64),
+                ("cpu_threads", ctypes.c_int), ("warmup_min_runs", ctypes.c_int),
+                ("warmup_max_runs", ctypes.c_int), ("warmup_tolerance", ctypes.c_double),
+                ("cuda_graph", ctypes.c_int), ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int)]
+
+
+class PmImage(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("format", ctypes.c_int), ("data", ctypes.c_void_p),
+                ("size", ctypes.c_size_t), ("width", ctypes.c_int), ("height", ctypes.c_int),
+                ("stride", ctypes.c_size_t)]
+
+
+class PmRemoveOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("output", ctypes.c_int), ("encoding", ctypes.c_int),
+                ("background_rgb", ctypes.c_uint32), ("threshold", ctypes.c_float), ("invert", ctypes.c_int),
+                ("apply_exif_orientation", ctypes.c_int), ("keep_input_alpha", ctypes.c_int),
+                ("clean_edges", ctypes.c_int)]
+
+
+class PmOutput(ctypes.Structure):
+    _fields_ = [("encoding", ctypes.c_int), ("format", ctypes.c_int), ("width", ctypes.c_int),
+                ("height", ctypes.c_int), ("stride", ctypes.c_size_t),
+                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("size", ctypes.c_size_t)]
+
+
+PM_PRECISION_FP32, PM_FORMAT_RGB, PM_FORMAT_GRAY, PM_OUTPUT_MASK, PM_ENCODING_RAW = 1, 1, 5, 1, 0
+
+
+def load_library():
+    path = os.environ.get("PETMATTE_LIBRARY")
+    if not path:
+        pytest.skip("PETMATTE_LIBRARY is not set (ctest sets it to the built libpetmatte.so)")
+    lib = ctypes.CDLL(path)
+    lib.pm_params_init_sized.argtypes = [ctypes.POINTER(PmParams), ctypes.c_size_t]
+    lib.pm_image_init_sized.argtypes = [ctypes.POINTER(PmImage), ctypes.c_size_t]
+    lib.pm_remove_options_init_sized.argtypes = [ctypes.POINTER(PmRemoveOptions), ctypes.c_size_t]
+    lib.pm_open.argtypes = [ctypes.POINTER(PmParams), ctypes.POINTER(ctypes.c_void_p)]
+    lib.pm_warmup.argtypes = [ctypes.c_void_p]
+    lib.pm_remove_bg.argtypes = [ctypes.c_void_p, ctypes.POINTER(PmImage), ctypes.POINTER(PmRemoveOptions),
+                                 ctypes.POINTER(ctypes.POINTER(PmOutput))]
+    lib.pm_output_free.argtypes = [ctypes.POINTER(PmOutput)]
+    lib.pm_close.argtypes = [ctypes.c_void_p]
+    lib.pm_errmsg.argtypes = [ctypes.c_void_p]
+    lib.pm_errmsg.restype = ctypes.c_char_p
+    return lib
+
+
+def synthetic_image(width, height):
+    """A smooth RGB scene with a disc, as HxWx3 uint8."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    disc = ((xx - 0.55 * width) ** 2 + (yy - 0.45 * height) ** 2) < (0.3 * min(width, height)) ** 2
+    r = 40 + 180 * xx / max(width - 1, 1)
+    g = 60 + 150 * yy / max(height - 1, 1)
+    b = 90 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    img = np.stack([r, g, b], axis=-1)
+    img[disc] = img[disc] * 0.3 + np.array([230.0, 40.0, 60.0]) * 0.7
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def reference_matte(model, rgb):
+    """libpetmatte's documented pipeline, in Python: RGB/255, (antialiased when
+    shrinking) bilinear resize to the input size, ImageNet normalisation, forward,
+    min-max, bilinear align_corners=True back to the image size, *255, round."""
+    h, w = rgb.shape[:2]
+    x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div(255.0)
+    if (h, w) != (SIZE, SIZE):
+        x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False,
+                          antialias=h > SIZE or w > SIZE)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        p = model(x).float()
+    p = (p - p.min()) / (p.max() - p.min() + 1e-8)
+    if (h, w) != (SIZE, SIZE):
+        p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=True)
+    return p.clamp(0, 1).mul(255).round().to(torch.uint8).reshape(h, w).numpy()
+
+
+def library_matte(lib, ctx, rgb):
+    h, w = rgb.shape[:2]
+    buf = np.ascontiguousarray(rgb)
+    img = PmImage()
+    lib.pm_image_init_sized(ctypes.byref(img), ctypes.sizeof(img))
+    img.format, img.data, img.size = PM_FORMAT_RGB, buf.ctypes.data, buf.nbytes
+    img.width, img.height, img.stride = w, h, w * 3
+    opts = PmRemoveOptions()
+    lib.pm_remove_options_init_sized(ctypes.byref(opts), ctypes.sizeof(opts))
+    opts.output, opts.encoding = PM_OUTPUT_MASK, PM_ENCODING_RAW
+    out = ctypes.POINTER(PmOutput)()
+    rc = lib.pm_remove_bg(ctx, ctypes.byref(img), ctypes.byref(opts), ctypes.byref(out))
+    assert rc == 0, lib.pm_errmsg(ctx).decode()
+    try:
+        o = out.contents
+        assert (o.width, o.height, o.format) == (w, h, PM_FORMAT_GRAY)
+        raw = np.ctypeslib.as_array(o.data, shape=(o.size,))
+        return np.array([raw[y * o.stride: y * o.stride + w] for y in range(h)], dtype=np.uint8)
+    finally:
+        lib.pm_output_free(out)
+
+
+def test_library_matches_python(exported):
+    lib = load_library()
+    path, _, model = exported
+    params = PmParams()
+    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
+    model_path = str(path).encode()
+    params.model_path, params.device = model_path, b"cpu"
+    params.precision = PM_PRECISION_FP32
+    params.warmup_min_runs = params.warmup_max_runs = 1
+    ctx = ctypes.c_void_p()
+    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
+    try:
+        assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()
+        # Exactly the input size (no resampling), then a larger non-square image
+        # (antialiased shrink in, align_corners upsampling out).
+        for w, h in ((SIZE, SIZE), (2 * SIZE, SIZE + 32)):
+            rgb = synthetic_image(w, h)
+            got = library_matte(lib, ctx, rgb)
+            want = reference_matte(model, rgb)
+            diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+            assert int(diff.max()) <= 1, f"{w}x{h}: max |library - python| = {int(diff.max())} levels"
+            assert int(want.max()) - int(want.min()) > 50  # a matte with structure, not a flat one
+    finally:
+        lib.pm_close(ctx)

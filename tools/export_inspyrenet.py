@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""Exports InSPyReNet (Swin-B) to a libpetmatte TorchScript file.
+
+    /usr/bin/python3 tools/export_inspyrenet.py --checkpoint ckpt_base.pth --out inspyrenet-base.pt
+    /usr/bin/python3 tools/export_inspyrenet.py --checkpoint ckpt_fast.pth --out inspyrenet-fast.pt
+    /usr/bin/python3 tools/export_inspyrenet.py --random-weights --seed 0 --size 384 --out random.pt
+
+The network is libpetmatte's own implementation (tools/inspyrenet/), which loads the
+official checkpoints with strict=True. It is traced at one fixed input size (the
+model's input is [1, 3, size, size], ImageNet-normalised RGB) and returns
+sigmoid(d0), the finest level of the saliency pyramid, as [1, 1, size, size]. The
+per-image min-max stretch InSPyReNet applies afterwards is done by libpetmatte, as
+the embedded manifest (extra file "petmatte.json", docs/manifest.md) says.
+
+Files are float32. Half precision is chosen when the library loads the file
+(pm_params.precision: it converts the weights with module.to(dtype)), so one file
+serves fp32, fp16 and bf16. See docs/models.md.
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inspyrenet import (KNOWN_CHECKPOINTS, extract_state_dict, inspyrenet_swinb,  # noqa: E402
+                        randomize_, valid_size)
+
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+UPSTREAM = "InSPyReNet (Kim et al., ACCV 2022), github.com/plemeri/InSPyReNet and plemeri/transparent-background"
+
+
+def md5_of(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def make_manifest(name: str, size: int, random_weights: bool, source: str, license_text: str,
+                  extra: dict) -> str:
+    m = {
+        "format": "petmatte-manifest",
+        "version": 1,
+        "name": name,
+        "input": {"width": size, "height": size, "mean": MEAN, "std": STD},
+        "output": {"activation": "probability", "normalize": "minmax", "resize": "bilinear",
+                   "align_corners": True},
+        "random_weights": random_weights,
+        "source": source,
+        "license": license_text,
+    }
+    m.update(extra)
+    return json.dumps(m, indent=2)
+
+
+def build(args):
+    """-> (model in eval mode, size, manifest text)."""
+    if args.checkpoint:
+        digest = md5_of(args.checkpoint)
+        known = KNOWN_CHECKPOINTS.get(digest)
+        base = args.base_size or (known[1] if known else None) or args.size
+        if base is None:
+            raise SystemExit(f"{args.checkpoint} (md5 {digest}) is not an official checkpoint: "
+                             "give --size (and --base-size if it was trained at another size)")
+        size = args.size or base
+        stem = {"ckpt_base.pth": "base", "ckpt_fast.pth": "fast"}.get(known[0] if known else "", None)
+        name = args.name or (f"inspyrenet-swinb-{stem}" if stem else "inspyrenet-swinb")
+        if size != base:
+            name = args.name or f"{name}-{size}"
+        source = (f"{UPSTREAM}; checkpoint {os.path.basename(args.checkpoint)} md5 {digest}"
+                  + (f" (official {known[0]})" if known else ""))
+        license_text = "MIT (InSPyReNet code and weights, Copyright (c) 2022 Taehun Kim)"
+        extra = {"checkpoint_md5": digest}
+    else:
+        size = args.size or 1024
+        base = args.base_size or size
+        name = args.name or f"inspyrenet-swinb-random-{size}"
+        source = f"{UPSTREAM}; architecture only: random weights, seed {args.seed}"
+        license_text = "MIT"
+        extra = {"seed": args.seed}
+        digest = None
+
+    for what, v in (("--size", size), ("--base-size", base)):
+        why = valid_size(v, v)
+        if why:
+            raise SystemExit(f"{what} {v}: {why}")
+    if size != base:
+        print(f"note: input size {size} differs from the base size {base} the weights were trained at; "
+              "upstream runs such inputs too, but quality is best at the base size", file=sys.stderr)
+
+    model = inspyrenet_swinb(base_size=(base, base))
+    if args.checkpoint:
+        state = extract_state_dict(torch.load(args.checkpoint, map_location="cpu"))
+        model.load_state_dict(state, strict=True)
+    else:
+        randomize_(model, args.seed)
+    model.eval().prepare(size, size)
+    extra.update({"architecture": "InSPyReNet Swin-B, depth 64", "base_size": base,
+                  "exporter": "libpetmatte tools/export_inspyrenet.py", "torch": torch.__version__})
+    manifest = make_manifest(name, size, not args.checkpoint, source, license_text, extra)
+    return model, size, manifest
+
+
+def export(model, size: int, manifest: str, out: str, verify: bool = True, log=print) -> torch.jit.ScriptModule:
+    """Traces model at [1, 3, size, size], saves it with the manifest, and (verify)
+    loads the file back and checks it against the eager module on a fixed input."""
+    example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = None
+        if verify:
+            t = time.time()
+            reference = model(example)
+            log(f"eager forward: {time.time() - t:.1f} s")
+        t = time.time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(model, example, check_trace=False)
+        log(f"traced at [1, 3, {size}, {size}]: {time.time() - t:.1f} s")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    torch.jit.save(traced, out, _extra_files={"petmatte.json": manifest})
+    log(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
+    if verify:
+        files = {"petmatte.json": ""}
+        loaded = torch.jit.load(out, map_location="cpu", _extra_files=files)
+        if json.loads(files["petmatte.json"]) != json.loads(manifest):
+            raise SystemExit("verify: the manifest did not survive the round trip")
+        with torch.no_grad():
+            t = time.time()
+            got = loaded(example)
+            log(f"loaded file forward: {time.time() - t:.1f} s")
+        if tuple(got.shape) != (1, 1, size, size) or not bool(torch.isfinite(got).all()):
+            raise SystemExit(f"verify: output shape {list(got.shape)} or values are wrong")
+        diff = (got - reference).abs().max().item()
+        if diff > 1e-4:
+            raise SystemExit(f"verify: the loaded file differs from the eager module by {diff}")
+        log(f"verified: output [1, 1, {size}, {size}], max |file - eager| = {diff:.3g}")
+    return traced
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Sizes: multiples of 32, at least 64 (square). "
+                                       "Official: ckpt_base.pth 1024, ckpt_fast.pth 384.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="official InSPyReNet Swin-B state_dict (ckpt_base.pth, ckpt_fast.pth)")
+    src.add_argument("--random-weights", action="store_true",
+                     help="the exact architecture with deterministic random weights (tests, benchmarks)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-weights (default 0)")
+    p.add_argument("--size", type=int, help="input size the file runs at (default: the checkpoint's base "
+                                             "size: 1024 for ckpt_base.pth, 384 for ckpt_fast.pth; 1024 "
+                                             "for random weights)")
+    p.add_argument("--base-size", type=int,
+                   help="the size the weights were trained at (fixes SICA's stage sizes); default: known "
+                        "from the checkpoint's md5, else --size")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
+                        "(pm_params.precision), so one fp32 file serves all three")
+    p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")
+    p.add_argument("--out", required=True, help="output TorchScript file")
+    p.add_argument("--no-verify", action="store_true", help="skip re-loading and running the written file")
+    args = p.parse_args(argv)
+    if args.precision != "fp32":
+        p.error(f"--precision {args.precision}: files are written in fp32; ask libpetmatte for "
+                f"{args.precision} when loading (pm_params.precision / --precision), it converts the "
+                "weights at load")
+    if args.name and len(args.name.encode()) > 63:
+        p.error("--name is longer than 63 bytes")
+    torch.set_grad_enabled(False)
+    model, size, manifest = build(args)
+    export(model, size, manifest, args.out, verify=not args.no_verify)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""InSPyReNet (Kim et al., "Revisiting Image Pyramid Structure for High Resolution
+Salient Object Detection", ACCV 2022) with the Swin-B backbone, written for libpetmatte.
+
+Inference form only: one pass of the saliency pyramid (what upstream runs when the
+input is at or below its pyramid-blending threshold, and what its TorchScript route
+traces). The module tree reproduces the official checkpoints' state_dict key for key
+and shape for shape (`ckpt_base.pth`, `ckpt_fast.pth`: depth 64, backbone channels
+[128, 128, 256, 512, 1024]); load them with `strict=True`.
+
+Output: a probability map `sigmoid(d0)` of shape [N, 1, H, W]. The per-image min-max
+stretch that upstream applies afterwards is left to libpetmatte (manifest
+`"normalize": "minmax"`, the same formula (p - min) / (max - min + 1e-8)).
+
+Several operations are reproduced exactly as the checkpoints were trained with them,
+even where they look unusual; changing any of them changes the output:
+  * the axial self-attention reshapes a [B, C, H, W] map with `view(B, -1, axis)`
+    (a memory reinterpretation, not a transpose);
+  * SICA flattens its resized feature map [B, C, h, w] with `view(B, h*w, -1)`,
+    again a reinterpretation;
+  * SICA resizes to a fixed "stage size" derived from `base_size`, not from the input;
+  * the decoder concatenates its inputs coarsest first.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .swin import swin_b
+
+
+class ConvBN(nn.Module):
+    """Conv2d with 'same' padding (odd kernels), no bias by default, then optional
+    BatchNorm and ReLU. Attribute names (`conv`, `bn`) match the checkpoints; with
+    bn=False there is no `bn` entry at all."""
+
+    def __init__(self, cin: int, cout: int, kernel, dilation: int = 1, bias: bool = False,
+                 bn: bool = True, relu: bool = False):
+        super().__init__()
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        pad = (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
+        self.conv = nn.Conv2d(cin, cout, (kh, kw), stride=1, padding=pad, dilation=dilation, bias=bias)
+        self.bn = nn.BatchNorm2d(cout) if bn else None
+        self.relu = nn.ReLU(inplace=True) if relu else None
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.relu is not None:
+            x = self.relu(x)
+        return x
+
+
+def fp32_branch(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Runs a Sequential of ConvBN (eval mode) in float32 whatever the weights' dtype:
+    the same operations as calling it, with every weight read through .float() (a
+    no-op for float32 weights)."""
+    for m in seq:
+        conv = m.conv
+        x = F.conv2d(x, conv.weight.float(), None if conv.bias is None else conv.bias.float(),
+                     conv.stride, conv.padding, conv.dilation, conv.groups)
+        if m.bn is not None:
+            bn = m.bn
+            x = F.batch_norm(x, bn.running_mean.float(), bn.running_var.float(), bn.weight.float(),
+                             bn.bias.float(), False, 0.0, bn.eps)
+        if m.relu is not None:
+            x = F.relu(x)
+    return x
+
+
+class AxialAttention(nn.Module):
+    """Self-attention along one axis ('h' or 'w'), with a learned residual gate.
+
+    The projected maps are reshaped with view(B, -1, axis): for 'w' that groups each
+    row, for 'h' it reinterprets memory (the trained behaviour, kept as is)."""
+
+    def __init__(self, channels: int, mode: str):
+        super().__init__()
+        self.mode = mode
+        self.query_conv = ConvBN(channels, channels // 8, 1)
+        self.key_conv = ConvBN(channels, channels // 8, 1)
+        self.value_conv = ConvBN(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        axis = 1
+        if "h" in self.mode:
+            axis *= h
+        if "w" in self.mode:
+            axis *= w
+        q = self.query_conv(x).view(b, -1, axis).permute(0, 2, 1)
+        k = self.key_conv(x).view(b, -1, axis)
+        attn = torch.softmax(torch.bmm(q, k), dim=-1)
+        v = self.value_conv(x).view(b, -1, axis)
+        out = torch.bmm(v, attn.permute(0, 2, 1)).view(b, c, h, w)
+        return self.gamma * out + x
+
+
+class PAAKernel(nn.Module):
+    """One receptive-field branch of the Pyramid Axial Attention encoder (PAA_kernel)."""
+
+    def __init__(self, cin: int, cout: int, receptive: int):
+        super().__init__()
+        self.conv0 = ConvBN(cin, cout, 1)
+        self.conv1 = ConvBN(cout, cout, (1, receptive))
+        self.conv2 = ConvBN(cout, cout, (receptive, 1))
+        self.conv3 = ConvBN(cout, cout, 3, dilation=receptive)
+        self.Hattn = AxialAttention(cout, "h")
+        self.Wattn = AxialAttention(cout, "w")
+
+    def forward(self, x):
+        x = self.conv2(self.conv1(self.conv0(x)))
+        return self.conv3(self.Hattn(x) + self.Wattn(x))
+
+
+class PAAEncoder(nn.Module):
+    """Context module (upstream PAA_e): four branches, concatenated, plus a residual."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=True)
+        self.branch0 = ConvBN(cin, cout, 1)
+        self.branch1 = PAAKernel(cin, cout, 3)
+        self.branch2 = PAAKernel(cin, cout, 5)
+        self.branch3 = PAAKernel(cin, cout, 7)
+        self.conv_cat = ConvBN(4 * cout, cout, 3)
+        self.conv_res = ConvBN(cin, cout, 1)
+
+    def forward(self, x):
+        cat = torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1)
+        return self.relu(self.conv_cat(cat) + self.conv_res(x))
+
+
+class PAADecoder(nn.Module):
+    """Upstream PAA_d: fuses the three coarsest context maps at the finest of them."""
+
+    def __init__(self, cin: int, depth: int = 64, cout: int = 1):
+        super().__init__()
+        self.conv1 = ConvBN(cin, depth, 3)
+        self.conv2 = ConvBN(depth, depth, 3)
+        self.conv3 = ConvBN(depth, depth, 3)
+        self.conv4 = ConvBN(depth, depth, 3)
+        self.conv5 = ConvBN(depth, cout, 3, bn=False)
+        self.Hattn = AxialAttention(depth, "h")
+        self.Wattn = AxialAttention(depth, "w")
+
+    def forward(self, fine, mid, coarse) -> Tuple[torch.Tensor, torch.Tensor]:
+        size = fine.shape[-2:]
+        mid = F.interpolate(mid, size=size, mode="bilinear", align_corners=True)
+        coarse = F.interpolate(coarse, size=size, mode="bilinear", align_corners=True)
+        x = self.conv1(torch.cat([coarse, mid, fine], dim=1))
+        x = self.conv2(self.Hattn(x) + self.Wattn(x))
+        x = self.conv4(self.conv3(x))
+        return x, self.conv5(x)
+
+
+class SICA(nn.Module):
+    """Scale-Invariant Context Attention: refines features with class-conditional
+    context vectors pooled by the (upsampled) coarser saliency / Laplacian maps."""
+
+    def __init__(self, cin: int, depth: int, stage_size: Tuple[int, int], lmap_in: bool,
+                 cout: int = 1):
+        super().__init__()
+        self.depth = depth
+        self.lmap_in = lmap_in
+        self.stage_size = stage_size
+        self.ctx = 5 if lmap_in else 3
+        self.conv_query = nn.Sequential(ConvBN(cin, depth, 3, relu=True), ConvBN(depth, depth, 3, relu=True))
+        self.conv_key = nn.Sequential(ConvBN(cin, depth, 1, relu=True), ConvBN(depth, depth, 1, relu=True))
+        self.conv_value = nn.Sequential(ConvBN(cin, depth, 1, relu=True), ConvBN(depth, depth, 1, relu=True))
+        self.conv_out1 = ConvBN(depth, depth, 3, relu=True)
+        self.conv_out2 = ConvBN(cin + depth, depth, 3, relu=True)
+        self.conv_out3 = ConvBN(depth, depth, 3, relu=True)
+        self.conv_out4 = ConvBN(depth, cout, 1)
+        self.threshold = nn.Parameter(torch.tensor([0.5]))
+        if lmap_in:
+            self.lthreshold = nn.Parameter(torch.tensor([0.5]))
+
+    def forward(self, x, smap, lmap: Optional[torch.Tensor] = None):
+        b, c, h, w = x.shape
+        smap = torch.sigmoid(F.interpolate(smap, size=(h, w), mode="bilinear", align_corners=False))
+        p = smap - self.threshold
+        probs = [torch.clip(p, 0, 1), torch.clip(-p, 0, 1), self.threshold - torch.abs(p)]
+        if self.lmap_in:
+            assert lmap is not None
+            lmap = torch.sigmoid(F.interpolate(lmap, size=(h, w), mode="bilinear", align_corners=False))
+            lp = lmap - self.lthreshold
+            probs += [torch.clip(lp, 0, 1), torch.clip(-lp, 0, 1)]
+        prob = torch.cat(probs, dim=1)
+
+        sh, sw = self.stage_size
+        f = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False).view(b, sh * sw, -1)
+        prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False).view(b, self.ctx, sh * sw)
+        # The context vectors are sums over the whole stage map (a million pixels at
+        # base size 1024), far beyond fp16's range: they and the small key/value
+        # branches that read them run in float32 whatever the module's dtype. In
+        # float32 this is exactly upstream's computation.
+        context = torch.bmm(prob.float(), f.float()).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
+
+        query = self.conv_query(x).view(b, self.depth, -1).permute(0, 2, 1)
+        key = fp32_branch(self.conv_key, context).type_as(query).view(b, self.depth, -1)
+        value = fp32_branch(self.conv_value, context).type_as(query).view(b, self.depth, -1).permute(0, 2, 1)
+        sim = torch.softmax((self.depth ** -0.5) * torch.bmm(query, key), dim=-1)
+        context = torch.bmm(sim, value).permute(0, 2, 1).contiguous().view(b, -1, h, w)
+        context = self.conv_out1(context)
+
+        x = self.conv_out3(self.conv_out2(torch.cat([x, context], dim=1)))
+        return x, self.conv_out4(x)
+
+
+def gaussian_kernel(ksize: int = 7, sigma: float = 1.0) -> torch.Tensor:
+    """Normalised 2-D Gaussian (outer product of the 1-D kernel), computed in float64
+    and stored as float32, shape (1, 1, k, k)."""
+    i = np.arange(ksize, dtype=np.float64) - (ksize - 1) * 0.5
+    g = np.exp(-(i * i) / (2.0 * sigma * sigma))
+    g = g / g.sum()
+    return torch.tensor(np.outer(g, g)).float().view(1, 1, ksize, ksize)
+
+
+class InSPyReNet(nn.Module):
+    def __init__(self, base_size: Sequence[int] = (1024, 1024), depth: int = 64,
+                 in_channels: Sequence[int] = (128, 128, 256, 512, 1024)):
+        super().__init__()
+        self.base_size = (int(base_size[0]), int(base_size[1]))
+        self.depth = depth
+        bh, bw = self.base_size
+
+        def stage(s):
+            return (bh // 2 ** s, bw // 2 ** s)
+
+        self.backbone = swin_b()
+        self.context1 = PAAEncoder(in_channels[0], depth)
+        self.context2 = PAAEncoder(in_channels[1], depth)
+        self.context3 = PAAEncoder(in_channels[2], depth)
+        self.context4 = PAAEncoder(in_channels[3], depth)
+        self.context5 = PAAEncoder(in_channels[4], depth)
+        self.decoder = PAADecoder(depth * 3, depth)
+        self.attention0 = SICA(depth, depth, stage(0), lmap_in=True)
+        self.attention1 = SICA(depth * 2, depth, stage(1), lmap_in=True)
+        self.attention2 = SICA(depth * 2, depth, stage(2), lmap_in=False)
+        # Laplacian pyramid kernel: not part of the checkpoints (non-persistent).
+        self.register_buffer("pyramid_kernel", gaussian_kernel(7, 1.0), persistent=False)
+
+    # -- Laplacian pyramid ---------------------------------------------------------
+    def _expand(self, x):
+        """Upsample x2: zero-insertion (value at the top-left of each 2x2 cell), then
+        a reflect-padded Gaussian blur scaled by 4.
+
+        Upstream inserts the zeros with pixel_shuffle(cat([x, 0, 0, 0])) on its
+        one-channel maps; padding a [B, C, h, 1, w, 1] view gives the same tensor
+        without a zeros_like, which a tracer would record with a fixed dtype and
+        device (breaking fp16/bf16 and CUDA use of the exported file)."""
+        b, c, h, w = x.shape
+        x = F.pad(x.reshape(b, c, h, 1, w, 1), (0, 1, 0, 0, 0, 1)).reshape(b, c, 2 * h, 2 * w)
+        k = self.pyramid_kernel.shape[-1] // 2
+        x = F.pad(x, (k, k, k, k), mode="reflect")
+        return F.conv2d(x, self.pyramid_kernel * 4)
+
+    def _reconstruct(self, coarse, laplacian):
+        up = self._expand(coarse)
+        if laplacian.shape[-2:] != up.shape[-2:]:
+            laplacian = F.interpolate(laplacian, size=up.shape[-2:], mode="bilinear", align_corners=True)
+        return up + laplacian
+
+    # -- model ---------------------------------------------------------------------
+    def prepare(self, height: int, width: int) -> "InSPyReNet":
+        """Precompute size-dependent constants (Swin masks) for this input size."""
+        self.backbone.prepare(height, width)
+        return self
+
+    def saliency(self, x) -> List[torch.Tensor]:
+        """The saliency pyramid [d3, d2, d1, d0] (logits), coarsest first."""
+        h, w = x.shape[-2], x.shape[-1]
+        f1, f2, f3, f4, f5 = self.backbone(x)
+        x1 = self.context1(f1)
+        x2 = self.context2(f2)
+        x3 = self.context3(f3)
+        x4 = self.context4(f4)
+        x5 = self.context5(f5)
+
+        f3, d3 = self.decoder(x3, x4, x5)
+
+        def res(t, size):
+            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+        f3 = res(f3, (h // 4, w // 4))
+        f2, p2 = self.attention2(torch.cat([x2, f3], dim=1), d3)
+        d2 = self._reconstruct(d3, p2)
+
+        x1 = res(x1, (h // 2, w // 2))
+        f2 = res(f2, (h // 2, w // 2))
+        f1, p1 = self.attention1(torch.cat([x1, f2], dim=1), d2, p2)
+        d1 = self._reconstruct(d2, p1)
+
+        f1 = res(f1, (h, w))
+        _, p0 = self.attention0(f1, d1, p1)
+        d0 = self._reconstruct(d1, p0)
+        return [d3, d2, d1, d0]
+
+    def forward(self, x):
+        return torch.sigmoid(self.saliency(x)[3])
+
+
+def inspyrenet_swinb(base_size=(1024, 1024)) -> InSPyReNet:
+    return InSPyReNet(base_size=base_size, depth=64, in_channels=(128, 128, 256, 512, 1024))
+
+
+def valid_size(height: int, width: int) -> Optional[str]:
+    """None when (height, width) is a supported input size, else the reason."""
+    for name, v in (("height", height), ("width", width)):
+        if v < 64:
+            return f"{name} {v} is below 64"
+        if v % 32 != 0:
+            return f"{name} {v} is not a multiple of 32"
+    return None
+
+
+# -- checkpoints -------------------------------------------------------------------
+
+# The official checkpoints (plemeri/transparent-background config.yaml): md5 -> the
+# base size they were trained and are run at. The base size also fixes SICA's
+# internal "stage size", so it is a property of the weights, not only of the input.
+KNOWN_CHECKPOINTS = {
+    "d692e3dd5fa1b9658949d452bebf1cda": ("ckpt_base.pth", 1024),
+    "9efdbfbcc49b79ef0f7891c83d2fd52f": ("ckpt_fast.pth", 384),
+}
+
+
+def extract_state_dict(obj) -> dict:
+    """The state_dict inside what torch.load returned: the official files are a bare
+    state_dict; a {'state_dict': ...} / {'model': ...} wrapper and a DataParallel
+    'module.' prefix are also accepted."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError("checkpoint holds no state_dict")
+    if all(isinstance(k, str) and k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def state_dict_listing(model: nn.Module) -> str:
+    """One line per state_dict entry, in order: `name [d0, d1, ...] dtype`."""
+    lines = []
+    for name, t in model.state_dict().items():
+        dtype = str(t.dtype).replace("torch.", "")
+        lines.append(f"{name} [{', '.join(str(d) for d in t.shape)}] {dtype}")
+    return "\n".join(lines) + "\n"
+
+
+def randomize_(model: nn.Module, seed: int) -> nn.Module:
+    """Fills every floating-point parameter and buffer with deterministic random
+    values (numpy's RandomState, whose stream never changes, so a seed gives the same
+    weights with any torch or numpy version). Scales keep activations in a sane range
+    so that the output is a non-trivial map: conv/linear weights N(0, 1/fan_in),
+    normalisation affines near identity, BatchNorm statistics near (0, 1), the axial
+    attention gates and Swin position biases small but non-zero, SICA thresholds near
+    0.5. Integer buffers (relative_position_index, num_batches_tracked) are left as
+    built."""
+    rng = np.random.RandomState(seed)
+    context_inputs = {}
+    for mname, m in model.named_modules():
+        if isinstance(m, SICA):
+            area = float(m.stage_size[0] * m.stage_size[1])
+            for branch in ("conv_key", "conv_value"):
+                context_inputs[f"{mname}.{branch}.0.conv.weight"] = area
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.dtype.is_floating_point:
+                continue
+            leaf = name.rsplit(".", 1)[-1]
+            n = rng.standard_normal(t.numel()).reshape(tuple(t.shape))
+            if leaf == "weight" and t.dim() >= 2:
+                fan_in = t[0].numel()
+                v = n / np.sqrt(fan_in)
+                if name in context_inputs:
+                    # SICA's context vectors are sums over the whole stage map:
+                    # dividing by its area keeps them (and the logits) O(1).
+                    v = v / context_inputs[name]
+            elif leaf == "running_var":
+                v = 1.0 + 0.1 * np.abs(n)
+            elif leaf in ("running_mean", "bias"):
+                v = 0.05 * n
+            elif leaf == "weight":  # LayerNorm / BatchNorm scale
+                v = 1.0 + 0.05 * n
+            elif leaf == "relative_position_bias_table":
+                v = 0.02 * n
+            elif leaf == "gamma":
+                v = 0.1 * n
+            elif leaf in ("threshold", "lthreshold"):
+                v = 0.5 + 0.05 * n
+            else:
+                raise ValueError(f"randomize_: no rule for {name}")
+            t.copy_(torch.from_numpy(np.ascontiguousarray(v)).to(t.dtype))
+    return model
