@@ -10,6 +10,9 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev zlib1g-dev \
   libcmocka-dev abigail-tools \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage-lib \
-  libmicrohttpd-dev chromium python3-websocket
+  libmicrohttpd-dev chromium python3-websocket \
+  libopenblas0-pthread
+# libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3); without it
+# that is the reference BLAS, about 9x slower for the matrix products in Swin layers.
 # npm fetches the default model's weights from the npm registry.
 command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm
