@@ -312,7 +312,10 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
     /* No lock here: the shim serialises only the forward pass itself. */
     rc = pm_shim_infer(c->model, img.px, img.width, img.height, (size_t)img.width * 4, 4, matte, err,
                        sizeof err);
-    if (rc == PM_OK) rc = pm_build_output(&img, matte, &opt, out, err, sizeof err);
+    /* Clean edges run on the model's device when that is a GPU (docs/clean-edges.md). */
+    if (rc == PM_OK)
+        rc = pm_build_output_with(&img, matte, &opt, pm_shim_is_cuda(c->model) ? c->model : NULL, out,
+                                  err, sizeof err);
     free(matte);
     pm_rgba_free(&img);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);

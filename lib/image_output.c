@@ -18,6 +18,7 @@
 #include "foreground.h"
 #include "image_internal.h"
 #include "image_stb.h"
+#include "shim.h"
 
 void pm_output_free(pm_output *output)
 {
@@ -89,6 +90,12 @@ static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
 pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
                         pm_output **out, char *err, size_t errcap)
 {
+    return pm_build_output_with(img, matte, opt, NULL, out, err, errcap);
+}
+
+pm_code pm_build_output_with(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+                             pm_shim_model *fg_model, pm_output **out, char *err, size_t errcap)
+{
     if (out == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "pm_build_output: out is NULL");
     *out = NULL;
@@ -125,7 +132,13 @@ pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_opti
             return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
                                "no memory for the clean-edges colours of a %dx%d image",
                                img->width, img->height);
-        rc = pm_estimate_foreground(img->px, matte, img->width, img->height, fg, err, errcap);
+        /* On a GPU, full sweeps on the device; on the CPU, the C version, whose
+         * skip-flat does far less work (docs/clean-edges.md). */
+        rc = fg_model != NULL
+                 ? pm_shim_estimate_foreground(fg_model, img->px, matte, img->width,
+                                               img->height, fg, err, errcap)
+                 : pm_estimate_foreground(img->px, matte, img->width, img->height, fg, err,
+                                          errcap);
         if (rc != PM_OK) {
             free(fg);
             return rc;

@@ -421,6 +421,21 @@ uint64_t pm_shim_device_memory(const pm_shim_model *model) {
 #endif
 }
 
+int pm_shim_is_cuda(const pm_shim_model *model) { return model && model->device.is_cuda() ? 1 : 0; }
+
+pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
+                                    int height, uint8_t *rgb_out, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "clean edges", model ? &model->device : nullptr, [&] {
+        if (!model || !rgba || !alpha || !rgb_out)
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: NULL model, image, matte or output");
+        if (width < 1 || height < 1) fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad size %dx%d", width, height);
+        // Torch indexes with int64 and the level sizes are ints: keep well inside both.
+        if (int64_t(width) + height > INT32_MAX || int64_t(width) * height > (int64_t(1) << 36))
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: %dx%d is too large", width, height);
+        petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
+    });
+}
+
 void pm_shim_free(pm_shim_model *model) {
     if (!model) return;
     const c10::Device device = model->device;

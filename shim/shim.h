@@ -94,6 +94,23 @@ void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t ca
 /* CUDA memory held by the process's allocator on this model's device; 0 on CPU. */
 uint64_t pm_shim_device_memory(const pm_shim_model *model);
 
+/* 1 when the model runs on a CUDA device (0 on CPU or for NULL). */
+int pm_shim_is_cuda(const pm_shim_model *model);
+
+/* Clean edges on the model's device: lib/foreground.c's method (Germer et al. 2020,
+ * see lib/foreground.h and docs/clean-edges.md) with skip_flat = 0, as tensor ops;
+ * small pyramid levels (up to 65,536 pixels) run on the host. Same arguments and
+ * output as pm_estimate_foreground: rgba is height rows of width*4 bytes (the 4th
+ * ignored), alpha height rows of width bytes, rgb_out height rows of width*3 bytes;
+ * opaque pixels get their input colour exactly. The result matches the C version
+ * up to float rounding (a byte or so at a few pixels) and is the same on every run
+ * on one device. Uses only the model's device, not its module: it runs concurrently
+ * with inferences (on CUDA on a pool stream of its own) and takes no lock.
+ * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_NO_MEMORY,
+ * PM_ERR_DEVICE (any other torch error). */
+pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
+                                    int height, uint8_t *rgb_out, char *err, size_t errcap);
+
 void pm_shim_free(pm_shim_model *model);
 
 #ifdef __cplusplus

@@ -100,6 +100,11 @@ void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, i
 bool cuda_runner_has_graph(const CudaRunner &runner);
 #endif
 
+// foreground.cpp: clean-edges foreground colours on `device` (see
+// pm_shim_estimate_foreground; arguments already checked). Torch exceptions pass through.
+void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width,
+                         int height, uint8_t *rgb_out);
+
 // Waits for the device's queued work (no-op on CPU).
 void synchronize(const c10::Device &device);
 

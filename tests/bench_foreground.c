@@ -1,7 +1,11 @@
 /* bench_foreground - times pm_estimate_foreground_tuned on a synthetic 12 MP pet-like
  * photo (not a ctest). Usage: bench_foreground [width height runs [threads skip_flat]]
  * Prints the median, min and max wall time (and median process CPU time) for threads 1 and 2, skip_flat 1 and 0
- * (or only the configuration given). */
+ * (or only the configuration given).
+ *   bench_foreground width height runs torch MODEL.pt [cpu|cuda:N]
+ * times the tensor version (pm_shim_estimate_foreground) instead, on the device the
+ * model (any TorchScript file, e.g. tests/models' red32.pt) is loaded on, after one
+ * untimed call, and compares its bytes with the C version's (skip_flat 0). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -10,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "foreground.h"
+#include "shim.h"
 
 static double clock_s(clockid_t id) {
     struct timespec ts;
@@ -26,19 +32,74 @@ static int cmp_double(const void *a, const void *b) {
 
 static float clampf(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
+/* The tensor version on the model's device: runs timed calls after one warm call,
+ * then its bytes against the C version's with skip_flat 0. */
+static int bench_torch(const char *model_file, const char *device, const uint8_t *rgba, const uint8_t *alpha,
+                       int w, int h, int runs, uint8_t *out, uint8_t *ref, double *t, double *cpu) {
+    const pm_shim_options opts = {PM_PRECISION_FP32, 0, 0, 0};
+    pm_shim_model *model = NULL;
+    char *manifest = NULL, err[512];
+    const int cuda = strncmp(device, "cuda:", 5) == 0;
+    if (pm_shim_load(model_file, cuda ? PM_DEVICE_CUDA : PM_DEVICE_CPU, cuda ? atoi(device + 5) : 0, &opts, &model,
+                     &manifest, err, sizeof err) != PM_OK) {
+        fprintf(stderr, "loading %s: %s\n", model_file, err);
+        return 1;
+    }
+    free(manifest);
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pm_shim_set_cpu_threads(cpus > 0 ? (int)cpus : 1); /* torch's intra-op threads (CPU models) */
+    char desc[160];
+    pm_shim_device_description(model, desc, sizeof desc);
+    for (int r = -1; r < runs; r++) {
+        const double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+        if (pm_shim_estimate_foreground(model, rgba, alpha, w, h, out, err, sizeof err) != PM_OK) {
+            fprintf(stderr, "error: %s\n", err);
+            pm_shim_free(model);
+            return 1;
+        }
+        if (r < 0) continue; /* warm: allocator, kernels */
+        t[r] = clock_s(CLOCK_MONOTONIC) - t0;
+        cpu[r] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    }
+    pm_shim_free(model);
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);
+    printf("tensor version on %s (%ld CPUs): wall median %.3f s (min %.3f, max %.3f), cpu median %.3f s\n", desc, cpus,
+           t[runs / 2], t[0], t[runs - 1], cpu[runs / 2]);
+    const pm_fg_tuning full = {0, 0};
+    if (pm_estimate_foreground_tuned(rgba, alpha, w, h, ref, &full, err, sizeof err) != PM_OK) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
+    const size_t bytes = (size_t)w * (size_t)h * 3;
+    size_t differ = 0;
+    double sum = 0;
+    int worst = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        const int d = abs((int)out[i] - (int)ref[i]);
+        sum += d;
+        differ += d != 0;
+        worst = d > worst ? d : worst;
+    }
+    printf("tensor vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.6f\n", differ, bytes, worst,
+           sum / (double)bytes);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int w = 4000, h = 3000, runs = 5, only_threads = 0, only_skip = -1;
-    if (argc == 4 || argc == 6) {
+    const int torch_mode = (argc == 6 || argc == 7) && strcmp(argv[4], "torch") == 0;
+    if (argc == 4 || argc == 6 || torch_mode) {
         w = atoi(argv[1]);
         h = atoi(argv[2]);
         runs = atoi(argv[3]);
     }
-    if (argc == 6) {
+    if (argc == 6 && !torch_mode) {
         only_threads = atoi(argv[4]);
         only_skip = atoi(argv[5]);
     }
     if (w < 16 || h < 16 || runs < 1 || runs > 100) {
-        fprintf(stderr, "usage: %s [width height runs]\n", argv[0]);
+        fprintf(stderr, "usage: %s [width height runs [threads skip_flat | torch MODEL.pt [cpu|cuda:N]]]\n", argv[0]);
         return 2;
     }
     const size_t n = (size_t)w * (size_t)h;
@@ -72,6 +133,16 @@ int main(int argc, char **argv) {
            runs);
     double *t = malloc(sizeof(double) * (size_t)runs), *cpu = malloc(sizeof(double) * (size_t)runs);
     if (!t || !cpu) return 1;
+    if (torch_mode) {
+        const int rc = bench_torch(argv[5], argc == 7 ? argv[6] : "cpu", rgba, alpha, w, h, runs, out, out_skip, t, cpu);
+        free(t);
+        free(cpu);
+        free(rgba);
+        free(alpha);
+        free(out);
+        free(out_skip);
+        return rc;
+    }
     for (int skip = 1; skip >= 0; skip--)
         for (int threads = 1; threads <= 2; threads++) {
             if ((only_threads && threads != only_threads) || (only_skip >= 0 && skip != only_skip)) continue;

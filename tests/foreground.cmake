@@ -10,3 +10,9 @@ add_executable(bench_foreground EXCLUDE_FROM_ALL bench_foreground.c)
 target_link_libraries(bench_foreground PRIVATE petmatte_internal Threads::Threads m)
 target_include_directories(bench_foreground PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/lib)
 target_compile_options(bench_foreground PRIVATE -Wall -Wextra -Wshadow)
+
+# Clean edges with tensor ops (shim/foreground.cpp) on a CPU model against the C
+# version with skip_flat = 0; needs the test models (red32.pt), a few seconds.
+pm_c_test(foreground_torch)
+target_compile_options(test_foreground_torch PRIVATE -Wall -Wextra -Wshadow)
+target_link_libraries(test_foreground_torch PRIVATE m)

@@ -1,0 +1,229 @@
+/* Clean edges with tensor ops (shim/foreground.cpp, pm_shim_estimate_foreground) on a
+ * CPU model: the same bytes as lib/foreground.c with skip_flat = 0 up to float
+ * rounding, the same accuracy on a synthetic soft edge, opaque pixels exact,
+ * deterministic, thin images, arguments. The images are larger than 256x256 pixels
+ * so that the finest levels take the tensor path (smaller levels run on the host). */
+#include <math.h>
+
+#include "foreground.h"
+#include "shim.h"
+#include "test_util.h"
+
+/* Tolerances against the C version (bytes, 0..255), over all pixels. */
+#define MAX_BYTE_DIFF 2
+#define MEAN_BYTE_DIFF 0.001
+
+typedef struct image {
+    int w, h;
+    uint8_t *rgba, *alpha;
+    float *truth; /* the true foreground, 3 floats a pixel in [0,1] */
+} image;
+
+static float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+/* An orange-brown, striped foreground blob with a furry soft rim over a cyan-violet
+ * background gradient: I = a*F + (1-a)*B, rounded to 8 bits. */
+static image make_image(int w, int h) {
+    const size_t n = (size_t)w * (size_t)h;
+    image m = {w, h, malloc(n * 4), malloc(n), malloc(n * 3 * sizeof(float))};
+    assert_non_null(m.rgba);
+    assert_non_null(m.alpha);
+    assert_non_null(m.truth);
+    const float cx = 0.48f * (float)w, cy = 0.52f * (float)h, radius = 0.3f * (float)(w < h ? w : h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const size_t i = (size_t)y * (size_t)w + (size_t)x;
+            const float dx = (float)x - cx, dy = (float)y - cy, ang = atan2f(dy, dx);
+            const float dist = sqrtf(dx * dx + dy * dy);
+            const float fur = 7.0f + 4.0f * sinf(19.0f * ang) + 2.5f * sinf(47.0f * ang + 0.5f);
+            float a = clamp01((radius + fur - dist) / (fur + 3.0f));
+            if (dist > radius) a *= clamp01(0.7f + 0.4f * sinf(37.0f * ang));
+            const uint8_t a8 = (uint8_t)lrintf(a * 255.0f);
+            const float af = (float)a8 / 255.0f;
+            const float stripe = 0.5f + 0.5f * sinf(0.3f * (float)x + 0.7f * sinf(0.15f * (float)y));
+            const float f[3] = {0.6f + 0.2f * stripe, 0.35f + 0.2f * stripe, 0.2f + 0.1f * stripe};
+            const float b[3] = {0.1f + 0.3f * (float)y / (float)h, 0.75f - 0.3f * (float)x / (float)w, 0.9f};
+            for (int c = 0; c < 3; c++) {
+                m.truth[i * 3 + (size_t)c] = f[c];
+                m.rgba[i * 4 + (size_t)c] = (uint8_t)lrintf(255.0f * (af * f[c] + (1.0f - af) * b[c]));
+            }
+            m.rgba[i * 4 + 3] = 255;
+            m.alpha[i] = a8;
+        }
+    return m;
+}
+
+static void free_image(image *m) {
+    free(m->rgba);
+    free(m->alpha);
+    free(m->truth);
+}
+
+static pm_shim_model *cpu_model(void) {
+    const pm_shim_options opts = {PM_PRECISION_FP32, 0, 0, 0};
+    pm_shim_model *model = NULL;
+    char *manifest = NULL;
+    char err[256] = "";
+    pm_code rc = pm_shim_load(model_path("red32.pt"), PM_DEVICE_CPU, 0, &opts, &model, &manifest, err, sizeof err);
+    if (rc != PM_OK) fprintf(stderr, "pm_shim_load: %s\n", err);
+    assert_int_equal(rc, PM_OK);
+    free(manifest);
+    return model;
+}
+
+static int setup(void **state) {
+    pm_shim_set_cpu_threads(2);
+    *state = cpu_model();
+    return 0;
+}
+
+static int teardown(void **state) {
+    pm_shim_free(*state);
+    return 0;
+}
+
+static uint8_t *run_torch(pm_shim_model *model, const image *m) {
+    uint8_t *out = malloc((size_t)m->w * (size_t)m->h * 3);
+    assert_non_null(out);
+    char err[256] = "";
+    pm_code rc = pm_shim_estimate_foreground(model, m->rgba, m->alpha, m->w, m->h, out, err, sizeof err);
+    if (rc != PM_OK) fprintf(stderr, "pm_shim_estimate_foreground: %s\n", err);
+    assert_int_equal(rc, PM_OK);
+    return out;
+}
+
+static uint8_t *run_c(const image *m) {
+    uint8_t *out = malloc((size_t)m->w * (size_t)m->h * 3);
+    assert_non_null(out);
+    const pm_fg_tuning full = {0, 0}; /* every pixel swept, as the tensor version */
+    assert_int_equal(pm_estimate_foreground_tuned(m->rgba, m->alpha, m->w, m->h, out, &full, NULL, 0), PM_OK);
+    return out;
+}
+
+/* Compares the tensor version with the C version; returns the largest difference. */
+static int compare_with_c(pm_shim_model *model, int w, int h) {
+    image m = make_image(w, h);
+    uint8_t *t = run_torch(model, &m), *c = run_c(&m);
+    const size_t bytes = (size_t)w * (size_t)h * 3;
+    size_t differ = 0;
+    double sum = 0;
+    int worst = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        const int d = abs((int)t[i] - (int)c[i]);
+        sum += d;
+        differ += d != 0;
+        worst = d > worst ? d : worst;
+    }
+    const double mean = sum / (double)bytes;
+    print_message("%dx%d: tensor vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.5f\n", w, h, differ,
+                  bytes, worst, mean);
+    assert_true(worst <= MAX_BYTE_DIFF);
+    assert_true(mean <= MEAN_BYTE_DIFF);
+    free(t);
+    free(c);
+    free_image(&m);
+    return worst;
+}
+
+static void test_matches_the_c_version_up_to_rounding(void **state) {
+    compare_with_c(*state, 640, 480);
+    compare_with_c(*state, 333, 251); /* odd sizes: padding in the colour split */
+}
+
+static void test_thin_images_match_the_c_version(void **state) {
+    /* One row / one column: the finest level takes the tensor path with h or w = 1. */
+    compare_with_c(*state, 70001, 1);
+    compare_with_c(*state, 1, 70001);
+    compare_with_c(*state, 40000, 3);
+}
+
+static void test_small_images_run_on_the_host_with_the_c_arithmetic(void **state) {
+    /* At most 256x256 pixels, every level runs in foreground.c's loops: same bytes. */
+    assert_int_equal(compare_with_c(*state, 97, 61), 0);
+    assert_int_equal(compare_with_c(*state, 1, 1), 0);
+}
+
+/* Mean |colour - truth| over the band 0.05 < alpha < 0.95, in 0..1 units. */
+static double band_error(const image *m, const uint8_t *px, size_t stride, size_t *count) {
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)m->w * (size_t)m->h; i++) {
+        if (m->alpha[i] <= 13 || m->alpha[i] >= 242) continue;
+        for (size_t c = 0; c < 3; c++) sum += fabs(px[i * stride + c] / 255.0 - m->truth[i * 3 + c]);
+        n++;
+    }
+    *count = n;
+    return n ? sum / (3.0 * (double)n) : 0.0;
+}
+
+static void test_soft_band_colours_are_at_least_3x_closer_to_the_true_foreground(void **state) {
+    image m = make_image(384, 288);
+    uint8_t *out = run_torch(*state, &m);
+    size_t n_in = 0, n_out = 0;
+    const double e_input = band_error(&m, m.rgba, 4, &n_in), e_est = band_error(&m, out, 3, &n_out);
+    print_message("band pixels %zu: mean error F=I %.4f, tensor estimate %.4f, ratio %.1fx\n", n_in, e_input, e_est,
+                  e_input / e_est);
+    assert_true(n_in > 1000);
+    assert_true(e_est * 3.0 <= e_input);
+    free(out);
+    free_image(&m);
+}
+
+static void test_opaque_pixels_keep_their_input_colour_exactly(void **state) {
+    image m = make_image(333, 251);
+    uint8_t *out = run_torch(*state, &m);
+    size_t opaque = 0;
+    for (size_t i = 0; i < (size_t)m.w * (size_t)m.h; i++) {
+        if (m.alpha[i] != 255) continue;
+        opaque++;
+        assert_memory_equal(out + i * 3, m.rgba + i * 4, 3);
+    }
+    assert_true(opaque > 5000);
+    free(out);
+    free_image(&m);
+}
+
+static void test_two_runs_give_the_same_bytes(void **state) {
+    image m = make_image(512, 300);
+    uint8_t *a = run_torch(*state, &m), *b = run_torch(*state, &m);
+    assert_memory_equal(a, b, (size_t)m.w * (size_t)m.h * 3);
+    free(a);
+    free(b);
+    free_image(&m);
+}
+
+static void test_bad_arguments_are_rejected(void **state) {
+    pm_shim_model *model = *state;
+    uint8_t rgba[16] = {0}, alpha[4] = {0}, out[12];
+    char err[256] = "";
+    assert_int_equal(pm_shim_is_cuda(model), 0);
+    assert_int_equal(pm_shim_is_cuda(NULL), 0);
+    assert_int_equal(pm_shim_estimate_foreground(NULL, rgba, alpha, 2, 2, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, NULL, alpha, 2, 2, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, NULL, 2, 2, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, NULL, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 0, 2, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, -1, out, NULL, 0), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2147483647, 2147483647, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "too large"));
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, out, err, sizeof err), PM_OK);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_the_c_version_up_to_rounding),
+        cmocka_unit_test(test_thin_images_match_the_c_version),
+        cmocka_unit_test(test_small_images_run_on_the_host_with_the_c_arithmetic),
+        cmocka_unit_test(test_soft_band_colours_are_at_least_3x_closer_to_the_true_foreground),
+        cmocka_unit_test(test_opaque_pixels_keep_their_input_colour_exactly),
+        cmocka_unit_test(test_two_runs_give_the_same_bytes),
+        cmocka_unit_test(test_bad_arguments_are_rejected),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
