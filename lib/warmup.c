@@ -86,13 +86,13 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     double t0 = pm_now_ms();
     pm_shim_model *model = NULL;
     char *manifest = NULL;
-    /* auto = what measured fastest (docs/benchmarks.md): graphs and NHWC on CUDA, and
-     * the executor left as loaded (its re-optimisation stalls and gains little). */
+    /* auto = what measured fastest (docs/benchmarks.md). */
     const int cuda = c->kind == PM_DEVICE_CUDA;
     pm_shim_options opts = {
         .precision = precision,
         .cuda_graph = cuda ? c->cuda_graph : 0,
-        .channels_last = c->channels_last >= 0 ? c->channels_last : cuda,
+        /* auto = off: NHWC breaks models that .view() their activations (Swin). */
+        .channels_last = c->channels_last >= 0 ? c->channels_last : 0,
         .jit_optimize = c->jit_optimize >= 0 ? c->jit_optimize : 0,
     };
     rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);

@@ -14,13 +14,16 @@
 // another stream may still read.
 #include "shim_internal.hpp"
 
+#include <atomic>
 #include <memory>
+#include <vector>
 #include <mutex>
 #include <string>
 
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -29,9 +32,19 @@ namespace petmatte {
 
 struct CudaRunner {
     explicit CudaRunner(const c10::Device &device)
-        : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())) {}
+        : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())) {
+        for (int i = 0; i < kIoStreams; ++i)
+            io_streams.push_back(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
+    }
 
+    // Callers' resizing, normalising and matte work runs on a small ring of streams
+    // beside the forward pass: concurrent callers overlap and rarely share a stream,
+    // and warm-up touches each one, so their allocator caches are warm before the
+    // first real call (a fresh pool stream per call would pay cudaMalloc at first).
+    static constexpr int kIoStreams = 4;
     c10::cuda::CUDAStream stream; // the model's stream: every forward pass and replay
+    std::vector<c10::cuda::CUDAStream> io_streams;
+    std::atomic<unsigned> next_io{0};
     int eager_runs = 0;           // eager forward passes so far
     bool capture_tried = false;
     std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -69,6 +82,10 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
         graph->capture_end();
         r.graph_out = out;
         r.graph = std::move(graph);
+        // The eager passes' activations sit in the allocator's cache; the graph keeps
+        // its own pool, so hand the rest back to the driver.
+        r.stream.synchronize();
+        c10::cuda::CUDACachingAllocator::emptyCache();
     } catch (const ShimError &) {
         throw; // the model's output is wrong: that is the model's error, graph or not
     } catch (const std::exception &e) {
@@ -138,9 +155,9 @@ bool cuda_runner_has_graph(const CudaRunner &runner) { return runner.graph != nu
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out) {
     c10::cuda::CUDAGuard device_guard(model.device);
-    // A pool stream for this call's own work, so that callers do not queue behind
-    // one another on the default stream.
-    c10::cuda::CUDAStreamGuard stream_guard(c10::cuda::getStreamFromPool(false, model.device.index()));
+    CudaRunner &r = *model.cuda;
+    const unsigned turn = r.next_io.fetch_add(1, std::memory_order_relaxed);
+    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[turn % CudaRunner::kIoStreams]);
     at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
     at::Tensor prediction = forward_on_model_stream(model, input);
     postprocess(model, prediction, width, height, alpha_out);

@@ -22,6 +22,7 @@
 #include <string>
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/ir/ir.h>
 #include <torch/cuda.h>
 
 #ifdef PETMATTE_WITH_CUDA
@@ -215,6 +216,47 @@ torch::jit::Module load_module(const char *path, const c10::Device &device, std:
     return module;
 }
 
+// Moves 0-dim tensor constants of every method's graph back to the CPU. A traced
+// model computes shapes with them (h // window -> floor_divide(size, CONSTANT) ->
+// int); loading onto a GPU maps them there too, so each int() becomes a device
+// synchronisation: slower, and impossible inside a CUDA graph capture. A 0-dim
+// CPU tensor mixes with CUDA tensors in every op (as a scalar), so this changes
+// no result. Weights and buffers stay on the device.
+void scalar_constants_to_cpu(torch::jit::Module &module) {
+    for (const torch::jit::Module &m : module.modules()) {
+        for (const torch::jit::Method &method : m.get_methods()) {
+            std::vector<torch::jit::Block *> blocks{method.graph()->block()};
+            while (!blocks.empty()) {
+                torch::jit::Block *block = blocks.back();
+                blocks.pop_back();
+                for (torch::jit::Node *node : block->nodes()) {
+                    for (torch::jit::Block *inner : node->blocks()) blocks.push_back(inner);
+                    if (node->kind() != c10::prim::Constant || !node->hasAttribute(c10::attr::value) ||
+                        node->kindOf(c10::attr::value) != torch::jit::AttributeKind::t)
+                        continue;
+                    const at::Tensor t = node->t(c10::attr::value);
+                    if (t.dim() != 0 || t.is_cpu()) continue;
+                    const at::Tensor host = t.cpu();
+                    node->t_(c10::attr::value, host);
+                    node->output()->inferTypeFrom(host);
+                }
+            }
+        }
+    }
+}
+
+// Floating-point weights and buffers to dtype, on the device (no host copy).
+// Not Module::to(dtype): that converts every tensor, integer index buffers too
+// (Swin's relative_position_index), which then cannot index anything.
+void convert_floating(torch::jit::Module &module, at::ScalarType dtype) {
+    for (at::Tensor p : module.parameters(/*recurse=*/true)) {
+        if (p.is_floating_point()) p.set_data(p.to(dtype));
+    }
+    for (at::Tensor b : module.buffers(/*recurse=*/true)) {
+        if (b.is_floating_point()) b.set_data(b.to(dtype));
+    }
+}
+
 // Convolution weights in NHWC order, so cuDNN picks its tensor-core NHWC kernels
 // for an NHWC input instead of transposing at every layer.
 void to_channels_last(torch::jit::Module &module) {
@@ -324,7 +366,8 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, co
         std::string manifest;
         model->module = petmatte::load_module(path, device, manifest);
         model->module.eval();
-        if (dtype != at::kFloat) model->module.to(dtype); // on the device: no host copy
+        if (dtype != at::kFloat) petmatte::convert_floating(model->module, dtype);
+        if (device.is_cuda()) petmatte::scalar_constants_to_cpu(model->module);
         if (opts->channels_last) petmatte::to_channels_last(model->module);
         model->device = device;
         model->dtype = dtype;
