@@ -1,0 +1,299 @@
+"""The default model, models/isnet-general.pt (made by tools/setup_default_model.py).
+
+  * its manifest says what docs/models.md says;
+  * the converted TorchScript module agrees with a straightforward numpy evaluation of
+    the ONNX nodes it came from (tools/isnet/onnx_numpy.py) on a 1024x1024 input: max
+    absolute difference <= 1e-4;
+  * the cat photo (skimage's chelsea.png, 451x300): mean alpha >= 0.9 inside a box on
+    the cat's face, <= 0.1 in the background corners. Through libpetmatte (ctypes, the
+    library named by PETMATTE_LIBRARY) when that is set, else through torch directly.
+
+Skipped, with the reason, only when the model (or, for the reference check, the
+verified ONNX in models/cache/) is missing. Runs in about 1.5 min on 2 CPU cores.
+"""
+import ctypes
+import json
+import os
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from isnet import recipe  # noqa: E402
+
+MODEL = os.path.join(ROOT, recipe.DEFAULT_OUT)
+CACHE = os.path.join(ROOT, "models", "cache")
+CAT = "/usr/lib/python3/dist-packages/skimage/data/chelsea.png"
+
+# Measured by eye on chelsea.png (451 x 300), pixel coordinates [x0, x1) x [y0, y1):
+# the face from the forehead stripes to below the nose, both eyes inside.
+CAT_BOX = (100, 320, 40, 260)
+# The top-left, top-right and bottom-right corners are the blurred room behind the cat.
+# The bottom-left corner is not background: the cat's white chest fur and whiskers run
+# into it, so it is left out.
+CORNER = 30
+BG_CORNERS = {"top-left": (slice(0, CORNER), slice(0, CORNER)),
+              "top-right": (slice(0, CORNER), slice(-CORNER, None)),
+              "bottom-right": (slice(-CORNER, None), slice(-CORNER, None))}
+
+needs_model = pytest.mark.skipif(
+    not os.path.isfile(MODEL),
+    reason="%s is missing: run /usr/bin/python3 tools/setup_default_model.py" % MODEL)
+
+
+def manifest():
+    with zipfile.ZipFile(MODEL) as z:
+        name = [n for n in z.namelist() if n.endswith("/extra/petmatte.json")][0]
+        return json.loads(z.read(name))
+
+
+def cat_rgb():
+    from PIL import Image
+    return np.asarray(Image.open(CAT).convert("RGB"))
+
+
+def model_input(rgb):
+    """The tensor libpetmatte feeds the model: bilinear to 1024 (align_corners=False),
+    (rgb/255 - mean) / std with the manifest's values."""
+    import torch
+    import torch.nn.functional as F
+    m = manifest()["input"]
+    x = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None] / 255.0
+    x = F.interpolate(x, size=(m["height"], m["width"]), mode="bilinear", align_corners=False)
+    mean = torch.tensor(m["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(m["std"]).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()
+
+
+@needs_model
+def test_manifest():
+    m = manifest()
+    assert m["format"] == "petmatte-manifest" and m["version"] == 1
+    assert m["name"] == "isnet-general"
+    assert (m["input"]["width"], m["input"]["height"]) == (1024, 1024)
+    assert m["input"]["mean"] == [0.5, 0.5, 0.5] and m["input"]["std"] == [1.0, 1.0, 1.0]
+    assert m["output"]["activation"] == "probability"
+    assert m["output"]["normalize"] == "none"
+    assert m["output"]["resize"] == "bilinear"
+    assert m["random_weights"] is False
+    assert m["license"].startswith("MIT")
+    assert recipe.SPEC in m["source"] and recipe.ONNX_SHA256 in m["source"]
+    assert m["build"]["recipe"] == recipe.recipe_stamp()
+
+
+@needs_model
+def test_conversion_matches_numpy_reference():
+    onnx_path = os.path.join(CACHE, recipe.ONNX_CACHE_NAME)
+    tarball = os.path.join(CACHE, recipe.TARBALL_NAME)
+    if not os.path.isfile(onnx_path) and not os.path.isfile(tarball):
+        pytest.skip("neither %s nor the cached npm tarball is present: run "
+                    "tools/setup_default_model.py" % onnx_path)
+    import torch
+    from isnet.fetch import ensure_onnx
+    from isnet.onnx_numpy import Evaluator
+
+    onnx_path = ensure_onnx(CACHE)  # hash-checked; rebuilt from the cached tarball if needed
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # A real photo at 1024 (outputs span 0..1, so the sigmoid's whole range is compared).
+    x = model_input(cat_rgb())
+    model = torch.jit.load(MODEL).eval()
+    with torch.no_grad():
+        got = model(x)
+    got = (got[0] if isinstance(got, (tuple, list)) else got).numpy()
+
+    t = time.time()
+    ref, = Evaluator(onnx_path).run({recipe.INPUT_NAME: x.numpy()}, outputs=(recipe.OUTPUT_NAME,))
+    ref_s = time.time() - t
+    assert got.shape == ref.shape == (1, 1, 1024, 1024)
+    diff = float(np.abs(got.astype(np.float64) - ref.astype(np.float64)).max())
+    print("converted vs numpy reference at 1024: max |diff| = %.3g (reference took %.0f s; "
+          "output range %.4f..%.4f)" % (diff, ref_s, ref.min(), ref.max()))
+    assert ref.min() < 0.01 and ref.max() > 0.99, "the check input should span the matte's range"
+    assert diff <= 1e-4
+
+
+# --------------------------------------------------------------- cat photo
+
+
+class PmParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("model_path", ctypes.c_char_p),
+                ("device", ctypes.c_char_p), ("precision", ctypes.c_int),
+                ("input_size", ctypes.c_int), ("max_pixels", ctypes.c_uint64),
+                ("max_encoded_bytes", ctypes.c_uint64), ("cpu_threads", ctypes.c_int),
+                ("warmup_min_runs", ctypes.c_int), ("warmup_max_runs", ctypes.c_int),
+                ("warmup_tolerance", ctypes.c_double), ("cuda_graph", ctypes.c_int),
+                ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int)]
+
+
+class PmImage(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("format", ctypes.c_int),
+                ("data", ctypes.c_void_p), ("size", ctypes.c_size_t),
+                ("width", ctypes.c_int), ("height", ctypes.c_int), ("stride", ctypes.c_size_t)]
+
+
+class PmRemoveOptions(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("output", ctypes.c_int),
+                ("encoding", ctypes.c_int), ("background_rgb", ctypes.c_uint32),
+                ("threshold", ctypes.c_float), ("invert", ctypes.c_int),
+                ("apply_exif_orientation", ctypes.c_int), ("keep_input_alpha", ctypes.c_int),
+                ("clean_edges", ctypes.c_int)]
+
+
+class PmOutput(ctypes.Structure):
+    _fields_ = [("encoding", ctypes.c_int), ("format", ctypes.c_int), ("width", ctypes.c_int),
+                ("height", ctypes.c_int), ("stride", ctypes.c_size_t),
+                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("size", ctypes.c_size_t)]
+
+
+PM_FORMAT_ENCODED, PM_FORMAT_GRAY, PM_OUTPUT_MASK, PM_ENCODING_RAW = 0, 5, 1, 0
+
+
+def alpha_through_library(libpath):
+    """The cat's matte (float 0..1, H x W) from pm_remove_bg(..., output = MASK)."""
+    lib = ctypes.CDLL(libpath)
+    lib.pm_errmsg.restype = ctypes.c_char_p
+    lib.pm_errmsg.argtypes = [ctypes.c_void_p]
+    lib.pm_open.argtypes = [ctypes.POINTER(PmParams), ctypes.POINTER(ctypes.c_void_p)]
+    lib.pm_remove_bg.argtypes = [ctypes.c_void_p, ctypes.POINTER(PmImage),
+                                 ctypes.POINTER(PmRemoveOptions),
+                                 ctypes.POINTER(ctypes.POINTER(PmOutput))]
+    lib.pm_output_free.argtypes = [ctypes.POINTER(PmOutput)]
+    lib.pm_close.argtypes = [ctypes.c_void_p]
+
+    params = PmParams()
+    lib.pm_params_init_sized(ctypes.byref(params), ctypes.c_size_t(ctypes.sizeof(params)))
+    params.model_path = MODEL.encode()
+    params.device = b"cpu"
+    params.cpu_threads = max(1, os.cpu_count() or 1)
+    params.warmup_min_runs = params.warmup_max_runs = 1  # one warm-up inference is enough here
+    ctx = ctypes.c_void_p()
+    rc = lib.pm_open(ctypes.byref(params), ctypes.byref(ctx))
+    assert rc == 0, lib.pm_errmsg(None)
+    try:
+        data = open(CAT, "rb").read()
+        buf = ctypes.create_string_buffer(data, len(data))
+        img = PmImage()
+        lib.pm_image_init_sized(ctypes.byref(img), ctypes.c_size_t(ctypes.sizeof(img)))
+        img.format, img.data, img.size = PM_FORMAT_ENCODED, ctypes.cast(buf, ctypes.c_void_p), len(data)
+        opts = PmRemoveOptions()
+        lib.pm_remove_options_init_sized(ctypes.byref(opts), ctypes.c_size_t(ctypes.sizeof(opts)))
+        opts.output, opts.encoding = PM_OUTPUT_MASK, PM_ENCODING_RAW
+        out = ctypes.POINTER(PmOutput)()
+        rc = lib.pm_remove_bg(ctx, ctypes.byref(img), ctypes.byref(opts), ctypes.byref(out))
+        assert rc == 0, lib.pm_errmsg(ctx)
+        try:
+            o = out.contents
+            assert o.format == PM_FORMAT_GRAY
+            raw = np.ctypeslib.as_array(o.data, shape=(o.size,))
+            rows = np.lib.stride_tricks.as_strided(raw, shape=(o.height, o.width), strides=(o.stride, 1))
+            return rows.astype(np.float32) / 255.0
+        finally:
+            lib.pm_output_free(out)
+    finally:
+        lib.pm_close(ctx)
+
+
+def alpha_through_torch():
+    """Fallback when no library is given: what libpetmatte does, in torch."""
+    import torch
+    import torch.nn.functional as F
+    rgb = cat_rgb()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model = torch.jit.load(MODEL).eval()
+    with torch.no_grad():
+        y = model(model_input(rgb))
+    out = manifest()["output"]
+    assert out["activation"] == "probability" and out["normalize"] == "none"
+    y = F.interpolate(y, size=rgb.shape[:2], mode="bilinear", align_corners=out["align_corners"])
+    return y[0, 0].clamp(0, 1).numpy()
+
+
+@needs_model
+def test_cat_photo():
+    if not os.path.isfile(CAT):
+        pytest.skip("%s is missing (Debian package python3-skimage-lib)" % CAT)
+    libpath = os.environ.get("PETMATTE_LIBRARY")
+    if libpath:
+        alpha, how = alpha_through_library(libpath), "libpetmatte " + libpath
+    else:
+        alpha, how = alpha_through_torch(), "torch (PETMATTE_LIBRARY unset)"
+    assert alpha.shape == (300, 451)
+    x0, x1, y0, y1 = CAT_BOX
+    inside = float(alpha[y0:y1, x0:x1].mean())
+    corners = {k: float(alpha[s].mean()) for k, s in BG_CORNERS.items()}
+    print("cat via %s: mean alpha in box x%d..%d y%d..%d = %.4f; corners %s"
+          % (how, x0, x1, y0, y1, inside, {k: round(v, 4) for k, v in corners.items()}))
+    assert inside >= 0.9
+    for name, value in corners.items():
+        assert value <= 0.1, name
+
+
+# ------------------------------------------- download checks (no model needed)
+
+
+def _fake_package(path, chunks, resource_size=None, extra=None, licenses=None):
+    """A tarball shaped like the npm package: chunks named by sha256 + resources.json."""
+    import hashlib
+    import io
+    import tarfile
+    entries, offset = [], 0
+    for blob in chunks:
+        entries.append({"hash": hashlib.sha256(blob).hexdigest(), "offsets": [offset, offset + len(blob)]})
+        offset += len(blob)
+    resources = {"/models/test": {"chunks": entries, "size": offset if resource_size is None else resource_size}}
+    lic = licenses if licenses is not None else {"ISNET": {"license": "MIT"}}
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for e, blob in zip(entries, chunks):
+            add("package/dist/" + e["hash"], (extra or {}).get(e["hash"], blob))
+        add("package/dist/resources.json", json.dumps(resources).encode())
+        add("package/ThirdPartyLicenses.json", json.dumps(lic).encode())
+    return entries
+
+
+def test_fetch_reassembles_and_checks_chunks(tmp_path):
+    from isnet import fetch
+    good = tmp_path / "good.tgz"
+    _fake_package(str(good), [b"a" * 1000, b"b" * 10])
+    data, lic = fetch.read_package(str(good), resource="/models/test")
+    assert data == b"a" * 1000 + b"b" * 10
+    assert fetch.check_license(lic)["license"] == "MIT"
+
+    bad = tmp_path / "bad.tgz"
+    import hashlib
+    swapped = {hashlib.sha256(b"b" * 10).hexdigest(): b"c" * 10}  # same name, other bytes
+    _fake_package(str(bad), [b"a" * 1000, b"b" * 10], extra=swapped)
+    with pytest.raises(fetch.FetchError, match="fails its sha256"):
+        fetch.read_package(str(bad), resource="/models/test")
+
+    short = tmp_path / "short.tgz"
+    _fake_package(str(short), [b"a" * 1000], resource_size=1001)
+    with pytest.raises(fetch.FetchError, match="resources.json says"):
+        fetch.read_package(str(short), resource="/models/test")
+
+    nolicense = tmp_path / "nolicense.tgz"
+    _fake_package(str(nolicense), [b"a"], licenses={"ISNET": {"license": "AGPL-3.0"}})
+    _, lic = fetch.read_package(str(nolicense), resource="/models/test")
+    with pytest.raises(fetch.FetchError, match="MIT"):
+        fetch.check_license(lic)
+
+
+def test_cached_tarball_with_wrong_hash_is_not_used(tmp_path, monkeypatch):
+    """A cached tarball that fails the pin is removed and fetched again; a registry whose
+    integrity differs from the pin is refused with a one-line error."""
+    from isnet import fetch
+    cached = tmp_path / recipe.TARBALL_NAME
+    cached.write_bytes(b"not the package")
+    monkeypatch.setattr(fetch, "registry_integrity", lambda: "sha512-tampered==")
+    with pytest.raises(fetch.FetchError, match="not the pinned") as e:
+        fetch.ensure_tarball(str(tmp_path))
+    assert "\n" not in str(e.value)
+    assert not cached.exists()
