@@ -31,13 +31,18 @@
 static _Thread_local size_t pm_stb_alloc_cap;  /* 0: no cap */
 static _Thread_local int pm_stb_alloc_refused; /* set when the cap refused a request */
 
+/* calloc, not malloc: several stb 2.27 loaders (TGA, PNM) ignore a short read and
+ * return the rest of their pixel buffer unwritten, which would hand stale heap
+ * bytes (another request's pixels) to the caller. Zeroed buffers make a truncated
+ * file decode to black instead. Found by fuzzing; large buffers come from mmap,
+ * already zero, so this costs nothing where it would matter. */
 static void *pm_stb_malloc(size_t n)
 {
     if (pm_stb_alloc_cap != 0 && n > pm_stb_alloc_cap) {
         pm_stb_alloc_refused = 1;
         return NULL;
     }
-    return malloc(n);
+    return calloc(1, n ? n : 1);
 }
 
 static void *pm_stb_realloc(void *p, size_t n)
@@ -160,10 +165,25 @@ static pm_code pm_stb_failure(const char *what, char *err, size_t errcap)
  * runs past its segment. Anything else malformed is left for stb to refuse. */
 static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
 {
-    size_t pos = 2; /* after SOI */
+    /* stb's reader takes any run of FF fill bytes before the SOI's D8, so a file
+     * that starts FF FF D8 is a JPEG to stb although not to pm_jpeg_is_jpeg: it
+     * reached the unchecked tables through stbi_info (found by fuzzing). Every
+     * stb-JPEG is checked, from the byte after its SOI. Anything else passes. */
+    size_t pos = 0;
+    if (n < 2 || d[0] != 0xFF)
+        return 1;
+    while (pos < n && d[pos] == 0xFF)
+        pos++;
+    if (pos >= n || d[pos] != 0xD8)
+        return 1;
+    pos++; /* after SOI */
     while (pos + 1 < n) {
-        if (d[pos] != 0xFF)
-            return 1; /* lost sync: stb will complain on its own */
+        if (d[pos] != 0xFF) {
+            /* Like stb, which skips any bytes between segments looking for the
+             * next FF (found by fuzzing: stopping here left later tables unread). */
+            pos++;
+            continue;
+        }
         while (pos < n && d[pos] == 0xFF)
             pos++;
         if (pos >= n)
@@ -176,10 +196,12 @@ static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
         if (n - pos < 2)
             return 1;
         size_t len = ((size_t)d[pos] << 8) | d[pos + 1];
-        if (len < 2 || len > n - pos)
+        if (len < 2 || (len > n - pos && m != 0xC4))
             return 1;
         if (m == 0xC4) {
-            size_t at = pos + 2, end = pos + len;
+            /* A DHT cut off by the end of the data still reaches stb's table
+             * builder (it reads zeros past the end): check what is there. */
+            size_t at = pos + 2, end = len <= n - pos ? pos + len : n;
             while (at < end) { /* one or more tables: class/id, 16 counts, symbols */
                 if (end - at < 17)
                     return 0;
@@ -203,6 +225,60 @@ static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
     return 1;
 }
 
+/* Two stb_image 2.27 bugs in binary PNM (P5, P6), both found by fuzzing:
+ *  - the header numbers are parsed into an int without an overflow check: a
+ *    10-digit width is signed overflow, undefined behaviour;
+ *  - a 16-bit file (maxval > 255) is converted to RGBA with the 8-bit converter and
+ *    then read as 16-bit: a heap read past the end of the buffer. (Its samples are
+ *    also read in the wrong byte order.)
+ * This walks the header as stb does (whitespace, # comments, digits) and returns
+ * 1 for a number of more than 9 digits (no real image has one: stb refuses sides
+ * over 2^20), 2 for maxval > 255, 0 otherwise, including for anything not PNM. */
+static int pm_stb_pnm_header_problem(const uint8_t *d, size_t n)
+{
+    if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6'))
+        return 0;
+    size_t pos = 2;
+    long value = 0;
+    for (int field = 0; field < 3; field++) {
+        for (;;) {
+            while (pos < n && (d[pos] == ' ' || (d[pos] >= '\t' && d[pos] <= '\r')))
+                pos++;
+            if (pos >= n || d[pos] != '#')
+                break;
+            while (pos < n && d[pos] != '\n' && d[pos] != '\r')
+                pos++;
+        }
+        size_t digits = 0;
+        value = 0;
+        while (pos < n && d[pos] >= '0' && d[pos] <= '9') {
+            if (++digits > 9)
+                return 1;
+            value = value * 10 + (d[pos] - '0');
+            pos++;
+        }
+    }
+    return value > 255 ? 2 : 0; /* value: the maxval */
+}
+
+/* What stb_image 2.27 must not see (above): PM_ERR_DECODE naming the problem. */
+static pm_code pm_stb_precheck(const uint8_t *data, size_t size, const char *what, char *err,
+                               size_t errcap)
+{
+    if (!pm_stb_jpeg_tables_ok(data, size))
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "%s: Corrupt JPEG (a Huffman table declares more codes than it "
+                           "may hold)", what);
+    int pnm = pm_stb_pnm_header_problem(data, size);
+    if (pnm == 1)
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "%s: Corrupt PNM (a header number has more than 9 digits)", what);
+    if (pnm == 2)
+        return pm_img_fail(err, errcap, PM_ERR_DECODE,
+                           "%s: 16-bit PNM (maxval over 255) is not supported", what);
+    return PM_OK;
+}
+
 /* ------------------------------------------------------------------- wrappers */
 
 pm_code pm_stb_info(const uint8_t *data, size_t size, int *width, int *height,
@@ -212,6 +288,9 @@ pm_code pm_stb_info(const uint8_t *data, size_t size, int *width, int *height,
         return pm_img_fail(err, errcap, PM_ERR_LIMIT,
                            "encoded image is %zu bytes, over the decoder's maximum of %d",
                            size, INT_MAX);
+    pm_code rc = pm_stb_precheck(data, size, "cannot read the image header", err, errcap);
+    if (rc != PM_OK)
+        return rc;
     int x = 0, y = 0, n = 0;
     /* Headers never need much: cap anything the probe allocates at 64 MiB. */
     pm_stb_begin((size_t)64 << 20);
@@ -238,10 +317,9 @@ pm_code pm_stb_load_rgba(const uint8_t *data, size_t size, size_t alloc_cap,
         return pm_img_fail(err, errcap, PM_ERR_LIMIT,
                            "encoded image is %zu bytes, over the decoder's maximum of %d",
                            size, INT_MAX);
-    if (pm_jpeg_is_jpeg(data, size) && !pm_stb_jpeg_tables_ok(data, size))
-        return pm_img_fail(err, errcap, PM_ERR_DECODE,
-                           "cannot decode image: Corrupt JPEG (a Huffman table declares "
-                           "more codes than it may hold)");
+    pm_code rc = pm_stb_precheck(data, size, "cannot decode image", err, errcap);
+    if (rc != PM_OK)
+        return rc;
     int x = 0, y = 0, n = 0;
     pm_stb_begin(alloc_cap);
     stbi_uc *p = stbi_load_from_memory(data, (int)size, &x, &y, &n, 4);
