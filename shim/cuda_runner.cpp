@@ -152,6 +152,14 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 
 bool cuda_runner_has_graph(const CudaRunner &runner) { return runner.graph != nullptr; }
 
+void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
+    CudaRunner &r = *model.cuda;
+    const unsigned turn = r.next_io.fetch_add(1, std::memory_order_relaxed);
+    c10::cuda::CUDAGuard device_guard(model.device);
+    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[turn % CudaRunner::kIoStreams]);
+    body();
+}
+
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out) {
     c10::cuda::CUDAGuard device_guard(model.device);

@@ -403,10 +403,9 @@ void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const u
 #ifdef PETMATTE_WITH_CUDA
     if (device.is_cuda()) {
         c10::cuda::CUDAGuard device_guard(device);
-        // A pool stream of its own, as run_pipeline_cuda: concurrent calls (and other
-        // models' inferences) do not queue behind one another. The final copy to the
-        // host waits for this stream only.
-        c10::cuda::CUDAStreamGuard stream_guard(c10::cuda::getStreamFromPool(false, device.index()));
+        // On the current stream: pm_shim_estimate_foreground makes that one of the
+        // model's I/O streams (cuda_runner.cpp), whose allocator cache is reused call
+        // after call instead of growing one cache per pool stream.
         estimate_on_device(device, rgba, alpha, width, height, rgb_out);
         return;
     }

@@ -475,6 +475,14 @@ pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, c
         // Torch indexes with int64 and the level sizes are ints: keep well inside both.
         if (int64_t(width) + height > INT32_MAX || int64_t(width) * height > (int64_t(1) << 36))
             fail(PM_ERR_INVALID_ARGUMENT, "clean edges: %dx%d is too large", width, height);
+#ifdef PETMATTE_WITH_CUDA
+        if (model->cuda) {
+            petmatte::with_io_stream(*model, [&] {
+                petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
+            });
+            return;
+        }
+#endif
         petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
     });
 }

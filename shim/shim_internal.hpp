@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -98,6 +99,8 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out);
 bool cuda_runner_has_graph(const CudaRunner &runner);
+// Runs body with the next of the model's I/O streams current (see cuda_runner.cpp).
+void with_io_stream(pm_shim_model &model, const std::function<void()> &body);
 #endif
 
 // foreground.cpp: clean-edges foreground colours on `device` (see
