@@ -84,7 +84,8 @@ bool is_out_of_memory(const std::exception &e) {
     if (dynamic_cast<const c10::OutOfMemoryError *>(&e)) return true;
     const std::string m = lowercase(full_message(e));
     return m.find("out of memory") != std::string::npos || m.find("not enough memory") != std::string::npos ||
-           m.find("can't allocate memory") != std::string::npos;
+           m.find("can't allocate memory") != std::string::npos ||
+           m.find("alloc_failed") != std::string::npos; // cuDNN/cuBLAS: *_STATUS_ALLOC_FAILED
 }
 
 void write_message(char *err, size_t errcap, const std::string &msg) {
