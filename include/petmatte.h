@@ -108,8 +108,9 @@ typedef struct pm_params {
      * device (docs/benchmarks.md); 0 = off; 1 = on. */
     int cuda_graph;            /* CUDA: capture the forward pass in warm-up, replay it after;
                                   auto = on, running eagerly if the model cannot be captured */
-    int channels_last;         /* NHWC weights and input (conv nets on GPUs); auto = off: models
-                                  that .view() activations (Swin) break under NHWC */
+    int channels_last;         /* NHWC weights and input (conv nets on GPUs); auto = on for CUDA
+                                  when the model's manifest says gpu.channels_last, else off
+                                  (models that .view() activations, like Swin, break under NHWC) */
     int jit_optimize;          /* let TorchScript's profiling executor re-optimise the graph
                                   (on an early call; warm-up absorbs it); auto = off */
 } pm_params;

@@ -21,6 +21,7 @@ void pm_manifest_defaults(pm_model_config *cfg, int size, const char *name) {
     cfg->minmax_normalize = 1;
     cfg->align_corners = 1;
     cfg->random_weights = 0;
+    cfg->channels_last = 0;
 }
 
 static pm_code bad(char *err, size_t cap, const char *what) {
@@ -114,6 +115,14 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
     if ((v = json_object_get(root, "output"))) {
         pm_code rc = read_output(v, cfg, err, cap);
         if (rc != PM_OK) return rc;
+    }
+    if ((v = json_object_get(root, "gpu"))) {
+        if (!json_is_object(v)) return bad(err, cap, "gpu must be an object");
+        json_t *cl = json_object_get(v, "channels_last");
+        if (cl) {
+            if (!json_is_boolean(cl)) return bad(err, cap, "gpu.channels_last must be a boolean");
+            cfg->channels_last = json_is_true(cl);
+        }
     }
     if ((v = json_object_get(root, "random_weights"))) {
         if (!json_is_boolean(v)) return bad(err, cap, "random_weights must be a boolean");

@@ -91,8 +91,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     pm_shim_options opts = {
         .precision = precision,
         .cuda_graph = cuda ? c->cuda_graph : 0,
-        /* auto = off: NHWC breaks models that .view() their activations (Swin). */
-        .channels_last = c->channels_last >= 0 ? c->channels_last : 0,
+        /* auto (-1) = the manifest's gpu.channels_last, decided by pm_shim_configure:
+         * NHWC speeds conv nets up but breaks models that .view() activations (Swin). */
+        .channels_last = c->channels_last,
         .jit_optimize = c->jit_optimize >= 0 ? c->jit_optimize : 0,
     };
     rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);

@@ -369,7 +369,7 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, co
         model->module.eval();
         if (dtype != at::kFloat) petmatte::convert_floating(model->module, dtype);
         if (device.is_cuda()) petmatte::scalar_constants_to_cpu(model->module);
-        if (opts->channels_last) petmatte::to_channels_last(model->module);
+        if (opts->channels_last == 1) petmatte::to_channels_last(model->module);
         model->device = device;
         model->dtype = dtype;
         model->opts = *opts;
@@ -388,6 +388,10 @@ pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, c
     return guarded(err, errcap, PM_ERR_DEVICE, "configuring the model", model ? &model->device : nullptr, [&] {
         if (!model || !config) fail(PM_ERR_INVALID_ARGUMENT, "model and config must not be NULL");
         petmatte::check_config(*config);
+        if (model->opts.channels_last < 0) { // auto: the manifest's hint, on a GPU only
+            model->opts.channels_last = model->device.is_cuda() && config->channels_last ? 1 : 0;
+            if (model->opts.channels_last) petmatte::to_channels_last(model->module);
+        }
         petmatte::prepare_config(*model, *config);
         model->configured = true;
     });

@@ -32,6 +32,7 @@ typedef struct pm_model_config {
     int minmax_normalize;        /* 1: (p - min) / (max - min + 1e-8) after activation */
     int align_corners;           /* bilinear upsampling back to the image size */
     int random_weights;
+    int channels_last;           /* manifest's gpu.channels_last: NHWC runs faster on a GPU */
 } pm_model_config;
 
 typedef struct pm_shim_model pm_shim_model;
@@ -51,7 +52,9 @@ typedef struct pm_shim_options {
     pm_precision precision; /* FP32/FP16/BF16; never AUTO */
     int cuda_graph;         /* CUDA only: 1 capture the forward pass once warm and replay it;
                                -1 try, and run eagerly if the model cannot be captured */
-    int channels_last;      /* 1: weights and input in NHWC memory order (conv nets on GPUs) */
+    int channels_last;      /* 1: weights and input in NHWC memory order (conv nets on GPUs);
+                               -1: decided by pm_shim_configure from the manifest's hint
+                               (on a CUDA device only) */
     int jit_optimize;       /* 1: TorchScript's profiling executor may re-optimise the graph
                                (it does so on an early call: warm-up absorbs it); 0: it runs
                                the graph as loaded, with no such stall */

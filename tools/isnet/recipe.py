@@ -65,6 +65,9 @@ def manifest_dict():
             # whose default is align_corners=False.
             "align_corners": False,
         },
+        # A conv net: NHWC on the GPU measured 9.4 -> 7.45 ms and 662 -> 528 MB on an H100
+        # (docs/benchmarks.md); libpetmatte applies it when channels_last is left on auto.
+        "gpu": {"channels_last": True},
         "random_weights": False,
         "source": ("IS-Net general-use weights (xuebinqin/DIS), fp16 ONNX '/models/medium' from "
                    "npm " + SPEC + " (tarball " + TARBALL_INTEGRITY + ", onnx sha256 "
