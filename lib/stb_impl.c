@@ -163,6 +163,31 @@ static pm_code pm_stb_failure(const char *what, char *err, size_t errcap)
  * checked here first: this walks all marker segments, stepping over entropy-coded
  * data, and returns 0 only for a DHT table with more than 256 codes or one that
  * runs past its segment. Anything else malformed is left for stb to refuse. */
+/* Checks the DHT segment whose length field starts at d[pos] (right after FF C4): every
+ * table's 16 counts may add up to at most 256 codes and must fit the segment. A DHT cut
+ * off by the end of the data still reaches stb's table builder (it reads zeros past the
+ * end): what is there is checked. Returns 0 for a table stb_image 2.27 would overflow. */
+static int pm_stb_dht_ok(const uint8_t *d, size_t n, size_t pos)
+{
+    if (n - pos < 2)
+        return 1;
+    size_t len = ((size_t)d[pos] << 8) | d[pos + 1];
+    if (len < 2)
+        return 1;
+    size_t at = pos + 2, end = len <= n - pos ? pos + len : n;
+    while (at < end) { /* one or more tables: class/id, 16 counts, symbols */
+        if (end - at < 17)
+            return 0;
+        size_t codes = 0;
+        for (int i = 1; i <= 16; i++)
+            codes += d[at + (size_t)i];
+        if (codes > 256 || end - at - 17 < codes)
+            return 0;
+        at += 17 + codes;
+    }
+    return 1;
+}
+
 static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
 {
     /* stb's reader takes any run of FF fill bytes before the SOI's D8, so a file
@@ -177,6 +202,7 @@ static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
     if (pos >= n || d[pos] != 0xD8)
         return 1;
     pos++; /* after SOI */
+    int scanned = 0; /* the FF C4 pass after the first scan header has run */
     while (pos + 1 < n) {
         if (d[pos] != 0xFF) {
             /* Like stb, which skips any bytes between segments looking for the
@@ -198,21 +224,8 @@ static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
         size_t len = ((size_t)d[pos] << 8) | d[pos + 1];
         if (len < 2 || (len > n - pos && m != 0xC4))
             return 1;
-        if (m == 0xC4) {
-            /* A DHT cut off by the end of the data still reaches stb's table
-             * builder (it reads zeros past the end): check what is there. */
-            size_t at = pos + 2, end = len <= n - pos ? pos + len : n;
-            while (at < end) { /* one or more tables: class/id, 16 counts, symbols */
-                if (end - at < 17)
-                    return 0;
-                size_t codes = 0;
-                for (int i = 1; i <= 16; i++)
-                    codes += d[at + (size_t)i];
-                if (codes > 256 || end - at - 17 < codes)
-                    return 0;
-                at += 17 + codes;
-            }
-        }
+        if (m == 0xC4 && !pm_stb_dht_ok(d, n, pos))
+            return 0;
         pos += len;
         if (m == 0xDA) {
             /* Entropy-coded data: FF 00 is a data byte and FF D0..D7 a restart;
@@ -220,6 +233,18 @@ static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
             while (pos + 1 < n && !(d[pos] == 0xFF && d[pos + 1] != 0x00 &&
                                     !(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7)))
                 pos++;
+            /* stb resynchronises on corrupt entropy data differently from this walk
+             * (an FF FF run, say), and may then take a DHT this walk never reaches
+             * (found by fuzzing). FF C4 cannot occur in valid entropy-coded data, so
+             * every FF C4 up to the end-of-image marker (stb stops there; data appended
+             * after it, like a phone's motion-photo video, is not looked at) is checked
+             * as a DHT: no valid file is refused. */
+            /* Once: later scans' data lies inside what this pass covered. */
+            for (size_t i = pos; !scanned && i + 1 < n && !(d[i] == 0xFF && d[i + 1] == 0xD9); i++) {
+                if (d[i] == 0xFF && d[i + 1] == 0xC4 && !pm_stb_dht_ok(d, n, i + 2))
+                    return 0;
+            }
+            scanned = 1;
         }
     }
     return 1;

@@ -50,7 +50,9 @@ for t in $targets; do
   rm -f "$b/fuzz-artifacts/$t-"* # a finding of an earlier run is a regression test by now
   set +e
   # -rss_limit_mb: torch under ASan alone is ~1 GB; -timeout: a hang is a finding.
-  "$b/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
+  # -seed: the same mutation sequence on every run, so CI is repeatable; override with
+  # FUZZ_SEED for long runs that should explore differently.
+  "$b/tests/fuzz/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$b/fuzz-artifacts/$t-" $dict \
     "$corpus" "$b/fuzz-seeds/$seeds" >"$log" 2>&1
   rc=$?

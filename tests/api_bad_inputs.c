@@ -365,6 +365,44 @@ static void test_oversized_huffman_tables_are_refused_however_the_jpeg_is_spelle
     sf_free(&good);
 }
 
+/* fuzz_image_load, finding 5 (a later run): stb resynchronises on corrupt entropy
+ * data differently from the pre-check's segment walk (an FF FF run inside the scan
+ * made the walk read a bogus segment length), then took a DHT the walk had skipped
+ * and overflowed its table. Every FF C4 after the first scan header, up to EOI, is
+ * now checked as a DHT; FF C4 cannot occur in valid entropy-coded data. */
+static void test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused(void **state) {
+    (void)state;
+    sf_buf good = sf_jpeg_cmyk(16, 8, 1);
+    size_t sos = 0;
+    for (size_t i = 2; i + 3 < good.n; i++)
+        if (good.p[i] == 0xFF && good.p[i + 1] == 0xDA) { sos = i; break; }
+    assert_true(sos > 0);
+    size_t scan = sos + 2 + (((size_t)good.p[sos + 2] << 8) | good.p[sos + 3]);
+    sf_buf bad = {0};
+    sf_put(&bad, good.p, scan);
+    sf_put(&bad, "\xFF\xFF\x00\x40", 4); /* the walk: an FF run, "marker" 00, length 64 */
+    bad_dht(&bad, 0);
+    sf_put(&bad, good.p + scan, good.n - scan);
+    pm_image img = encoded(bad.p, bad.n);
+    pm_rgba out;
+    char err[256] = "";
+    pm_limits lim = {100000000ull, 1ull << 30};
+    assert_int_equal(pm_image_load(&img, &lim, 1, &out, err, sizeof err), PM_ERR_DECODE);
+    assert_non_null(strstr(err, "Huffman"));
+    assert_null(out.px);
+    /* The same bytes after the end-of-image marker (appended data, as phones append
+     * motion-photo videos) are not looked at: the image still decodes. */
+    sf_buf tail = {0};
+    sf_put(&tail, good.p, good.n);
+    bad_dht(&tail, 0);
+    img = encoded(tail.p, tail.n);
+    assert_int_equal(pm_image_load(&img, &lim, 1, &out, err, sizeof err), PM_OK);
+    pm_rgba_free(&out);
+    sf_free(&tail);
+    sf_free(&bad);
+    sf_free(&good);
+}
+
 /* fuzz_remove_bg, finding 4: stb_image 2.27 reads PNM header numbers into an int
  * unchecked, so a 10-digit width was signed overflow (UBSan). The fuzzer's input
  * was "P6\n" + 99 '3's + " 2\n255\n" + bytes. Now refused before stb, naming PNM;
@@ -408,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_sixteen_bit_pnm_is_refused_without_reading_past_the_buffer),
         cmocka_unit_test(test_truncated_tga_and_pnm_decode_missing_pixels_as_zero_not_stale_heap),
         cmocka_unit_test(test_oversized_huffman_tables_are_refused_however_the_jpeg_is_spelled),
+        cmocka_unit_test(test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused),
         cmocka_unit_test(test_pnm_header_numbers_too_long_for_an_int_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
