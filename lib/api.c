@@ -42,11 +42,17 @@ int pm_copy_sized(void *dst, size_t dst_size, const void *src, size_t min_size) 
 /* The smallest struct_size accepted: struct_size plus the first field. */
 #define PM_MIN_SIZE(type, first) (offsetof(type, first) + sizeof(((type *)0)->first))
 
+/* Copies a struct's defaults over a caller's copy that may be older (smaller) than
+ * ours, then records the caller's size: the one rule behind every *_init_sized. */
+static void init_sized(void *dst, size_t dst_size, const void *defaults, size_t defaults_size) {
+    memcpy(dst, defaults, dst_size < defaults_size ? dst_size : defaults_size);
+    *(size_t *)dst = dst_size; /* struct_size is every sized struct's first field */
+}
+
 void pm_params_init_sized(pm_params *p, size_t struct_size) {
     if (!p || struct_size < sizeof(size_t)) return;
     pm_params d;
     memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
     d.device = "auto";
     d.precision = PM_PRECISION_AUTO;
     d.max_pixels = PM_DEFAULT_MAX_PIXELS;
@@ -57,8 +63,7 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.cuda_graph = -1;
     d.channels_last = -1;
     d.jit_optimize = -1;
-    memcpy(p, &d, struct_size < sizeof d ? struct_size : sizeof d);
-    p->struct_size = struct_size;
+    init_sized(p, struct_size, &d, sizeof d);
 }
 
 void pm_image_init_sized(pm_image *img, size_t struct_size) {
@@ -66,8 +71,7 @@ void pm_image_init_sized(pm_image *img, size_t struct_size) {
     pm_image d;
     memset(&d, 0, sizeof d);
     d.format = PM_FORMAT_ENCODED;
-    memcpy(img, &d, struct_size < sizeof d ? struct_size : sizeof d);
-    img->struct_size = struct_size;
+    init_sized(img, struct_size, &d, sizeof d);
 }
 
 void pm_remove_options_init_sized(pm_remove_options *o, size_t struct_size) {
@@ -80,8 +84,7 @@ void pm_remove_options_init_sized(pm_remove_options *o, size_t struct_size) {
     d.threshold = -1.0f;
     d.apply_exif_orientation = 1;
     d.keep_input_alpha = 1;
-    memcpy(o, &d, struct_size < sizeof d ? struct_size : sizeof d);
-    o->struct_size = struct_size;
+    init_sized(o, struct_size, &d, sizeof d);
 }
 
 const char *pm_state_name(pm_state s) {

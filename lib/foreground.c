@@ -32,6 +32,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include "fg_solve.h"
 #include "foreground.h"
 
 #include <limits.h>
@@ -223,33 +224,11 @@ static void fg_upsample_tiles(void *p, size_t k0, size_t k1) {
 static inline void fg_update(const fg_tiles_arg *a, const fg_level *L, size_t ia, size_t i,
                              const size_t an[4], const size_t fn[4]) {
     const float *lut = a->lut;
-    float *fb = L->fb;
-    const float a0 = lut[L->alpha[ia]];
-    const float a1 = 1.0f - a0;
-    float a00 = a0 * a0, a11 = a1 * a1;
-    const float a01 = a0 * a1;
     const uint8_t *px = L->rgba + ia * 4;
-    const float i0 = lut[px[0]], i1 = lut[px[1]], i2 = lut[px[2]];
-    float bf0 = a0 * i0, bf1 = a0 * i1, bf2 = a0 * i2;
-    float bb0 = a1 * i0, bb1 = a1 * i1, bb2 = a1 * i2;
-    for (int d = 0; d < 4; d++) {
-        const float da = a->eps + a->omega * fabsf(a0 - lut[L->alpha[an[d]]]);
-        const float *q = fb + fn[d] * 6;
-        a00 += da;
-        a11 += da;
-        bf0 += da * q[0];
-        bf1 += da * q[1];
-        bf2 += da * q[2];
-        bb0 += da * q[3];
-        bb1 += da * q[4];
-        bb2 += da * q[5];
-    }
-    const float inv_det = 1.0f / (a00 * a11 - a01 * a01);
-    const float b00 = inv_det * a11, b01 = inv_det * -a01, b11 = inv_det * a00;
-    const float v[6] = {b00 * bf0 + b01 * bb0, b00 * bf1 + b01 * bb1, b00 * bf2 + b01 * bb2,
-                        b01 * bf0 + b11 * bb0, b01 * bf1 + b11 * bb1, b01 * bf2 + b11 * bb2};
-    float *o = fb + i * 6;
-    for (int c = 0; c < 6; c++) o[c] = v[c] < 0.0f ? 0.0f : (v[c] > 1.0f ? 1.0f : v[c]);
+    const float colour[3] = {lut[px[0]], lut[px[1]], lut[px[2]]};
+    const float na[4] = {lut[L->alpha[an[0]]], lut[L->alpha[an[1]]], lut[L->alpha[an[2]]], lut[L->alpha[an[3]]]};
+    const float *const nq[4] = {L->fb + fn[0] * 6, L->fb + fn[1] * 6, L->fb + fn[2] * 6, L->fb + fn[3] * 6};
+    pm_fg_solve_pixel(lut[L->alpha[ia]], colour, na, nq, a->eps, a->omega, L->fb + i * 6);
 }
 
 /* One half-sweep (pixels with (x+y)&1 == colour) over active tiles [k0, k1). The

@@ -162,13 +162,11 @@ void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
 
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out) {
-    c10::cuda::CUDAGuard device_guard(model.device);
-    CudaRunner &r = *model.cuda;
-    const unsigned turn = r.next_io.fetch_add(1, std::memory_order_relaxed);
-    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[turn % CudaRunner::kIoStreams]);
-    at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
-    at::Tensor prediction = forward_on_model_stream(model, input);
-    postprocess(model, prediction, width, height, alpha_out);
+    with_io_stream(model, [&] {
+        at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
+        at::Tensor prediction = forward_on_model_stream(model, input);
+        postprocess(model, prediction, width, height, alpha_out);
+    });
 }
 
 } // namespace petmatte

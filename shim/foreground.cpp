@@ -37,6 +37,7 @@
 
 extern "C" {
 #include "../lib/foreground.h" // the method's parameters (PM_FG_*), one source of truth
+#include "../lib/fg_solve.h"   // the per-pixel step, shared with foreground.c
 }
 
 namespace petmatte {
@@ -85,32 +86,10 @@ void nearest_map(std::vector<int> &map, int n_dst, int n_src) {
 // ---- host levels: foreground.c's loops, F and B as 6 floats a pixel, row-major ----
 
 void host_update(const float *lut, const uint8_t *rgb, const uint8_t *al, float *fb, size_t i, const size_t nb[4]) {
-    const float eps = PM_FG_REGULARIZATION, omega = PM_FG_GRADIENT_WEIGHT;
-    const float a0 = lut[al[i]];
-    const float a1 = 1.0f - a0;
-    float a00 = a0 * a0, a11 = a1 * a1;
-    const float a01 = a0 * a1;
-    const float i0 = lut[rgb[i * 3]], i1 = lut[rgb[i * 3 + 1]], i2 = lut[rgb[i * 3 + 2]];
-    float bf0 = a0 * i0, bf1 = a0 * i1, bf2 = a0 * i2;
-    float bb0 = a1 * i0, bb1 = a1 * i1, bb2 = a1 * i2;
-    for (int d = 0; d < 4; d++) {
-        const float da = eps + omega * std::fabs(a0 - lut[al[nb[d]]]);
-        const float *q = fb + nb[d] * 6;
-        a00 += da;
-        a11 += da;
-        bf0 += da * q[0];
-        bf1 += da * q[1];
-        bf2 += da * q[2];
-        bb0 += da * q[3];
-        bb1 += da * q[4];
-        bb2 += da * q[5];
-    }
-    const float inv_det = 1.0f / (a00 * a11 - a01 * a01);
-    const float b00 = inv_det * a11, b01 = inv_det * -a01, b11 = inv_det * a00;
-    const float v[6] = {b00 * bf0 + b01 * bb0, b00 * bf1 + b01 * bb1, b00 * bf2 + b01 * bb2,
-                        b01 * bf0 + b11 * bb0, b01 * bf1 + b11 * bb1, b01 * bf2 + b11 * bb2};
-    float *o = fb + i * 6;
-    for (int c = 0; c < 6; c++) o[c] = v[c] < 0.0f ? 0.0f : (v[c] > 1.0f ? 1.0f : v[c]);
+    const float colour[3] = {lut[rgb[i * 3]], lut[rgb[i * 3 + 1]], lut[rgb[i * 3 + 2]]};
+    const float na[4] = {lut[al[nb[0]]], lut[al[nb[1]]], lut[al[nb[2]]], lut[al[nb[3]]]};
+    const float *const nq[4] = {fb + nb[0] * 6, fb + nb[1] * 6, fb + nb[2] * 6, fb + nb[3] * 6};
+    pm_fg_solve_pixel(lut[al[i]], colour, na, nq, PM_FG_REGULARIZATION, PM_FG_GRADIENT_WEIGHT, fb + i * 6);
 }
 
 // Levels [0, count) on the host; returns the last one's F and B (w*h*6 floats).
