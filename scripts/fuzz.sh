@@ -2,6 +2,11 @@
 # Builds the libFuzzer targets (clang, -fsanitize=fuzzer,address,undefined) into
 # ./build-fuzz, generates the seed corpus and runs every target for a bounded time.
 #   sh scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default 45 s, all targets)
+#   sh scripts/fuzz.sh ci [TARGET...]
+# "ci" is what the test command runs: a fixed number of executions per target with a
+# fixed seed, from the seeds alone (a fresh corpus each time), so every machine runs
+# the same inputs and a CI result can be reproduced here. A time budget would not be:
+# the inputs explored would depend on the machine's speed and on earlier corpora.
 # Exit status: non-zero when a target found a crash, leak, timeout or UB; the input
 # is kept as build-fuzz/fuzz-artifacts/TARGET-crash-* (reproduce: the target binary
 # with that file as its only argument). The corpus grows in build-fuzz/fuzz-corpus
@@ -11,6 +16,8 @@ set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-45}
 [ $# -gt 0 ] && shift
+ci=0
+[ "$secs" = ci ] && ci=1
 targets=${*:-fuzz_image_load fuzz_remove_bg fuzz_manifest}
 b=build-fuzz
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -39,20 +46,28 @@ export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp:print_suppre
 status=0
 for t in $targets; do
   case $t in
-    fuzz_image_load) seeds=image; dict= ;;
-    fuzz_remove_bg) seeds=remove_bg; dict= ;;
-    fuzz_manifest) seeds=manifest; dict="-dict=tests/fuzz/manifest.dict" ;;
+    fuzz_image_load) seeds=image; dict=; ci_runs=150000 ;;
+    fuzz_remove_bg) seeds=remove_bg; dict=; ci_runs=8000 ;;
+    fuzz_manifest) seeds=manifest; dict="-dict=tests/fuzz/manifest.dict"; ci_runs=3000000 ;;
     *) echo "fuzz.sh: unknown target $t"; exit 2 ;;
   esac
-  corpus=$b/fuzz-corpus/$t
+  if [ $ci -eq 1 ]; then
+    corpus=$b/fuzz-ci-corpus/$t
+    rm -rf "$corpus"
+    budget="-runs=$ci_runs -seed=1"
+  else
+    corpus=$b/fuzz-corpus/$t
+    budget="-max_total_time=$secs -seed=${FUZZ_SEED:-1}"
+  fi
   mkdir -p "$corpus"
   log=$b/fuzz-logs/$t.log
   rm -f "$b/fuzz-artifacts/$t-"* # a finding of an earlier run is a regression test by now
   set +e
   # -rss_limit_mb: torch under ASan alone is ~1 GB; -timeout: a hang is a finding.
-  # -seed: the same mutation sequence on every run, so CI is repeatable; override with
-  # FUZZ_SEED for long runs that should explore differently.
-  "$b/tests/fuzz/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
+  # FUZZ_SEED: long runs that should explore differently from the last one.
+  t_start=$(date +%s)
+  # shellcheck disable=SC2086 # $budget and $dict are lists of options
+  "$b/tests/fuzz/$t" $budget -timeout=10 -rss_limit_mb=3072 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$b/fuzz-artifacts/$t-" $dict \
     "$corpus" "$b/fuzz-seeds/$seeds" >"$log" 2>&1
   rc=$?
@@ -60,8 +75,10 @@ for t in $targets; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
   n=$(ls "$corpus" | wc -l)
+  took=$(( $(date +%s) - t_start ))
+  [ "$took" -gt 0 ] || took=1
   if [ $rc -eq 0 ]; then
-    echo "$t: ${runs:-?} runs in ${secs} s ($(( ${runs:-0} / secs )) exec/s), $cov, corpus $n files: no findings"
+    echo "$t: ${runs:-?} runs in ${took} s ($(( ${runs:-0} / took )) exec/s), $cov, corpus $n files: no findings"
   else
     status=1
     echo "$t: FAILED (exit $rc) after ${runs:-?} runs; last lines of $log:"

@@ -6,6 +6,6 @@ sh scripts/build.sh
 /usr/bin/python3 tools/setup_default_model.py
 ctest --test-dir build --output-on-failure -j 2 --timeout 900
 # Reliability (docs/reliability.md, docs/fuzzing.md): the C tests under ASan+UBSan and
-# the threaded ones under TSan, then each fuzzer for 45 s (about 9 minutes together).
+# the threaded ones under TSan, then each fuzzer for a fixed number of inputs (fuzz.sh ci).
 sh scripts/sanitize.sh
-sh scripts/fuzz.sh 45
+sh scripts/fuzz.sh ci

@@ -403,6 +403,48 @@ static void test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused(
     sf_free(&good);
 }
 
+/* fuzz_image_load, finding 6: a zero-length first IDAT chunk (legal PNG) makes
+ * stb_image 2.27 compute NULL + 0 (UBSan "applying zero offset to null pointer").
+ * Harmless, so that check is off for stb's unit (lib/CMakeLists.txt); the file must
+ * decode, pixel-exact, including under the sanitizer build that runs this test. */
+static void test_a_png_whose_first_idat_chunk_is_empty_decodes_exactly(void **state) {
+    (void)state;
+    enum { W = 3, H = 2 };
+    uint8_t rows[H * (1 + W)];
+    for (int y = 0; y < H; y++) {
+        rows[y * (1 + W)] = 0; /* filter: none */
+        for (int x = 0; x < W; x++) rows[y * (1 + W) + 1 + x] = (uint8_t)(40 * y + 10 * x + 5);
+    }
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    const uint8_t ihdr[13] = {0, 0, 0, W, 0, 0, 0, H, 8, 0, 0, 0, 0};
+    sf_buf png = {0};
+    sf_put(&png, sig, 8);
+    sf_png_chunk(&png, "IHDR", ihdr, 13);
+    sf_png_chunk(&png, "IDAT", NULL, 0);
+    sf_buf z = sf_zlib_stored(rows, sizeof rows);
+    sf_png_chunk(&png, "IDAT", z.p, z.n);
+    sf_png_chunk(&png, "IEND", NULL, 0);
+    pm_image img = encoded(png.p, png.n);
+    pm_rgba out;
+    char err[256] = "";
+    pm_limits lim = {100000000ull, 1ull << 30};
+    assert_int_equal(pm_image_load(&img, &lim, 1, &out, err, sizeof err), PM_OK);
+    assert_int_equal(out.width, W);
+    assert_int_equal(out.height, H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const uint8_t *px = out.px + ((size_t)y * W + x) * 4;
+            uint8_t v = (uint8_t)(40 * y + 10 * x + 5);
+            assert_int_equal(px[0], v);
+            assert_int_equal(px[1], v);
+            assert_int_equal(px[2], v);
+            assert_int_equal(px[3], 255);
+        }
+    pm_rgba_free(&out);
+    sf_free(&z);
+    sf_free(&png);
+}
+
 /* fuzz_remove_bg, finding 4: stb_image 2.27 reads PNM header numbers into an int
  * unchecked, so a 10-digit width was signed overflow (UBSan). The fuzzer's input
  * was "P6\n" + 99 '3's + " 2\n255\n" + bytes. Now refused before stb, naming PNM;
@@ -448,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_oversized_huffman_tables_are_refused_however_the_jpeg_is_spelled),
         cmocka_unit_test(test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused),
         cmocka_unit_test(test_pnm_header_numbers_too_long_for_an_int_are_refused),
+        cmocka_unit_test(test_a_png_whose_first_idat_chunk_is_empty_decodes_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
