@@ -113,6 +113,20 @@ typedef struct pm_params {
                                   (models that .view() activations, like Swin, break under NHWC) */
     int jit_optimize;          /* let TorchScript's profiling executor re-optimise the graph
                                   (on an early call; warm-up absorbs it); auto = off */
+    /* Concurrent callers: pm_remove_bg calls that reach the model while a forward pass
+     * runs are gathered into the next pass, up to max_batch images at once. A lone
+     * caller never waits for company. Warm-up checks that the model treats the images
+     * of a batch independently and readies every batch size (one CUDA graph each). */
+    int max_batch;             /* -1 = auto (default): 1 for now on every device, since each
+                                  batch size costs warm-up time and device memory
+                                  (docs/benchmarks.md); 1 = one image a pass; at most 64.
+                                  A value > 1 for a model that mixes the images of a batch
+                                  makes warm-up fail with PM_ERR_UNSUPPORTED. On CUDA a
+                                  pass lasts until the GPU finishes it, so callers queued
+                                  behind it share the next one */
+    int batch_wait_us;         /* how long a pass may wait for more callers to fill its
+                                  batch, in microseconds; 0 (default) = never waits;
+                                  at most 100000 */
 } pm_params;
 
 PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
@@ -177,6 +191,9 @@ typedef struct pm_status {
     int last_error_code;       /* pm_code of the context's most recent failure, PM_OK if none */
     char last_error[256];      /* its message, "" if none */
     int cuda_graph;            /* 1 when inferences replay a captured CUDA graph */
+    int max_batch;             /* images one forward pass may serve (1 = no batching); 0 until READY */
+    uint64_t forward_passes;   /* forward passes run for pm_remove_bg calls since READY;
+                                  images_processed / forward_passes ~ the mean batch */
 } pm_status;
 
 PM_API void pm_status_init_sized(pm_status *status, size_t struct_size);

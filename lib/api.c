@@ -63,6 +63,8 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.cuda_graph = -1;
     d.channels_last = -1;
     d.jit_optimize = -1;
+    d.max_batch = -1;
+    d.batch_wait_us = 0;
     init_sized(p, struct_size, &d, sizeof d);
 }
 
@@ -181,6 +183,10 @@ static pm_code validate_params(const pm_params *p) {
         return BAD("params.channels_last %d is not -1, 0 or 1", p->channels_last);
     if (p->jit_optimize < -1 || p->jit_optimize > 1)
         return BAD("params.jit_optimize %d is not -1, 0 or 1", p->jit_optimize);
+    if (p->max_batch != -1 && (p->max_batch < 1 || p->max_batch > PM_MAX_BATCH_LIMIT))
+        return BAD("params.max_batch %d is not -1 (auto) or 1..%d", p->max_batch, PM_MAX_BATCH_LIMIT);
+    if (p->batch_wait_us < 0 || p->batch_wait_us > PM_MAX_BATCH_WAIT_US)
+        return BAD("params.batch_wait_us %d is outside 0..%d", p->batch_wait_us, PM_MAX_BATCH_WAIT_US);
 #undef BAD
     return PM_OK;
 }
@@ -231,6 +237,8 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     c->cuda_graph = p.cuda_graph;
     c->channels_last = p.channels_last;
     c->jit_optimize = p.jit_optimize;
+    c->max_batch = p.max_batch;
+    c->batch_wait_us = p.batch_wait_us;
     c->warmup_min_runs = p.warmup_min_runs;
     c->warmup_max_runs = p.warmup_max_runs;
     c->warmup_tolerance = p.warmup_tolerance;

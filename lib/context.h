@@ -13,6 +13,8 @@
 #include "shim.h"
 
 #define PM_ERRMSG_CAP 512
+#define PM_MAX_BATCH_LIMIT 64        /* pm_params.max_batch */
+#define PM_MAX_BATCH_WAIT_US 100000  /* pm_params.batch_wait_us: 100 ms */
 
 /* Background warm-up thread: none, running, or finished but not yet joined. */
 enum pm_bg_state { PM_BG_NONE = 0, PM_BG_RUNNING = 1, PM_BG_FINISHED = 2 };
@@ -29,6 +31,7 @@ struct pm_ctx {
     pm_limits limits;
     int cpu_threads;
     int cuda_graph, channels_last, jit_optimize; /* -1 auto, 0, 1 (pm_params) */
+    int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
     int warmup_min_runs, warmup_max_runs;
     double warmup_tolerance;
     double open_ms;

@@ -38,6 +38,8 @@ pm_code pm_get_status(pm_ctx *c, pm_status *out) {
     /* The model is published only when READY and freed only by pm_close. */
     s.device_memory_bytes = c->model ? pm_shim_device_memory(c->model) : 0;
     s.cuda_graph = c->model ? pm_shim_uses_cuda_graph(c->model) : 0;
+    s.max_batch = c->model ? pm_shim_max_batch(c->model) : 0;
+    s.forward_passes = c->model ? pm_shim_forward_passes(c->model) : 0;
     s.last_error_code = c->last_error_code;
     snprintf(s.last_error, sizeof s.last_error, "%s", c->last_error);
     pthread_mutex_unlock(&c->mu);

@@ -95,6 +95,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
          * NHWC speeds conv nets up but breaks models that .view() activations (Swin). */
         .channels_last = c->channels_last,
         .jit_optimize = c->jit_optimize >= 0 ? c->jit_optimize : 0,
+        /* auto (-1): resolved by pm_shim_prepare_batches (CUDA 4, CPU 1). */
+        .max_batch = c->max_batch,
+        .batch_wait_us = c->batch_wait_us,
     };
     rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);
     if (rc != PM_OK) return rc;
@@ -148,6 +151,13 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         if (runs >= c->warmup_min_runs && latency_is_stable(ms, runs, c->warmup_tolerance)) break;
     }
     free(ms);
+    /* Batch sizes above 1: checked and readied now, so no caller pays for them. */
+    double batch_ms = 0.0; /* part of warmup_ms */
+    if (rc == PM_OK && closing(c)) {
+        rc = PM_ERR_CANCELLED;
+        snprintf(err, cap, "warm-up cancelled: the context is closing");
+    }
+    if (rc == PM_OK) rc = pm_shim_prepare_batches(model, &batch_ms, err, cap);
     if (rc != PM_OK) {
         pm_shim_free(model);
         return rc;

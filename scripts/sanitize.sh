@@ -5,7 +5,7 @@
 #               have to preload libasan into an uninstrumented interpreter) and not
 #               the ABI baseline test (an ABI property, checked on the normal build).
 #   build-tsan  ThreadSanitizer: the tests that run several threads on a context
-#               (api_warmup, api_remove_bg, api_races).
+#               (api_warmup, api_remove_bg, api_races, api_batching).
 # libtorch is not instrumented. tests/sanitizers/*.supp list the suppressions; each
 # line says why. Exit status: non-zero on any report or failure.
 #   sh scripts/sanitize.sh [asan|tsan]...     (default: both)
@@ -37,8 +37,8 @@ for w in $which; do
   tsan)
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPETMATTE_SANITIZE=thread \
       -DPETMATTE_BUILD_EXAMPLES=OFF >/dev/null
-    cmake --build build-tsan -j "$jobs" --target test_api_warmup test_api_remove_bg test_api_races
-    ctest --test-dir build-tsan --output-on-failure --timeout 600 -R '^(api_warmup|api_remove_bg|api_races)$'
+    cmake --build build-tsan -j "$jobs" --target test_api_warmup test_api_remove_bg test_api_races test_api_batching
+    ctest --test-dir build-tsan --output-on-failure --timeout 600 -R '^(api_warmup|api_remove_bg|api_races|api_batching)$'
     ;;
   *) echo "sanitize.sh: unknown sanitizer $w (asan or tsan)"; exit 2 ;;
   esac

@@ -3,10 +3,11 @@
 //
 // Each call does its resizing, normalising and matte work on a stream of its own
 // from Torch's pool, so concurrent callers overlap; the forward pass runs on the
-// model's stream, one at a time. After a few eager passes (cuDNN has chosen its
-// algorithms, the executor has settled) the forward pass is captured once as a
-// CUDA graph and replayed from then on: one launch instead of thousands, and no
-// TorchScript interpreter on the host at all.
+// model's stream, one at a time, for a batch of callers gathered by the model's
+// Batcher (batcher.hpp). After a few eager passes (cuDNN has chosen its
+// algorithms, the executor has settled) the forward pass is captured once per
+// batch size as a CUDA graph and replayed from then on: one launch instead of
+// thousands, and no TorchScript interpreter on the host at all.
 //
 // Ordering between a caller's stream and the model's stream is by CUDA events
 // (never a host-side wait), and every tensor that crosses streams is allocated
@@ -15,6 +16,7 @@
 #include "shim_internal.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <vector>
 #include <mutex>
@@ -29,6 +31,12 @@
 #include <cuda_runtime_api.h>
 
 namespace petmatte {
+
+// One captured forward pass for a fixed batch size: its static input and output.
+struct GraphSlot {
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    at::Tensor in, out;
+};
 
 struct CudaRunner {
     explicit CudaRunner(const c10::Device &device)
@@ -45,10 +53,27 @@ struct CudaRunner {
     c10::cuda::CUDAStream stream; // the model's stream: every forward pass and replay
     std::vector<c10::cuda::CUDAStream> io_streams;
     std::atomic<unsigned> next_io{0};
-    int eager_runs = 0;           // eager forward passes so far
-    bool capture_tried = false;
-    std::unique_ptr<at::cuda::CUDAGraph> graph;
-    at::Tensor graph_in, graph_out; // the captured graph's fixed input and output
+    int eager_runs = 0;           // eager batch-1 forward passes so far
+    bool capture_tried = false;   // batch 1 (larger sizes are captured in warm-up)
+    // Graphs by batch size. They share one memory pool: replays never overlap (one
+    // stream) and each replay's output is copied out before the next replay, so one
+    // graph's scratch memory may be another's.
+    std::map<int, GraphSlot> graphs;
+    bool have_pool = false;
+    decltype(at::cuda::graph_pool_handle()) pool{};
+
+    // The graph that runs a batch of n: the smallest captured size >= n, or null.
+    GraphSlot *graph_for(int n) {
+        auto it = graphs.lower_bound(n);
+        return it == graphs.end() ? nullptr : &it->second;
+    }
+};
+
+// What a caller hands the model's stream: its own stream, and an event marking the
+// point on it where its input is ready.
+struct CallerSync {
+    c10::cuda::CUDAStream stream;
+    at::cuda::CUDAEvent input_ready;
 };
 
 namespace {
@@ -59,19 +84,26 @@ namespace {
 int eager_runs_before_capture(const pm_shim_model &model) { return model.opts.jit_optimize ? 3 : 2; }
 
 // Captures model.forward on r.stream (the current stream) for inputs shaped like
-// `example`. On failure with cuda_graph == -1 ("try") the model stays eager.
+// `example` (its batch size names the graph). On failure with cuda_graph == -1
+// ("try") that batch size stays eager.
 void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
-    r.capture_tried = true;
-    r.graph_in = example.clone(at::MemoryFormat::Preserve);
+    const int n = int(example.size(0));
+    if (n == 1) r.capture_tried = true;
+    GraphSlot slot;
+    slot.in = example.clone(at::MemoryFormat::Preserve);
     r.stream.synchronize();
+    if (!r.have_pool) {
+        r.pool = at::cuda::graph_pool_handle();
+        r.have_pool = true;
+    }
     auto graph = std::make_unique<at::cuda::CUDAGraph>();
     try {
         // Thread-local mode: other host threads may keep using CUDA (allocations,
         // copies) while this one captures.
-        graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+        graph->capture_begin(r.pool, cudaStreamCaptureModeThreadLocal);
         at::Tensor out;
         try {
-            out = eager_forward(model, r.graph_in);
+            out = eager_forward(model, slot.in);
         } catch (...) {
             try {
                 graph->capture_end();
@@ -80,8 +112,9 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
             throw;
         }
         graph->capture_end();
-        r.graph_out = out;
-        r.graph = std::move(graph);
+        slot.out = out;
+        slot.graph = std::move(graph);
+        r.graphs[n] = std::move(slot);
         // The eager passes' activations sit in the allocator's cache; the graph keeps
         // its own pool, so hand the rest back to the driver.
         r.stream.synchronize();
@@ -89,59 +122,119 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
     } catch (const ShimError &) {
         throw; // the model's output is wrong: that is the model's error, graph or not
     } catch (const std::exception &e) {
-        r.graph_in = at::Tensor();
         (void)cudaGetLastError(); // a failed capture leaves a sticky "last error"
         if (model.opts.cuda_graph == 1)
-            fail(PM_ERR_UNSUPPORTED, "cannot capture the model as a CUDA graph (pass cuda_graph=0 or -1): %s",
+            fail(PM_ERR_UNSUPPORTED,
+                 "cannot capture the model as a CUDA graph at batch size %d (pass cuda_graph=0 or -1): %s", n,
                  short_message(e).c_str());
         // cuda_graph == -1: keep running eagerly; pm_status shows no graph.
     }
 }
 
-// The forward pass on the model's stream, ordered after the caller's stream's
-// work and before its next. Returns the prediction as a tensor the caller's
-// stream owns.
-at::Tensor forward_on_model_stream(pm_shim_model &model, const at::Tensor &input) {
-    CudaRunner &r = *model.cuda;
-    const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
+CallerSync &sync_of(const BatchRequest *req) { return *static_cast<CallerSync *>(req->device_sync); }
 
-    std::lock_guard<std::mutex> lock(model.forward_mu);
-    at::cuda::CUDAEvent input_ready;
-    input_ready.record(caller);
-    input_ready.block(r.stream);
-
-    at::Tensor prediction;
-    if (r.graph) {
-        // Allocated while the caller's stream is current: it belongs to that stream.
-        prediction = at::empty_like(r.graph_out);
-        c10::cuda::CUDAStreamGuard on_model(r.stream);
-        r.graph_in.copy_(input);
-        r.graph->replay();
-        prediction.copy_(r.graph_out); // the static output is overwritten by the next replay
-    } else {
-        c10::cuda::CUDAStreamGuard on_model(r.stream);
-        const bool want_graph = model.opts.cuda_graph != 0;
-        if (want_graph && !r.capture_tried && r.eager_runs >= eager_runs_before_capture(model)) {
-            capture(model, r, input);
+// Runs the batch on the model's stream (the current stream) and sets each
+// prediction; it is ready when r.stream reaches the point after this call.
+void run_on_model_stream(pm_shim_model &model, CudaRunner &r, const std::vector<BatchRequest *> &batch) {
+    const int n = int(batch.size());
+    if (GraphSlot *g = r.graph_for(n)) {
+        // A smaller batch than the graph's: the spare rows keep old inputs, and their
+        // outputs are never read.
+        for (int i = 0; i < n; ++i) g->in.narrow(0, i, 1).copy_(batch[size_t(i)]->input);
+        g->graph->replay();
+        for (int i = 0; i < n; ++i) {
+            CallerSync &s = sync_of(batch[size_t(i)]);
+            at::Tensor prediction;
+            {
+                // Allocated while the caller's stream is current: it belongs to that
+                // stream, which alone uses and frees it.
+                c10::cuda::CUDAStreamGuard on_caller(s.stream);
+                prediction = at::empty_like(g->out.narrow(0, 0, 1));
+            }
+            // The static output is overwritten by the next replay.
+            prediction.copy_(g->out.narrow(0, i, 1));
+            batch[size_t(i)]->prediction = prediction;
         }
-        if (r.graph) {
-            r.graph_in.copy_(input);
-            r.graph->replay();
-            prediction = r.graph_out.clone();
+        return;
+    }
+    at::Tensor prediction;
+    if (n == 1) {
+        const bool want_graph = model.opts.cuda_graph != 0;
+        if (want_graph && !r.capture_tried && r.eager_runs >= eager_runs_before_capture(model))
+            capture(model, r, batch[0]->input);
+        if (GraphSlot *g = r.graph_for(1)) {
+            g->in.copy_(batch[0]->input);
+            g->graph->replay();
+            prediction = g->out.clone();
         } else {
-            prediction = eager_forward(model, input);
+            prediction = eager_forward(model, batch[0]->input);
             r.eager_runs++;
         }
-        // Made on the model's stream, used and freed on the caller's.
-        prediction.record_stream(caller);
+    } else {
+        prediction = eager_forward(model, stack_inputs(model, batch));
     }
-    at::cuda::CUDAEvent done;
-    done.record(r.stream);
-    done.block(caller);
-    return prediction;
+    for (int i = 0; i < n; ++i) {
+        // Made on the model's stream, used and freed on the caller's.
+        prediction.record_stream(sync_of(batch[size_t(i)]).stream);
+        batch[size_t(i)]->prediction = prediction.narrow(0, i, 1);
+    }
 }
 
 } // namespace
+
+void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
+    CudaRunner &r = *model.cuda;
+    at::cuda::CUDAEvent done;
+    {
+        std::lock_guard<std::mutex> lock(model.forward_mu);
+        for (const BatchRequest *req : batch) sync_of(req).input_ready.block(r.stream);
+        {
+            c10::cuda::CUDAStreamGuard on_model(r.stream);
+            run_on_model_stream(model, r, batch);
+        }
+        done.record(r.stream);
+        for (const BatchRequest *req : batch) done.block(sync_of(req).stream);
+    }
+    // With batching on, the pass counts as running until the GPU has finished it:
+    // the host only queues work, so without this wait the batcher would see every
+    // pass end at once and callers queued behind the GPU would never share a pass
+    // (measured: 1.05 images a pass with 4 callers). Callers that arrive meanwhile
+    // form the next batch. One image a pass keeps the fully asynchronous queueing.
+    if (model.max_batch > 1) done.synchronize();
+}
+
+std::vector<at::Tensor> forward_now_cuda(pm_shim_model &model, const std::vector<at::Tensor> &inputs) {
+    const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
+    CallerSync sync{caller, at::cuda::CUDAEvent()};
+    sync.input_ready.record(caller);
+    std::vector<BatchRequest> reqs(inputs.size());
+    std::vector<BatchRequest *> batch;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        reqs[i].input = inputs[i];
+        reqs[i].device_sync = &sync;
+        batch.push_back(&reqs[i]);
+    }
+    run_batch_cuda(model, batch);
+    std::vector<at::Tensor> out;
+    for (const BatchRequest &req : reqs) out.push_back(req.prediction);
+    return out;
+}
+
+void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n) {
+    CudaRunner &r = *model.cuda;
+    const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
+    std::vector<at::Tensor> copies(size_t(n), example_one);
+    const at::Tensor example = at::cat(copies, 0).contiguous(
+        model.opts.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+    at::cuda::CUDAEvent ready;
+    ready.record(caller);
+    std::lock_guard<std::mutex> lock(model.forward_mu);
+    ready.block(r.stream);
+    c10::cuda::CUDAStreamGuard on_model(r.stream);
+    for (int i = 0; i < eager_runs_before_capture(model); ++i) (void)eager_forward(model, example);
+    if (model.opts.cuda_graph != 0) capture(model, r, example);
+    r.stream.synchronize(); // `example` was made on the caller's stream and dies with this call
+}
 
 std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
     // The input shape never changes, so cuDNN's autotuner pays once (in warm-up) and
@@ -150,7 +243,7 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
     return std::make_shared<CudaRunner>(device);
 }
 
-bool cuda_runner_has_graph(const CudaRunner &runner) { return runner.graph != nullptr; }
+bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
 
 void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
     CudaRunner &r = *model.cuda;
@@ -161,10 +254,16 @@ void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
 }
 
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                       int channels, uint8_t *alpha_out) {
+                       int channels, uint8_t *alpha_out, bool warm_up) {
     with_io_stream(model, [&] {
-        at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
-        at::Tensor prediction = forward_on_model_stream(model, input);
+        const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
+        BatchRequest req;
+        req.input = preprocess(model, pixels, width, height, stride, channels);
+        req.counted = !warm_up;
+        CallerSync sync{caller, at::cuda::CUDAEvent()};
+        sync.input_ready.record(caller);
+        req.device_sync = &sync;
+        at::Tensor prediction = forward_gathered(model, req);
         postprocess(model, prediction, width, height, alpha_out);
     });
 }

@@ -5,6 +5,7 @@
 // bytes and one download of the finished 8-bit matte.
 #include "shim_internal.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -92,13 +93,14 @@ at::Tensor pick_prediction(const c10::IValue &out) {
     return pred.toTensor();
 }
 
-// Checks the prediction's shape and returns it as [1, 1, h, w].
-at::Tensor check_shape(const at::Tensor &pred) {
+// Checks the prediction's shape for an input of n images and returns it as [n, 1, h, w].
+at::Tensor check_shape(const at::Tensor &pred, int64_t n) {
     const auto sizes = pred.sizes();
-    const bool ok4 = sizes.size() == 4 && sizes[0] == 1 && sizes[1] == 1 && sizes[2] >= 1 && sizes[3] >= 1;
-    const bool ok3 = sizes.size() == 3 && sizes[0] == 1 && sizes[1] >= 1 && sizes[2] >= 1;
+    const bool ok4 = sizes.size() == 4 && sizes[0] == n && sizes[1] == 1 && sizes[2] >= 1 && sizes[3] >= 1;
+    const bool ok3 = sizes.size() == 3 && sizes[0] == n && sizes[1] >= 1 && sizes[2] >= 1;
     if (!ok4 && !ok3)
-        fail(PM_ERR_MODEL, "model output has shape %s, expected [1,1,H,W] or [1,H,W]", shape_string(sizes).c_str());
+        fail(PM_ERR_MODEL, "model output has shape %s, expected [%lld,1,H,W] or [%lld,H,W]", shape_string(sizes).c_str(),
+             (long long)n, (long long)n);
     if (pred.is_complex() || pred.scalar_type() == at::kBool)
         fail(PM_ERR_MODEL, "model output has dtype %s, expected a real-valued tensor", c10::toString(pred.scalar_type()));
     return ok3 ? pred.unsqueeze(1) : pred;
@@ -184,7 +186,124 @@ at::Tensor eager_forward(pm_shim_model &model, const at::Tensor &input) {
     torch::jit::Module module = model.module;
     std::vector<c10::IValue> inputs{input};
     c10::IValue out = module.forward(std::move(inputs));
-    return check_shape(pick_prediction(out));
+    return check_shape(pick_prediction(out), input.size(0));
+}
+
+at::Tensor stack_inputs(const pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
+    if (batch.size() == 1) return batch[0]->input;
+    std::vector<at::Tensor> inputs;
+    inputs.reserve(batch.size());
+    for (const BatchRequest *r : batch) inputs.push_back(r->input);
+    return at::cat(inputs, 0).contiguous(model.opts.channels_last ? at::MemoryFormat::ChannelsLast
+                                                                  : at::MemoryFormat::Contiguous);
+}
+
+void run_batch(pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
+#ifdef PETMATTE_WITH_CUDA
+    if (model.device.is_cuda()) {
+        run_batch_cuda(model, batch);
+        return;
+    }
+#endif
+    at::Tensor prediction;
+    {
+        std::lock_guard<std::mutex> lock(model.forward_mu);
+        prediction = eager_forward(model, stack_inputs(model, batch));
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->prediction = prediction.narrow(0, int64_t(i), 1);
+}
+
+at::Tensor forward_gathered(pm_shim_model &model, BatchRequest &req) {
+    model.batcher.submit(req, model.max_batch, model.opts.batch_wait_us, [&](const std::vector<BatchRequest *> &batch) {
+        if (batch.size() == 1) {
+            run_batch(model, batch);
+            return;
+        }
+        try {
+            run_batch(model, batch);
+        } catch (...) {
+            // Batching is ours, not the callers': when a batched pass fails (one
+            // image the model throws on, or memory for n images), each image runs
+            // alone, so every caller gets its own image's result or error.
+            for (BatchRequest *r : batch) {
+                try {
+                    run_batch(model, {r});
+                } catch (...) {
+                    r->error = std::current_exception();
+                }
+            }
+        }
+    });
+    if (req.error) std::rethrow_exception(req.error);
+    return req.prediction;
+}
+
+namespace {
+
+// A left-right mirror of the warm-up image: a second, different input of the same
+// statistics for the batch check.
+std::vector<uint8_t> mirrored(const std::vector<uint8_t> &rgb, int w, int h) {
+    std::vector<uint8_t> out(rgb.size());
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            for (int c = 0; c < 3; ++c)
+                out[(size_t(y) * w + x) * 3 + c] = rgb[(size_t(y) * w + (w - 1 - x)) * 3 + c];
+    return out;
+}
+
+std::vector<at::Tensor> forward_now(pm_shim_model &model, const std::vector<at::Tensor> &inputs) {
+#ifdef PETMATTE_WITH_CUDA
+    if (model.device.is_cuda()) return forward_now_cuda(model, inputs);
+#endif
+    std::vector<BatchRequest> reqs(inputs.size());
+    std::vector<BatchRequest *> batch;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        reqs[i].input = inputs[i];
+        batch.push_back(&reqs[i]);
+    }
+    run_batch(model, batch);
+    std::vector<at::Tensor> out;
+    for (const BatchRequest &r : reqs) out.push_back(r.prediction);
+    return out;
+}
+
+// Largest difference between an image's prediction alone and inside a batch, as a
+// fraction of the prediction's range (at least 1): float rounding and another
+// kernel choice give a few thousandths at most; a model that mixes the images of
+// a batch (batch statistics, a batch-wide normalisation) gives far more.
+double batch_deviation(const at::Tensor &alone, const at::Tensor &in_batch) {
+    const at::Tensor a = alone.to(at::kFloat), b = in_batch.to(at::kFloat);
+    const double scale = std::max(1.0, a.abs().max().item<double>());
+    return (a - b).abs().max().item<double>() / scale;
+}
+
+} // namespace
+
+void prepare_batches(pm_shim_model &model, int requested, bool explicit_request) {
+    torch::NoGradGuard no_grad;
+    const int w = model.config.input_width, h = model.config.input_height;
+    const std::vector<uint8_t> other = mirrored(model.warm_pixels, w, h);
+    const at::Tensor a = preprocess(model, model.warm_pixels.data(), w, h, size_t(w) * 3, 3);
+    const at::Tensor b = preprocess(model, other.data(), w, h, size_t(w) * 3, 3);
+    const at::Tensor pa = forward_now(model, {a})[0], pb = forward_now(model, {b})[0];
+    const std::vector<at::Tensor> pab = forward_now(model, {a, b});
+    const double deviation = std::max(batch_deviation(pa, pab[0]), batch_deviation(pb, pab[1]));
+    if (!(deviation <= 0.02)) {
+        if (explicit_request)
+            fail(PM_ERR_UNSUPPORTED,
+                 "max_batch %d: this model does not treat the images of a batch independently (an image's "
+                 "prediction changed by %.3g of its range inside a batch of two); use max_batch 1",
+                 requested, deviation);
+        model.max_batch = 1; // auto: run one image a pass
+        return;
+    }
+#ifdef PETMATTE_WITH_CUDA
+    if (model.device.is_cuda()) {
+        for (int n : batch_sizes(requested))
+            if (n > 1) prepare_cuda_batch_size(model, a, n);
+    }
+#endif
+    model.max_batch = requested;
 }
 
 void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
@@ -196,22 +315,20 @@ void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int w
 }
 
 void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                  int channels, uint8_t *alpha_out) {
+                  int channels, uint8_t *alpha_out, bool warm_up) {
     // No autograd bookkeeping. (c10::InferenceMode would be a little cheaper, but
     // TorchScript modules have hit inference-tensor errors with it in some versions.)
     torch::NoGradGuard no_grad;
 #ifdef PETMATTE_WITH_CUDA
     if (model.device.is_cuda()) {
-        run_pipeline_cuda(model, pixels, width, height, stride, channels, alpha_out);
+        run_pipeline_cuda(model, pixels, width, height, stride, channels, alpha_out, warm_up);
         return;
     }
 #endif
-    at::Tensor input = preprocess(model, pixels, width, height, stride, channels);
-    at::Tensor prediction;
-    {
-        std::lock_guard<std::mutex> lock(model.forward_mu);
-        prediction = eager_forward(model, input);
-    }
+    BatchRequest req;
+    req.input = preprocess(model, pixels, width, height, stride, channels);
+    req.counted = !warm_up;
+    at::Tensor prediction = forward_gathered(model, req);
     postprocess(model, prediction, width, height, alpha_out);
 }
 

@@ -404,7 +404,7 @@ pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, in
         if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_infer called before pm_shim_configure");
         if (stride == 0) stride = size_t(width > 0 ? width : 0) * size_t(channels > 0 ? channels : 0);
         petmatte::check_image(pixels, width, height, stride, channels, alpha_out);
-        petmatte::run_pipeline(*model, pixels, width, height, stride, channels, alpha_out);
+        petmatte::run_pipeline(*model, pixels, width, height, stride, channels, alpha_out, /*warm_up=*/false);
     });
 }
 
@@ -418,12 +418,44 @@ pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t er
         // Drain earlier queued work so it is not billed to this run.
         petmatte::synchronize(model->device);
         const auto t0 = std::chrono::steady_clock::now();
-        petmatte::run_pipeline(*model, model->warm_pixels.data(), w, h, size_t(w) * 3, 3, alpha.data());
+        petmatte::run_pipeline(*model, model->warm_pixels.data(), w, h, size_t(w) * 3, 3, alpha.data(),
+                               /*warm_up=*/true);
         petmatte::synchronize(model->device);
         const auto t1 = std::chrono::steady_clock::now();
         *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     });
 }
+
+pm_code pm_shim_prepare_batches(pm_shim_model *model, double *ms, char *err, size_t errcap) {
+    if (ms) *ms = 0.0;
+    return guarded(err, errcap, PM_ERR_INFERENCE, "preparing batched inference", model ? &model->device : nullptr,
+                   [&] {
+        if (!model || !ms) fail(PM_ERR_INVALID_ARGUMENT, "model and ms must not be NULL");
+        if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_prepare_batches called before pm_shim_configure");
+        const int requested = model->opts.max_batch >= 1 ? model->opts.max_batch : 1; // auto: 1
+        if (requested <= 1) {
+            model->max_batch = 1;
+            return;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        auto body = [&] { petmatte::prepare_batches(*model, requested, model->opts.max_batch > 0); };
+#ifdef PETMATTE_WITH_CUDA
+        if (model->cuda) {
+            petmatte::with_io_stream(*model, body);
+        } else {
+            body();
+        }
+#else
+        body();
+#endif
+        petmatte::synchronize(model->device);
+        *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    });
+}
+
+int pm_shim_max_batch(const pm_shim_model *model) { return model ? model->max_batch : 0; }
+
+uint64_t pm_shim_forward_passes(pm_shim_model *model) { return model ? model->batcher.passes() : 0; }
 
 int pm_shim_uses_cuda_graph(const pm_shim_model *model) {
 #ifdef PETMATTE_WITH_CUDA

@@ -58,6 +58,9 @@ typedef struct pm_shim_options {
     int jit_optimize;       /* 1: TorchScript's profiling executor may re-optimise the graph
                                (it does so on an early call: warm-up absorbs it); 0: it runs
                                the graph as loaded, with no such stall */
+    int max_batch;          /* concurrent inferences gathered into one forward pass, at most;
+                               1: one at a time; -1 (auto): see pm_shim_prepare_batches */
+    int batch_wait_us;      /* how long a pass may wait for its batch to fill; 0: never */
 } pm_shim_options;
 
 /* Loads the TorchScript archive at path straight onto the device, in eval mode,
@@ -87,6 +90,18 @@ pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, in
 /* One warm-up inference at the model's input size on deterministic synthetic data,
  * synchronised, so its wall time is the model's latency. *ms gets that time. */
 pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap);
+
+/* After the warm-up inferences: readies batching. With max_batch > 1 it checks on
+ * two warm-up images that the model treats the images of a batch independently
+ * (PM_ERR_UNSUPPORTED if not), then runs (and on CUDA captures) every batch size it
+ * will use. Auto (-1) means 1 on every device: batching costs warm-up time and
+ * device memory (docs/benchmarks.md), so it is the host's choice. *ms gets the time. */
+pm_code pm_shim_prepare_batches(pm_shim_model *model, double *ms, char *err, size_t errcap);
+
+/* The batch limit in use (1 before pm_shim_prepare_batches) and the forward passes
+ * run for pm_shim_infer calls so far (each serving 1..max_batch of them). */
+int pm_shim_max_batch(const pm_shim_model *model);
+uint64_t pm_shim_forward_passes(pm_shim_model *model);
 
 /* 1 once forward passes replay a captured CUDA graph. */
 int pm_shim_uses_cuda_graph(const pm_shim_model *model);

@@ -14,6 +14,7 @@
 
 #include <torch/script.h>
 
+#include "batcher.hpp"
 #include "shim.h"
 
 namespace petmatte {
@@ -38,6 +39,10 @@ struct pm_shim_model {
     // One forward pass (or graph replay) at a time: on the CPU two would fight over
     // the same intra-op threads; on a GPU the captured graph has one set of buffers.
     std::mutex forward_mu;
+    // Concurrent callers' inputs gathered into one forward pass, up to max_batch
+    // (1 until pm_shim_prepare_batches has checked that the model can batch).
+    petmatte::Batcher batcher;
+    int max_batch{1};
     std::shared_ptr<petmatte::CudaRunner> cuda; // CUDA builds, CUDA models only
 };
 
@@ -77,9 +82,34 @@ void prepare_config(pm_shim_model &model, const pm_model_config &config);
 at::Tensor preprocess(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                       int channels);
 
-// forward() as loaded (caller holds forward_mu): the prediction, checked, as
-// [1, 1, h, w]. Throws ShimError for an output of the wrong kind or shape.
+// forward() as loaded (caller holds forward_mu) on an [N, C, H, W] input: the
+// prediction, checked, as [N, 1, h, w]. Throws ShimError for an output of the
+// wrong kind or shape.
 at::Tensor eager_forward(pm_shim_model &model, const at::Tensor &input);
+
+// The batch sizes a model with this limit runs at: 1, 2, 4, ... below max, and max.
+// A batch of another size is padded up to the next one on CUDA (one graph each).
+inline std::vector<int> batch_sizes(int max) {
+    std::vector<int> sizes;
+    for (int n = 1; n < max; n *= 2) sizes.push_back(n);
+    sizes.push_back(max);
+    return sizes;
+}
+
+// Submits req to the model's batcher and returns its prediction ([1, 1, h, w]), or
+// rethrows the error of the pass it ran in.
+at::Tensor forward_gathered(pm_shim_model &model, BatchRequest &req);
+
+// Inputs of one batch as one [N, C, H, W] tensor in the model's memory format.
+at::Tensor stack_inputs(const pm_shim_model &model, const std::vector<BatchRequest *> &batch);
+
+// One forward pass over a batch of requests, setting each one's prediction (CPU:
+// eagerly; CUDA: run_batch_cuda). Throws like eager_forward.
+void run_batch(pm_shim_model &model, const std::vector<BatchRequest *> &batch);
+
+// The warm-up step of pm_shim_prepare_batches: checks that the model treats the
+// images of a batch independently and readies every batch size up to the limit.
+void prepare_batches(pm_shim_model &model, int requested, bool explicit_request);
 
 // Prediction -> activation / min-max -> width x height -> 8-bit, into alpha_out.
 // Throws ShimError when the prediction holds NaN or Inf.
@@ -88,8 +118,9 @@ void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int w
 
 // The whole inference: host pixels in, one byte a pixel out (see pm_shim_infer).
 // Throws ShimError for bad model output; torch exceptions pass through.
+// warm_up: a warm-up pass (not counted in the passes pm_status reports).
 void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                  int channels, uint8_t *alpha_out);
+                  int channels, uint8_t *alpha_out, bool warm_up);
 
 #ifdef PETMATTE_WITH_CUDA
 // cuda_runner.cpp. Sets up the model's stream (and cuDNN autotuning) at load.
@@ -97,8 +128,16 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
 // run_pipeline for a CUDA model: its own pool stream for pre/post-processing, the
 // forward pass on the model's stream, replayed from a CUDA graph once captured.
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                       int channels, uint8_t *alpha_out);
+                       int channels, uint8_t *alpha_out, bool warm_up);
 bool cuda_runner_has_graph(const CudaRunner &runner);
+// run_batch on CUDA: the inputs are ordered after their callers' streams (via
+// BatchRequest::device_sync), each prediction is handed back to its caller's stream.
+void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &batch);
+// Readies batch size n: eager passes for cuDNN's autotuner, then a CUDA graph of
+// its own (when the model uses graphs). Runs on the current (I/O) stream's thread.
+void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n);
+// Runs one forward pass over inputs right now (no gathering), on the current stream.
+std::vector<at::Tensor> forward_now_cuda(pm_shim_model &model, const std::vector<at::Tensor> &inputs);
 // Runs body with the next of the model's I/O streams current (see cuda_runner.cpp).
 void with_io_stream(pm_shim_model &model, const std::function<void()> &body);
 #endif

@@ -192,9 +192,9 @@ def bench_precision(args, precision, jpeg, tmp):
                  "--clean-edges", args.clean_edges]
         if jpeg:
             extra += ["--jpeg", jpeg]
-        for flag in ("cuda_graph", "channels_last", "jit_optimize"):
-            if getattr(args, flag):
-                extra += ["--" + flag.replace("_", "-"), getattr(args, flag)]
+        for flag in ("cuda_graph", "channels_last", "jit_optimize", "max_batch", "batch_wait_us"):
+            if getattr(args, flag) is not None:
+                extra += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
         try:
             j, table = run_lib(args, precision, extra, os.path.join(tmp, "warm-%s.json" % precision))
             out["lib"]["warm"] = j
@@ -363,6 +363,8 @@ def main():
     ap.add_argument("--cuda-graph", choices=["auto", "on", "off"], help="pass to petmatte-bench")
     ap.add_argument("--channels-last", choices=["auto", "on", "off"], help="pass to petmatte-bench")
     ap.add_argument("--jit-optimize", choices=["auto", "on", "off"], help="pass to petmatte-bench")
+    ap.add_argument("--max-batch", type=int, help="pass to petmatte-bench (-1 auto, 1..64)")
+    ap.add_argument("--batch-wait-us", type=int, help="pass to petmatte-bench (0..100000)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python anchor")
     ap.add_argument("--python-cast", action="store_true",
                     help="Python fp16/bf16 by model.half()-style casting instead of torch.autocast")

@@ -70,6 +70,7 @@ typedef struct options {
     int jpeg_runs;
     int clean_edges; /* CLEAN_* bits */
     int cuda_graph, channels_last, jit_optimize; /* -1 auto, 0 off, 1 on */
+    int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
     unsigned figures;
     int cold_child_fd; /* >= 0: this process is a cold child writing to that fd */
 } options;
@@ -230,6 +231,8 @@ static void usage(FILE *f) {
           "  --cuda-graph W        auto (default), on, off   (pm_params.cuda_graph)\n"
           "  --channels-last W     auto (default), on, off   (pm_params.channels_last)\n"
           "  --jit-optimize W      auto (default), on, off   (pm_params.jit_optimize)\n"
+          "  --max-batch N         -1 = auto (default), 1..64  (pm_params.max_batch)\n"
+          "  --batch-wait-us N     0 (default)..100000         (pm_params.batch_wait_us)\n"
           "  --figures LIST        any of cold,warm,throughput,jpeg (default all;\n"
           "                        memory is always reported)\n"
           "  --json FILE           write every sample, the medians and the setup as JSON\n"
@@ -315,6 +318,7 @@ static void parse_args(options *o, int argc, char **argv) {
     o->jpeg_runs = 5;
     o->clean_edges = CLEAN_BOTH;
     o->cuda_graph = o->channels_last = o->jit_optimize = -1;
+    o->max_batch = -1;
     o->figures = FIG_ALL;
     o->cold_child_fd = -1;
 
@@ -350,6 +354,8 @@ static void parse_args(options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--cuda-graph")) o->cuda_graph = parse_switch(a, v);
         else if (!strcmp(a, "--channels-last")) o->channels_last = parse_switch(a, v);
         else if (!strcmp(a, "--jit-optimize")) o->jit_optimize = parse_switch(a, v);
+        else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, -1, 64);
+        else if (!strcmp(a, "--batch-wait-us")) o->batch_wait_us = parse_int(a, v, 0, 100000);
         else if (!strcmp(a, "--figures")) o->figures = parse_figures(v);
         else if (!strcmp(a, "--json")) o->json_path = v;
         else if (!strcmp(a, "--cold-child")) o->cold_child_fd = parse_int(a, v, 0, 1 << 20);
@@ -378,6 +384,8 @@ static pm_code open_context(const options *o, pm_ctx **ctx) {
     p.cuda_graph = o->cuda_graph;
     p.channels_last = o->channels_last;
     p.jit_optimize = o->jit_optimize;
+    p.max_batch = o->max_batch;
+    p.batch_wait_us = o->batch_wait_us;
     return pm_open(&p, ctx);
 }
 
@@ -677,6 +685,9 @@ static void bench_throughput(const options *o, pm_ctx *ctx, const pm_image *in) 
         snprintf(key, sizeof key, "throughput.t%d.call_latency_ms", t);
         snprintf(label, sizeof label, "%d caller%s: latency of one call", t, t == 1 ? "" : "s");
         series *lat = series_new(SEC_THROUGHPUT, "ms", key, label);
+        snprintf(key, sizeof key, "throughput.t%d.images_per_pass", t);
+        snprintf(label, sizeof label, "%d caller%s: images per forward pass", t, t == 1 ? "" : "s");
+        series *ipp = series_new(SEC_THROUGHPUT, "img", key, label);
 
         worker *w = xcalloc((size_t)t, sizeof *w);
         pthread_t *tid = xcalloc((size_t)t, sizeof *tid);
@@ -695,6 +706,7 @@ static void bench_throughput(const options *o, pm_ctx *ctx, const pm_image *in) 
             /* The clock starts before the callers are released and stops at the last
              * caller's own end time, so neither this thread's wake-up nor its joins
              * count. */
+            const pm_status before = status_of(ctx);
             pthread_barrier_wait(&ready);
             const double t0 = mono_ms();
             pthread_barrier_wait(&go);
@@ -709,6 +721,9 @@ static void bench_throughput(const options *o, pm_ctx *ctx, const pm_image *in) 
             for (int i = 0; i < t; i++)
                 if (w[i].error != PM_OK) fail("pm_remove_bg (throughput): %s (%s)", w[i].message, pm_strerror(w[i].error));
             const double images = (double)t * o->per_thread;
+            const pm_status after = status_of(ctx);
+            const uint64_t passes = after.forward_passes - before.forward_passes;
+            if (passes) series_add(ipp, (double)(after.images_processed - before.images_processed) / (double)passes);
             series_add(ips, images / (wall / 1e3));
             series_add(mpi, wall / images);
             for (int i = 0; i < t; i++)
@@ -795,10 +810,11 @@ static void print_table(const options *o, const pm_status *st) {
     else snprintf(threads, sizeof threads, "torch default");
     if (st)
         printf("\npetmatte-bench %s | model %s (%dx%d%s) | device %s | precision %s | cpu threads %s | "
-               "cuda graph %s\n",
+               "cuda graph %s | max batch %d\n",
                pm_version(), st->model_name, st->input_width, st->input_height,
                st->random_weights ? ", random weights" : "", st->device,
-               pm_precision_name((pm_precision)st->precision), threads, st->cuda_graph ? "on" : "off");
+               pm_precision_name((pm_precision)st->precision), threads, st->cuda_graph ? "on" : "off",
+               st->max_batch);
     else
         printf("\npetmatte-bench %s | model %s | device %s | precision %s | cpu threads %s\n", pm_version(),
                o->model, o->device, pm_precision_name((pm_precision)o->precision), threads);
@@ -866,8 +882,9 @@ static void write_json_context(FILE *f, const pm_status *st, double parent_open_
     json_number(f, st->load_ms);
     fprintf(f, ", \"warmup_ms\": ");
     json_number(f, st->warmup_ms);
-    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu}", st->warmup_runs,
-            (unsigned long long)st->images_processed);
+    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_passes\": %llu}",
+            st->warmup_runs, (unsigned long long)st->images_processed, st->max_batch,
+            (unsigned long long)st->forward_passes);
 }
 
 static void write_json(const options *o, const pm_status *st, double parent_open_ms) {
@@ -889,9 +906,10 @@ static void write_json(const options *o, const pm_status *st, double parent_open
     if (o->jpeg_path) json_string(f, o->jpeg_path);
     else fputs("null", f);
     fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"cuda_graph\": \"%s\", \"channels_last\": \"%s\", "
-               "\"jit_optimize\": \"%s\"},\n",
+               "\"jit_optimize\": \"%s\", \"max_batch\": %d, \"batch_wait_us\": %d},\n",
             o->jpeg_runs, o->clean_edges == CLEAN_BOTH ? "both" : o->clean_edges == CLEAN_ON ? "on" : "off",
-            sw[o->cuda_graph + 1], sw[o->channels_last + 1], sw[o->jit_optimize + 1]);
+            sw[o->cuda_graph + 1], sw[o->channels_last + 1], sw[o->jit_optimize + 1], o->max_batch,
+            o->batch_wait_us);
     write_json_context(f, st, parent_open_ms);
     fprintf(f, ",\n  \"figures\": {");
     int first = 1;

@@ -41,6 +41,7 @@ typedef struct options {
     int max_connections;
     int warmup_at_start;
     int warmup_min_runs, warmup_max_runs; /* 0 = the library's default */
+    int max_batch, batch_wait_us;         /* pm_params; max_batch 0 = the library's default */
 } options;
 
 static void usage(FILE *f) {
@@ -59,6 +60,9 @@ static void usage(FILE *f) {
             "  --warmup              start warming the model at once, not on POST /warmup\n"
             "  --warmup-min-runs N   warm-up inferences always run (library default 3)\n"
             "  --warmup-max-runs N   most warm-up inferences (library default 20)\n"
+            "  --max-batch N         requests gathered into one forward pass, 1..64\n"
+            "                        (library default: 1, no batching)\n"
+            "  --batch-wait-us N     how long a pass may wait to fill its batch (default 0)\n"
             "  --help, --version\n");
 }
 
@@ -88,7 +92,7 @@ static int parse_precision(const char *text, int *out) {
 /* 0 = run, 1 = exit successfully (help, version), 2 = usage error */
 static int parse_args(int argc, char **argv, options *o) {
     enum { O_HOST = 256, O_PORT, O_MODEL, O_DEVICE, O_PRECISION, O_THREADS, O_STATIC, O_UPLOAD, O_CONN,
-           O_WARMUP, O_WMIN, O_WMAX, O_HELP, O_VERSION };
+           O_WARMUP, O_WMIN, O_WMAX, O_BATCH, O_BATCH_WAIT, O_HELP, O_VERSION };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
@@ -102,6 +106,8 @@ static int parse_args(int argc, char **argv, options *o) {
         {"warmup", no_argument, NULL, O_WARMUP},
         {"warmup-min-runs", required_argument, NULL, O_WMIN},
         {"warmup-max-runs", required_argument, NULL, O_WMAX},
+        {"max-batch", required_argument, NULL, O_BATCH},
+        {"batch-wait-us", required_argument, NULL, O_BATCH_WAIT},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -128,6 +134,8 @@ static int parse_args(int argc, char **argv, options *o) {
         }
         case O_CONN: if (!parse_int("--max-connections", optarg, 1, 100000, &o->max_connections)) return 2; break;
         case O_WARMUP: o->warmup_at_start = 1; break;
+        case O_BATCH: if (!parse_int("--max-batch", optarg, 1, 64, &o->max_batch)) return 2; break;
+        case O_BATCH_WAIT: if (!parse_int("--batch-wait-us", optarg, 0, 100000, &o->batch_wait_us)) return 2; break;
         case O_WMIN: if (!parse_int("--warmup-min-runs", optarg, 1, 100000, &o->warmup_min_runs)) return 2; break;
         case O_WMAX: if (!parse_int("--warmup-max-runs", optarg, 1, 100000, &o->warmup_max_runs)) return 2; break;
         case 'h':
@@ -213,6 +221,8 @@ int main(int argc, char **argv) {
     params.max_encoded_bytes = app.max_upload_bytes;
     if (o.warmup_min_runs) params.warmup_min_runs = o.warmup_min_runs;
     if (o.warmup_max_runs) params.warmup_max_runs = o.warmup_max_runs;
+    if (o.max_batch) params.max_batch = o.max_batch;
+    params.batch_wait_us = o.batch_wait_us;
     if (params.warmup_max_runs < params.warmup_min_runs) params.warmup_max_runs = params.warmup_min_runs;
     if (pm_open(&params, &app.ctx) != PM_OK) {
         fprintf(stderr, "petmatte-server: cannot open the model %s: %s\n", params.model_path, pm_errmsg(NULL));

@@ -74,6 +74,25 @@ class ThrowsOnFlatImage(torch.nn.Module):
         return x[:, 0:1]
 
 
+class MixesBatch(torch.nn.Module):
+    """Red alone, but half of it is the batch's mean red: images of a batch are not
+    independent (like a model with batch-wide normalisation)."""
+
+    def forward(self, x):
+        red = x[:, 0:1]
+        return red * 0.5 + red.mean(dim=0, keepdim=True) * 0.5
+
+
+class ThrowsOnBlackInBatch(torch.nn.Module):
+    """Red, but raises when any image of the batch is all black: one bad image fails
+    the whole batched pass."""
+
+    def forward(self, x):
+        if bool((x.flatten(1).amax(dim=1) == 0).any()):
+            raise RuntimeError("test model refuses a black image")
+        return x[:, 0:1]
+
+
 class Slow(torch.nn.Module):
     """Some real work (a few convolutions at 96x96) so timing and overlap are observable."""
 
@@ -117,6 +136,8 @@ def main(out):
     save_traced(NaNOutput(), p("nan_output.pt"), extra=manifest("nan"))
     save_scripted(ThrowsOnFlatImage(), p("throws_on_flat.pt"), extra=manifest("throws"))
     save_traced(Slow(), p("slow96.pt"), size=96, extra=manifest("slow96", size=96))
+    save_traced(MixesBatch(), p("mixes_batch.pt"), extra=manifest("mixes-batch"))
+    save_scripted(ThrowsOnBlackInBatch(), p("throws_on_black.pt"), extra=manifest("throws-black"))
     save_traced(Red(), p("bad_json.pt"), extra="{\"name\": \"bad\", ")
     save_traced(Red(), p("absurd_size.pt"), extra=manifest("absurd", size=100000))
     save_traced(Red(), p("future_version.pt"), extra=json.dumps({"format": "petmatte-manifest", "version": 99}))

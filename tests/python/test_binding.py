@@ -122,14 +122,15 @@ int main(void) {
     F(pm_params, precision) F(pm_params, input_size) F(pm_params, max_pixels)
     F(pm_params, max_encoded_bytes) F(pm_params, cpu_threads) F(pm_params, warmup_min_runs)
     F(pm_params, warmup_max_runs) F(pm_params, warmup_tolerance) F(pm_params, cuda_graph)
-    F(pm_params, channels_last) F(pm_params, jit_optimize)
+    F(pm_params, channels_last) F(pm_params, jit_optimize) F(pm_params, max_batch)
+    F(pm_params, batch_wait_us)
     S(pm_status) F(pm_status, struct_size) F(pm_status, state) F(pm_status, progress)
     F(pm_status, open_ms) F(pm_status, load_ms) F(pm_status, warmup_ms) F(pm_status, warmup_runs)
     F(pm_status, last_warmup_run_ms) F(pm_status, ready_unix) F(pm_status, device)
     F(pm_status, precision) F(pm_status, model_name) F(pm_status, input_width)
     F(pm_status, input_height) F(pm_status, random_weights) F(pm_status, images_processed)
     F(pm_status, device_memory_bytes) F(pm_status, last_error_code) F(pm_status, last_error)
-    F(pm_status, cuda_graph)
+    F(pm_status, cuda_graph) F(pm_status, max_batch) F(pm_status, forward_passes)
     S(pm_image) F(pm_image, struct_size) F(pm_image, format) F(pm_image, data)
     F(pm_image, size) F(pm_image, width) F(pm_image, height) F(pm_image, stride)
     S(pm_remove_options) F(pm_remove_options, struct_size) F(pm_remove_options, output)
@@ -180,6 +181,7 @@ def test_init_sized_fills_the_library_defaults():
     assert (p.warmup_min_runs, p.warmup_max_runs) == (3, 20)
     assert p.warmup_tolerance == pytest.approx(0.15)
     assert (p.cuda_graph, p.channels_last, p.jit_optimize) == (-1, -1, -1)
+    assert (p.max_batch, p.batch_wait_us) == (-1, 0)
     o = lib.new_options()
     assert (o.output, o.encoding, o.background_rgb) == (0, 0, 0xFFFFFF)
     assert o.threshold == -1.0
@@ -674,3 +676,33 @@ def test_close_waits_for_calls_in_flight():
     m.close()  # waits for the warm-up above before pm_close
     t.join()
     assert m.closed and result and result[0].state is State.READY
+
+
+def test_max_batch_gathers_concurrent_calls_and_status_counts_passes():
+    images = [rng_image(32, 32, seed=s) for s in range(6)]  # red32's input size: no resampling
+    with Matte(RED32, device="cpu", cpu_threads=1, max_batch=3, batch_wait_us=100_000) as m:
+        m.warmup()
+        assert m.status().max_batch == 3 and m.status().forward_passes == 0
+        barrier = threading.Barrier(len(images))
+        outs = [None] * len(images)
+
+        def one(i):
+            barrier.wait()
+            outs[i] = m.remove_bg(images[i], output="mask")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(images))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for img, mask in zip(images, outs):  # each caller gets its own image's matte
+            np.testing.assert_array_equal(mask, img[..., 0])
+        st = m.status()
+        assert st.images_processed == len(images)
+        assert 2 <= st.forward_passes < len(images)  # at most 3 images a pass
+
+
+def test_max_batch_out_of_range_is_invalid_argument():
+    for kw in ({"max_batch": 0}, {"max_batch": 65}, {"batch_wait_us": -1}, {"batch_wait_us": 100_001}):
+        with pytest.raises(petmatte.InvalidArgumentError, match=next(iter(kw))):
+            Matte(RED32, device="cpu", **kw)

@@ -83,6 +83,8 @@ class Status:
     last_error_code: Union[ErrorCode, int]  # the context's most recent failure; OK if none
     last_error: str  # its message, "" if none
     cuda_graph: bool  # inferences replay a captured CUDA graph
+    max_batch: int  # images one forward pass may serve (1 = no batching); 0 until ready
+    forward_passes: int  # forward passes for remove_bg calls since ready
 
     @property
     def ready(self) -> bool:
@@ -137,6 +139,8 @@ def _status_from_c(s: _native.PmStatus) -> Status:
         last_error_code=_enum_or_int(ErrorCode, s.last_error_code),
         last_error=text(s.last_error),
         cuda_graph=bool(s.cuda_graph),
+        max_batch=s.max_batch,
+        forward_passes=s.forward_passes,
     )
 
 
@@ -325,6 +329,10 @@ class Matte:
             0.15).
         cuda_graph, channels_last, jit_optimize: True / False, or None for the
             library's per-device choice (pm_params' -1 = auto).
+        max_batch: concurrent calls gathered into one forward pass, at most
+            (1..64); None = auto (1: no batching).
+        batch_wait_us: how long a pass may wait for its batch to fill (0..100000
+            microseconds); None = 0, never.
         lib_path: the libpetmatte shared library to use (see load_library).
 
         Every None means the library's default (pm_params_init). The binding
@@ -353,6 +361,8 @@ class Matte:
         cuda_graph: Optional[bool] = None,
         channels_last: Optional[bool] = None,
         jit_optimize: Optional[bool] = None,
+        max_batch: Optional[int] = None,
+        batch_wait_us: Optional[int] = None,
         lib_path: Optional[PathLike] = None,
     ) -> None:
         self._ctx: Optional[int] = None
@@ -370,7 +380,8 @@ class Matte:
         params.precision = _precision(precision)
         for name, value in (("input_size", input_size), ("cpu_threads", cpu_threads),
                             ("warmup_min_runs", warmup_min_runs),
-                            ("warmup_max_runs", warmup_max_runs)):
+                            ("warmup_max_runs", warmup_max_runs), ("max_batch", max_batch),
+                            ("batch_wait_us", batch_wait_us)):
             if value is not None:
                 setattr(params, name, _c_int(name, value))
         for name, value in (("max_pixels", max_pixels), ("max_encoded_bytes", max_encoded_bytes)):

@@ -47,6 +47,8 @@ class PmParams(ctypes.Structure):
         ("cuda_graph", ctypes.c_int),
         ("channels_last", ctypes.c_int),
         ("jit_optimize", ctypes.c_int),
+        ("max_batch", ctypes.c_int),
+        ("batch_wait_us", ctypes.c_int),
     ]
 
 
@@ -72,6 +74,8 @@ class PmStatus(ctypes.Structure):
         ("last_error_code", ctypes.c_int),
         ("last_error", ctypes.c_char * 256),
         ("cuda_graph", ctypes.c_int),
+        ("max_batch", ctypes.c_int),
+        ("forward_passes", ctypes.c_uint64),
     ]
 
 
