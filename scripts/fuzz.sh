@@ -46,7 +46,7 @@ export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp:print_suppre
 status=0
 for t in $targets; do
   case $t in
-    fuzz_image_load) seeds=image; dict=; ci_runs=150000 ;;
+    fuzz_image_load) seeds=image; dict=; ci_runs=100000 ;;
     fuzz_remove_bg) seeds=remove_bg; dict=; ci_runs=8000 ;;
     fuzz_manifest) seeds=manifest; dict="-dict=tests/fuzz/manifest.dict"; ci_runs=3000000 ;;
     *) echo "fuzz.sh: unknown target $t"; exit 2 ;;

@@ -10,19 +10,10 @@ enum { S = 32, CALLERS = 4 };
 
 static pm_ctx *open_batching(const char *name, int max_batch, int wait_us) {
     pm_params p;
-    pm_params_init(&p);
-    p.model_path = model_path(name);
-    p.device = "cpu";
-    p.cpu_threads = 1;
-    p.warmup_min_runs = 3;
-    p.warmup_max_runs = 6;
+    cpu_params(&p, name);
     p.max_batch = max_batch;
     p.batch_wait_us = wait_us;
-    pm_ctx *ctx = NULL;
-    pm_code rc = pm_open(&p, &ctx);
-    if (rc != PM_OK) fprintf(stderr, "pm_open(%s): %s\n", name, pm_errmsg(NULL));
-    assert_int_equal(rc, PM_OK);
-    return ctx;
+    return open_with(&p, name);
 }
 
 struct caller {

@@ -22,21 +22,31 @@ static inline const char *model_path(const char *name) {
     return buf;
 }
 
-/* Opens a CPU context on a test model with a quick warm-up; asserts success. */
-static inline pm_ctx *open_model(const char *name) {
-    pm_params p;
-    pm_params_init(&p);
-    p.model_path = model_path(name);
-    p.device = "cpu";
-    p.cpu_threads = 1;
-    p.warmup_min_runs = 3;
-    p.warmup_max_runs = 6;
+/* The tests' CPU parameters for a test model: one thread, a quick warm-up. */
+static inline void cpu_params(pm_params *p, const char *name) {
+    pm_params_init(p);
+    p->model_path = model_path(name);
+    p->device = "cpu";
+    p->cpu_threads = 1;
+    p->warmup_min_runs = 3;
+    p->warmup_max_runs = 6;
+}
+
+/* Opens a context with params p (named `name` in a failure); asserts success. */
+static inline pm_ctx *open_with(const pm_params *p, const char *name) {
     pm_ctx *ctx = NULL;
-    pm_code rc = pm_open(&p, &ctx);
+    pm_code rc = pm_open(p, &ctx);
     if (rc != PM_OK) fprintf(stderr, "pm_open(%s): %s\n", name, pm_errmsg(NULL));
     assert_int_equal(rc, PM_OK);
     assert_non_null(ctx);
     return ctx;
+}
+
+/* Opens a CPU context on a test model with a quick warm-up; asserts success. */
+static inline pm_ctx *open_model(const char *name) {
+    pm_params p;
+    cpu_params(&p, name);
+    return open_with(&p, name);
 }
 
 /* A raw RGB image whose red channel is a known pattern: red(x, y) = (7x + 3y) % 256. */

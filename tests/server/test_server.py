@@ -325,20 +325,28 @@ def test_oversized_chunked_upload_is_413_while_receiving(red_server):
     assert red_server.get("/health").status == 200
 
 
+def cut_outs_in_parallel(server, images, during=None):
+    """POSTs every image at once (a thread each) and returns the decoded cut-outs;
+    during(), if given, runs while they are in flight."""
+    def one(rgb):
+        r = server.post("/remove-bg", png_bytes(rgb))
+        assert r.status == 200, r.body
+        return decode(r.body)
+
+    with concurrent.futures.ThreadPoolExecutor(len(images)) as pool:
+        outs = pool.map(one, images)
+        if during:
+            during()
+        return list(outs)
+
+
 def test_concurrent_requests_share_forward_passes_with_max_batch(start_server):
     # A 100 ms wait: eight requests sent together reach the model well inside it.
     s = start_server("red32.pt", "--max-batch", "4", "--batch-wait-us", "100000", "--warmup")
     assert s.wait_for({"ready", "failed"})["state"] == "ready"
     assert s.status()["max_batch"] == 4
     images = [pattern() ^ np.uint8(9 * i) for i in range(8)]
-
-    def one(rgb):
-        r = s.post("/remove-bg", png_bytes(rgb))
-        assert r.status == 200, r.body
-        return decode(r.body)
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        outs = list(pool.map(one, images))
+    outs = cut_outs_in_parallel(s, images)
     for rgb, out in zip(images, outs):  # each request gets its own image's matte
         assert np.array_equal(out[..., 3], rgb[..., 0])
     st = s.status()
@@ -350,15 +358,10 @@ def test_concurrent_requests(red_server):
     before = red_server.status()["images_processed"]
     images = [pattern() ^ np.uint8(i) for i in range(8)]
 
-    def one(rgb):
-        r = red_server.post("/remove-bg", png_bytes(rgb))
-        assert r.status == 200, r.body
-        return decode(r.body)
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        outs = list(pool.map(one, images))
-        # /health and /status stay quick while cut-outs run.
+    def health_stays_quick():  # while cut-outs run
         assert red_server.get("/health").status == 200
+
+    outs = cut_outs_in_parallel(red_server, images, during=health_stays_quick)
     for rgb, out in zip(images, outs):
         assert np.array_equal(out[..., 3], rgb[..., 0])
     assert red_server.status()["images_processed"] == before + len(images)
