@@ -172,7 +172,8 @@ class PmParams(ctypes.Structure):
                 ("max_pixels", ctypes.c_uint64), ("max_encoded_bytes", ctypes.c_uint64),
                 ("cpu_threads", ctypes.c_int), ("warmup_min_runs", ctypes.c_int),
                 ("warmup_max_runs", ctypes.c_int), ("warmup_tolerance", ctypes.c_double),
-                ("cuda_graph", ctypes.c_int), ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int)]
+                ("cuda_graph", ctypes.c_int), ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int),
+                ("max_batch", ctypes.c_int), ("batch_wait_us", ctypes.c_int)]
 
 
 class PmImage(ctypes.Structure):
@@ -290,5 +291,33 @@ def test_library_matches_python(exported):
             diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
             assert int(diff.max()) <= 1, f"{w}x{h}: max |library - python| = {int(diff.max())} levels"
             assert int(want.max()) - int(want.min()) > 50  # a matte with structure, not a flat one
+    finally:
+        lib.pm_close(ctx)
+
+
+def test_exported_file_batches_images_independently(exported):
+    """The traced file runs any batch size, each image as it would alone: what
+    pm_params.max_batch relies on (warm-up checks it too, below)."""
+    path, _, _ = exported
+    traced = torch.jit.load(str(path)).eval()
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(3, 3, SIZE, SIZE, generator=gen)
+    with torch.no_grad():
+        together = traced(x)
+        for i in range(3):
+            alone = traced(x[i:i + 1])
+            assert torch.allclose(together[i:i + 1], alone, atol=1e-4, rtol=1e-4)
+    lib = load_library()
+    params = PmParams()
+    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
+    model_path = str(path).encode()
+    params.model_path, params.device = model_path, b"cpu"
+    params.precision = PM_PRECISION_FP32
+    params.warmup_min_runs = params.warmup_max_runs = 1
+    params.max_batch = 2
+    ctx = ctypes.c_void_p()
+    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
+    try:
+        assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()  # the library's own batch check
     finally:
         lib.pm_close(ctx)
