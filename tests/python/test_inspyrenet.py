@@ -269,17 +269,24 @@ def library_matte(lib, ctx, rgb):
         lib.pm_output_free(out)
 
 
+def open_cpu(lib, path, **fields):
+    """An fp32 CPU context on the file with a one-run warm-up (plus any pm_params fields)."""
+    params = PmParams()
+    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
+    params.model_path, params.device = str(path).encode(), b"cpu"  # pm_open copies the path
+    params.precision = PM_PRECISION_FP32
+    params.warmup_min_runs = params.warmup_max_runs = 1
+    for name, value in fields.items():
+        setattr(params, name, value)
+    ctx = ctypes.c_void_p()
+    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
+    return ctx
+
+
 def test_library_matches_python(exported):
     lib = load_library()
     path, _, model = exported
-    params = PmParams()
-    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
-    model_path = str(path).encode()
-    params.model_path, params.device = model_path, b"cpu"
-    params.precision = PM_PRECISION_FP32
-    params.warmup_min_runs = params.warmup_max_runs = 1
-    ctx = ctypes.c_void_p()
-    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
+    ctx = open_cpu(lib, path)
     try:
         assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()
         # Exactly the input size (no resampling), then a larger non-square image
@@ -308,15 +315,7 @@ def test_exported_file_batches_images_independently(exported):
             alone = traced(x[i:i + 1])
             assert torch.allclose(together[i:i + 1], alone, atol=1e-4, rtol=1e-4)
     lib = load_library()
-    params = PmParams()
-    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
-    model_path = str(path).encode()
-    params.model_path, params.device = model_path, b"cpu"
-    params.precision = PM_PRECISION_FP32
-    params.warmup_min_runs = params.warmup_max_runs = 1
-    params.max_batch = 2
-    ctx = ctypes.c_void_p()
-    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
+    ctx = open_cpu(lib, path, max_batch=2)
     try:
         assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()  # the library's own batch check
     finally:
