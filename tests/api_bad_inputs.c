@@ -16,13 +16,12 @@
 #endif
 #include "stb_image_write.h"
 
-static void sink(void *ctx, void *data, int size) { sf_put(ctx, data, (size_t)size); }
 
 static sf_buf png_of(int w, int h, int comp) {
     uint8_t *px = malloc((size_t)w * h * comp);
     for (int i = 0; i < w * h * comp; i++) px[i] = (uint8_t)(i * 7 + 3);
     sf_buf b = {0};
-    assert_true(stbi_write_png_to_func(sink, &b, w, h, comp, px, w * comp));
+    assert_true(stbi_write_png_to_func(sf_stb_sink, &b, w, h, comp, px, w * comp));
     free(px);
     return b;
 }
@@ -273,7 +272,7 @@ static void test_truncated_tga_and_pnm_decode_missing_pixels_as_zero_not_stale_h
     memset(px, 200, W * H * 3);
     sf_buf tga = {0};
     stbi_write_tga_with_rle = 0;
-    assert_true(stbi_write_tga_to_func(sink, &tga, W, H, 3, px));
+    assert_true(stbi_write_tga_to_func(sf_stb_sink, &tga, W, H, 3, px));
     free(px);
     sf_buf ppm = {0};
     sf_put(&ppm, "P6\n20 10\n255\n", 13);

@@ -10,6 +10,7 @@
 
 #include "image.h"
 #include "image_internal.h"
+#include "seed_formats.h"
 
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -19,52 +20,12 @@
 #endif
 #include "stb_image_write.h"
 
-/* ------------------------------------------------------------ byte buffers */
+/* Byte buffers, PNG chunks, zlib stored blocks, GIF frames and EXIF segments come
+ * from tests/fuzz/seed_formats.h (shared with the fuzz seeds and api_bad_inputs). */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *data, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        b->p = realloc(b->p, cap);
-        assert_non_null(b->p);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
-static void put8(buf *b, unsigned v) { uint8_t c = (uint8_t)v; put(b, &c, 1); }
-static void put16be(buf *b, unsigned v) { put8(b, v >> 8); put8(b, v); }
-static void put16le(buf *b, unsigned v) { put8(b, v); put8(b, v >> 8); }
-static void put32be(buf *b, uint32_t v) { put16be(b, v >> 16); put16be(b, v & 0xFFFF); }
-
-static void stb_sink(void *ctx, void *data, int size) { put(ctx, data, (size_t)size); }
-
-/* ------------------------------------------------------------ hand-made PNG */
-
-static uint32_t crc32_of(const uint8_t *p, size_t n, uint32_t crc) {
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
-static void png_chunk(buf *b, const char *type, const uint8_t *data, size_t n) {
-    put32be(b, (uint32_t)n);
-    size_t at = b->n;
-    put(b, type, 4);
-    if (n) put(b, data, n);
-    put32be(b, crc32_of(b->p + at, n + 4, 0));
-}
-
-static void png_start(buf *b, uint32_t w, uint32_t h, int depth, int color_type) {
-    put(b, "\x89PNG\r\n\x1a\n", 8);
+/* Signature and IHDR only: the tests add their own (odd) chunks after it. */
+static void png_start(sf_buf *b, uint32_t w, uint32_t h, int depth, int color_type) {
+    sf_put(b, "\x89PNG\r\n\x1a\n", 8);
     uint8_t ihdr[13] = {0};
     for (int i = 0; i < 4; i++) {
         ihdr[i] = (uint8_t)(w >> (24 - 8 * i));
@@ -72,43 +33,7 @@ static void png_start(buf *b, uint32_t w, uint32_t h, int depth, int color_type)
     }
     ihdr[8] = (uint8_t)depth;
     ihdr[9] = (uint8_t)color_type;
-    png_chunk(b, "IHDR", ihdr, sizeof ihdr);
-}
-
-/* A zlib stream of stored (uncompressed) deflate blocks. */
-static buf zlib_stored(const uint8_t *raw, size_t n) {
-    buf z = {0};
-    put8(&z, 0x78);
-    put8(&z, 0x01);
-    size_t at = 0;
-    do {
-        size_t len = n - at > 65535 ? 65535 : n - at;
-        put8(&z, at + len == n ? 1 : 0);
-        put16le(&z, (unsigned)len);
-        put16le(&z, (unsigned)(~len & 0xFFFF));
-        put(&z, raw + at, len);
-        at += len;
-    } while (at < n);
-    uint32_t a = 1, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        a = (a + raw[i]) % 65521;
-        s = (s + a) % 65521;
-    }
-    put32be(&z, (s << 16) | a);
-    return z;
-}
-
-/* A complete PNG of already-filtered rows (each starting with filter byte 0). */
-static buf png_from_rows(uint32_t w, uint32_t h, int depth, int color_type, const uint8_t *rows,
-                         size_t n, const uint8_t *trns, size_t trns_n) {
-    buf b = {0};
-    png_start(&b, w, h, depth, color_type);
-    if (trns) png_chunk(&b, "tRNS", trns, trns_n);
-    buf z = zlib_stored(rows, n);
-    png_chunk(&b, "IDAT", z.p, z.n);
-    free(z.p);
-    png_chunk(&b, "IEND", NULL, 0);
-    return b;
+    sf_png_chunk(b, "IHDR", ihdr, sizeof ihdr);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -300,10 +225,10 @@ static void test_png_bmp_tga_decode_exactly_for_every_channel_count(void **state
         uint8_t *px = pattern_packed(W, H, comp);
         for (int fmt = 0; fmt < 3; fmt++) {
             if (fmt == 1 && (comp == 1 || comp == 2)) continue; /* stb's BMP writer: RGB/RGBA only */
-            buf b = {0};
-            int ok = fmt == 0   ? stbi_write_png_to_func(stb_sink, &b, W, H, comp, px, W * comp)
-                     : fmt == 1 ? stbi_write_bmp_to_func(stb_sink, &b, W, H, comp, px)
-                                : stbi_write_tga_to_func(stb_sink, &b, W, H, comp, px);
+            sf_buf b = {0};
+            int ok = fmt == 0   ? stbi_write_png_to_func(sf_stb_sink, &b, W, H, comp, px, W * comp)
+                     : fmt == 1 ? stbi_write_bmp_to_func(sf_stb_sink, &b, W, H, comp, px)
+                                : stbi_write_tga_to_func(sf_stb_sink, &b, W, H, comp, px);
             assert_true(ok);
             pm_image in = encoded(b.p, b.n);
             pm_rgba img;
@@ -330,7 +255,7 @@ static void test_sixteen_bit_png_keeps_the_high_byte(void **state) {
                 rows[k++] = (uint8_t)(0xFF - c); /* low byte: must not matter */
             }
     }
-    buf png = png_from_rows(W, H, 16, 6, rows, sizeof rows, NULL, 0);
+    sf_buf png = sf_png(W, H, 16, 6, rows, sizeof rows, NULL, 0, NULL, 0);
     pm_image in = encoded(png.p, png.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
@@ -345,7 +270,7 @@ static void test_gray_alpha_png_and_rgb_trns_colour_key_give_alpha(void **state)
     /* 8-bit RGB with a tRNS colour key: the keyed pixel becomes transparent. */
     uint8_t rows[2 * (1 + 2 * 3)] = {0, 10, 20, 30, 40, 50, 60, 0, 10, 20, 30, 1, 2, 3};
     const uint8_t key[6] = {0, 40, 0, 50, 0, 60};
-    buf png = png_from_rows(2, 2, 8, 2, rows, sizeof rows, key, sizeof key);
+    sf_buf png = sf_png(2, 2, 8, 2, rows, sizeof rows, NULL, 0, key, sizeof key);
     pm_image in = encoded(png.p, png.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
@@ -358,7 +283,7 @@ static void test_gray_alpha_png_and_rgb_trns_colour_key_give_alpha(void **state)
 
     /* Gray + alpha, 8-bit (colour type 4). */
     uint8_t ga[1 + 2 * 2] = {0, 200, 17, 90, 255};
-    png = png_from_rows(2, 1, 8, 4, ga, sizeof ga, NULL, 0);
+    png = sf_png(2, 1, 8, 4, ga, sizeof ga, NULL, 0, NULL, 0);
     in = encoded(png.p, png.n);
     load_ok(&in, 1, &img);
     const uint8_t want[8] = {200, 200, 200, 17, 90, 90, 90, 255};
@@ -366,39 +291,6 @@ static void test_gray_alpha_png_and_rgb_trns_colour_key_give_alpha(void **state)
     assert_int_equal(img.has_alpha, 1);
     pm_rgba_free(&img);
     free(png.p);
-}
-
-/* GIF with a 4-colour table and LZW codes kept at 3 bits: after every clear code
- * two literals follow, which adds one table entry and never widens the codes. */
-static void gif_frame(buf *b, int w, int h, const uint8_t *idx) {
-    put8(b, 0x2C);
-    put16le(b, 0); put16le(b, 0); put16le(b, (unsigned)w); put16le(b, (unsigned)h);
-    put8(b, 0);  /* no local table, not interlaced */
-    put8(b, 2);  /* LZW minimum code size */
-    buf bits = {0};
-    uint32_t acc = 0;
-    int nbits = 0;
-#define GIF_CODE(c)                                              \
-    do {                                                         \
-        acc |= (uint32_t)(c) << nbits;                           \
-        nbits += 3;                                              \
-        while (nbits >= 8) { put8(&bits, acc & 0xFF); acc >>= 8; nbits -= 8; } \
-    } while (0)
-    for (int i = 0; i < w * h; i += 2) {
-        GIF_CODE(4); /* clear */
-        GIF_CODE(idx[i]);
-        if (i + 1 < w * h) GIF_CODE(idx[i + 1]);
-    }
-    GIF_CODE(5); /* end of information */
-    if (nbits) put8(&bits, acc & 0xFF);
-#undef GIF_CODE
-    for (size_t at = 0; at < bits.n; at += 255) {
-        size_t len = bits.n - at > 255 ? 255 : bits.n - at;
-        put8(b, (unsigned)len);
-        put(b, bits.p + at, len);
-    }
-    put8(b, 0);
-    free(bits.p);
 }
 
 static void test_gif_decodes_its_first_frame(void **state) {
@@ -410,15 +302,15 @@ static void test_gif_decodes_its_first_frame(void **state) {
         first[i] = (uint8_t)(i % 4);
         second[i] = 3;
     }
-    buf b = {0};
-    put(&b, "GIF89a", 6);
-    put16le(&b, W); put16le(&b, H);
-    put8(&b, 0x91); /* global table of 4 entries */
-    put8(&b, 0); put8(&b, 0);
-    put(&b, pal, sizeof pal);
-    gif_frame(&b, W, H, first);
-    gif_frame(&b, W, H, second);
-    put8(&b, 0x3B);
+    sf_buf b = {0};
+    sf_put(&b, "GIF89a", 6);
+    sf_u16le(&b, W); sf_u16le(&b, H);
+    sf_u8(&b, 0x91); /* global table of 4 entries */
+    sf_u8(&b, 0); sf_u8(&b, 0);
+    sf_put(&b, pal, sizeof pal);
+    sf_gif_frame(&b, W, H, first);
+    sf_gif_frame(&b, W, H, second);
+    sf_u8(&b, 0x3B);
     pm_image in = encoded(b.p, b.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
@@ -436,17 +328,17 @@ static void test_gif_decodes_its_first_frame(void **state) {
 
 /* ------------------------------------------------------------ broken and hostile input */
 
-static buf small_png(int w, int h) {
+static sf_buf small_png(int w, int h) {
     uint8_t *px = pattern_packed(w, h, 3);
-    buf b = {0};
-    assert_true(stbi_write_png_to_func(stb_sink, &b, w, h, 3, px, w * 3));
+    sf_buf b = {0};
+    assert_true(stbi_write_png_to_func(sf_stb_sink, &b, w, h, 3, px, w * 3));
     free(px);
     return b;
 }
 
 static void test_truncated_png_is_a_decode_error(void **state) {
     (void)state;
-    buf png = small_png(40, 30);
+    sf_buf png = small_png(40, 30);
     pm_image in = encoded(png.p, png.n / 2);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "cannot decode image");
     in = encoded(png.p, 20); /* inside IHDR */
@@ -454,7 +346,7 @@ static void test_truncated_png_is_a_decode_error(void **state) {
     free(png.p);
 }
 
-static buf blocks_jpeg(int w, int h, uint8_t (*colour)(int bx, int by, int c));
+static sf_buf blocks_jpeg(int w, int h, uint8_t (*colour)(int bx, int by, int c));
 
 static uint8_t grid_colour(int bx, int by, int c) {
     /* 16x16 blocks, each a distinct, well-separated colour. */
@@ -465,7 +357,7 @@ static uint8_t grid_colour(int bx, int by, int c) {
 
 static void test_truncated_jpeg_is_a_decode_error_not_grey(void **state) {
     (void)state;
-    buf jpg = blocks_jpeg(48, 32, grid_colour);
+    sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
     pm_image whole = encoded(jpg.p, jpg.n);
     pm_rgba img;
     load_ok(&whole, 1, &img);
@@ -507,9 +399,9 @@ static void test_random_bytes_empty_and_null_buffers(void **state) {
 
 static void test_huge_png_header_is_refused_from_the_header_alone(void **state) {
     (void)state;
-    buf b = {0};
+    sf_buf b = {0};
     png_start(&b, 65535, 65535, 8, 6);
-    png_chunk(&b, "IEND", NULL, 0);
+    sf_png_chunk(&b, "IEND", NULL, 0);
     pm_image in = encoded(b.p, b.n);
     expect_failure(&in, default_limits(), PM_ERR_LIMIT,
                    "image is 65535x65535 = 4294836225 pixels, over the limit of 100000000 "
@@ -522,7 +414,7 @@ static void test_huge_png_header_is_refused_from_the_header_alone(void **state) 
 
 static void test_encoded_pixel_limit_just_over_and_at(void **state) {
     (void)state;
-    buf png = small_png(100, 50);
+    sf_buf png = small_png(100, 50);
     pm_image in = encoded(png.p, png.n);
     pm_limits over = limits_of(4999, 1 << 20);
     expect_failure(&in, &over, PM_ERR_LIMIT, "100x50 = 5000 pixels, over the limit of 4999");
@@ -532,13 +424,13 @@ static void test_encoded_pixel_limit_just_over_and_at(void **state) {
     assert_int_equal(load(&in, &at, 1, &img, err), PM_OK);
     pm_rgba_free(&img);
     /* Same for a JPEG (dimensions from its SOF segment) and a BMP (stb's probe). */
-    buf jpg = blocks_jpeg(48, 32, grid_colour);
+    sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
     in = encoded(jpg.p, jpg.n);
     pm_limits jover = limits_of(48 * 32 - 1, 1 << 20);
     expect_failure(&in, &jover, PM_ERR_LIMIT, "48x32 = 1536 pixels");
     uint8_t *px = pattern_packed(30, 20, 3);
-    buf bmp = {0};
-    assert_true(stbi_write_bmp_to_func(stb_sink, &bmp, 30, 20, 3, px));
+    sf_buf bmp = {0};
+    assert_true(stbi_write_bmp_to_func(sf_stb_sink, &bmp, 30, 20, 3, px));
     in = encoded(bmp.p, bmp.n);
     pm_limits bover = limits_of(599, 1 << 20);
     expect_failure(&in, &bover, PM_ERR_LIMIT, "30x20 = 600 pixels");
@@ -550,7 +442,7 @@ static void test_encoded_pixel_limit_just_over_and_at(void **state) {
 
 static void test_encoded_byte_limit(void **state) {
     (void)state;
-    buf png = small_png(20, 20);
+    sf_buf png = small_png(20, 20);
     pm_image in = encoded(png.p, png.n);
     pm_limits under = limits_of(1000000, png.n - 1);
     char want[128];
@@ -567,7 +459,7 @@ static void test_encoded_byte_limit(void **state) {
 
 /* Writes Huffman codes (most significant bit first) into an LSB-first bit stream. */
 typedef struct bitw {
-    buf b;
+    sf_buf b;
     uint32_t acc;
     int n;
 } bitw;
@@ -575,7 +467,7 @@ static void bits_lsb(bitw *w, uint32_t v, int n) {
     w->acc |= v << w->n;
     w->n += n;
     while (w->n >= 8) {
-        put8(&w->b, w->acc & 0xFF);
+        sf_u8(&w->b, w->acc & 0xFF);
         w->acc >>= 8;
         w->n -= 8;
     }
@@ -589,8 +481,8 @@ static void test_zlib_bomb_in_a_small_png_fails_without_growing(void **state) {
     /* A 16x16 gray PNG whose IDAT inflates to ~64 MiB of zeros: fixed-Huffman
      * blocks of "length 258, distance 1" copies, 13 bits each. */
     bitw w = {0};
-    put8(&w.b, 0x78);
-    put8(&w.b, 0x01);
+    sf_u8(&w.b, 0x78);
+    sf_u8(&w.b, 0x01);
     bits_lsb(&w, 1, 1);      /* final block */
     bits_lsb(&w, 1, 2);      /* fixed Huffman */
     bits_code(&w, 0x30, 8);  /* literal 0 */
@@ -600,11 +492,11 @@ static void test_zlib_bomb_in_a_small_png_fails_without_growing(void **state) {
     }
     bits_code(&w, 0, 7);     /* end of block */
     if (w.n) bits_lsb(&w, 0, 8 - w.n);
-    put32be(&w.b, 1);        /* adler32: never reached */
-    buf png = {0};
+    sf_u32be(&w.b, 1);        /* adler32: never reached */
+    sf_buf png = {0};
     png_start(&png, 16, 16, 8, 0);
-    png_chunk(&png, "IDAT", w.b.p, w.b.n);
-    png_chunk(&png, "IEND", NULL, 0);
+    sf_png_chunk(&png, "IDAT", w.b.p, w.b.n);
+    sf_png_chunk(&png, "IEND", NULL, 0);
     pm_image in = encoded(png.p, png.n);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "more memory than its dimensions justify");
     free(w.b.p);
@@ -613,48 +505,17 @@ static void test_zlib_bomb_in_a_small_png_fails_without_growing(void **state) {
 
 /* ------------------------------------------------------------ EXIF orientation */
 
-static buf blocks_jpeg(int w, int h, uint8_t (*colour)(int bx, int by, int c)) {
+static sf_buf blocks_jpeg(int w, int h, uint8_t (*colour)(int bx, int by, int c)) {
     uint8_t *px = malloc((size_t)w * h * 3);
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++) px[((size_t)y * w + x) * 3 + c] = colour(x / 16, y / 16, c);
-    buf b = {0};
+    sf_buf b = {0};
     /* Quality 100: no chroma subsampling, unit quantisers; flat 16x16 blocks come
      * back within a few levels. */
-    assert_true(stbi_write_jpg_to_func(stb_sink, &b, w, h, 3, px, 100));
+    assert_true(stbi_write_jpg_to_func(sf_stb_sink, &b, w, h, 3, px, 100));
     free(px);
     return b;
-}
-
-/* A JPEG with an APP1 segment (payload given) inserted right after SOI. */
-static buf with_app1(const buf *jpg, const uint8_t *payload, size_t n) {
-    buf b = {0};
-    put(&b, jpg->p, 2);
-    put8(&b, 0xFF);
-    put8(&b, 0xE1);
-    put16be(&b, (unsigned)(n + 2));
-    put(&b, payload, n);
-    put(&b, jpg->p + 2, jpg->n - 2);
-    return b;
-}
-
-/* "Exif\0\0" + a TIFF header + IFD0 holding one Orientation entry. */
-static buf exif_payload(int big_endian, unsigned orientation, uint32_t ifd0_offset, unsigned type) {
-    buf e = {0};
-    put(&e, "Exif\0\0", 6);
-    void (*p16)(buf *, unsigned) = big_endian ? put16be : put16le;
-    put(&e, big_endian ? "MM" : "II", 2);
-    p16(&e, 42);
-    if (big_endian) put32be(&e, ifd0_offset);
-    else { put16le(&e, ifd0_offset & 0xFFFF); put16le(&e, ifd0_offset >> 16); }
-    p16(&e, 1);          /* one entry */
-    p16(&e, 0x0112);     /* Orientation */
-    p16(&e, type);       /* 3 = SHORT */
-    if (big_endian) put32be(&e, 1); else { put16le(&e, 1); put16le(&e, 0); }
-    p16(&e, orientation);
-    p16(&e, 0);          /* value padding */
-    put32be(&e, 0);      /* no next IFD */
-    return e;
 }
 
 static int near(int a, int b) { return abs(a - b) <= 10; }
@@ -677,10 +538,10 @@ static void displayed_at(int o, int W, int H, int sx, int sy, int *dx, int *dy) 
 static void test_exif_orientations_one_to_eight_turn_jpegs_upright(void **state) {
     (void)state;
     enum { W = 48, H = 32 };
-    buf jpg = blocks_jpeg(W, H, grid_colour);
+    sf_buf jpg = blocks_jpeg(W, H, grid_colour);
     for (int o = 1; o <= 8; o++) {
-        buf e = exif_payload(o % 2, (unsigned)o, 8, 3); /* both byte orders */
-        buf j = with_app1(&jpg, e.p, e.n);
+        sf_buf e = sf_exif_payload(o % 2, (unsigned)o, 8, 3); /* both byte orders */
+        sf_buf j = sf_jpeg_with_app1(jpg.p, jpg.n, e.p, e.n);
         int got = 0;
         char err[128];
         assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
@@ -712,7 +573,7 @@ static void test_exif_orientations_one_to_eight_turn_jpegs_upright(void **state)
 
 static void test_malformed_exif_means_orientation_one(void **state) {
     (void)state;
-    buf jpg = blocks_jpeg(32, 16, grid_colour);
+    sf_buf jpg = blocks_jpeg(32, 16, grid_colour);
     struct { int be; unsigned o; uint32_t ifd; unsigned type; } bad[] = {
         {1, 6, 0xFFFFFF00u, 3}, /* IFD0 offset far past the data */
         {0, 6, 3, 3},           /* IFD0 inside the TIFF header */
@@ -720,8 +581,8 @@ static void test_malformed_exif_means_orientation_one(void **state) {
         {0, 6, 8, 4},           /* LONG instead of SHORT */
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        buf e = exif_payload(bad[k].be, bad[k].o, bad[k].ifd, bad[k].type);
-        buf j = with_app1(&jpg, e.p, e.n);
+        sf_buf e = sf_exif_payload(bad[k].be, bad[k].o, bad[k].ifd, bad[k].type);
+        sf_buf j = sf_jpeg_with_app1(jpg.p, jpg.n, e.p, e.n);
         int got = -1;
         char err[128];
         assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
@@ -737,9 +598,9 @@ static void test_malformed_exif_means_orientation_one(void **state) {
     }
     /* Truncated EXIF payloads of every length: never a crash; 1 until the whole
      * Orientation entry (bytes 16..27 of the payload) is there. */
-    buf e = exif_payload(1, 6, 8, 3);
+    sf_buf e = sf_exif_payload(1, 6, 8, 3);
     for (size_t n = 0; n < e.n; n++) {
-        buf j = with_app1(&jpg, e.p, n);
+        sf_buf j = sf_jpeg_with_app1(jpg.p, jpg.n, e.p, n);
         int got = -1;
         char err[128];
         assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
@@ -750,7 +611,7 @@ static void test_malformed_exif_means_orientation_one(void **state) {
     /* An entry count claiming 65535 entries in a 30-byte IFD. */
     e.p[14] = 0xFF;
     e.p[15] = 0xFF;
-    buf j = with_app1(&jpg, e.p, e.n);
+    sf_buf j = sf_jpeg_with_app1(jpg.p, jpg.n, e.p, e.n);
     int got = -1;
     char err[128];
     assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
@@ -803,7 +664,7 @@ static void test_apply_orientation_moves_every_pixel_exactly(void **state) {
 
 static void test_jpeg_dimensions_come_from_the_frame_header(void **state) {
     (void)state;
-    buf jpg = blocks_jpeg(48, 32, grid_colour);
+    sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
     int w = 0, h = 0;
     assert_int_equal(pm_jpeg_dimensions(jpg.p, jpg.n, &w, &h), 1);
     assert_int_equal(w, 48);
@@ -818,21 +679,21 @@ static void test_jpeg_huffman_table_with_too_many_codes_is_refused(void **state)
     (void)state;
     /* stb_image 2.27 would write past its code-length table for this; the wrapper
      * refuses it first. A DHT segment is rebuilt to declare 16*20 = 320 codes. */
-    buf jpg = blocks_jpeg(32, 16, grid_colour);
+    sf_buf jpg = blocks_jpeg(32, 16, grid_colour);
     size_t at = 2;
     while (at + 4 < jpg.n && !(jpg.p[at] == 0xFF && jpg.p[at + 1] == 0xC4))
         at += 2 + (((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3]);
     assert_true(at + 4 < jpg.n);
     size_t old_len = ((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3];
-    buf bad = {0};
-    put(&bad, jpg.p, at);
-    put8(&bad, 0xFF);
-    put8(&bad, 0xC4);
-    put16be(&bad, 2 + 17 + 320);
-    put8(&bad, 0x00); /* DC table 0 */
-    for (int i = 0; i < 16; i++) put8(&bad, 20);
-    for (int i = 0; i < 320; i++) put8(&bad, (unsigned)(i % 12));
-    put(&bad, jpg.p + at + 2 + old_len, jpg.n - at - 2 - old_len);
+    sf_buf bad = {0};
+    sf_put(&bad, jpg.p, at);
+    sf_u8(&bad, 0xFF);
+    sf_u8(&bad, 0xC4);
+    sf_u16be(&bad, 2 + 17 + 320);
+    sf_u8(&bad, 0x00); /* DC table 0 */
+    for (int i = 0; i < 16; i++) sf_u8(&bad, 20);
+    for (int i = 0; i < 320; i++) sf_u8(&bad, (unsigned)(i % 12));
+    sf_put(&bad, jpg.p + at + 2 + old_len, jpg.n - at - 2 - old_len);
     pm_image in = encoded(bad.p, bad.n);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "Huffman table");
     free(bad.p);

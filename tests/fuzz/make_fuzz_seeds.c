@@ -48,7 +48,6 @@ static void image_seed(const char *name, const void *data, size_t n) {
     n_remove++;
 }
 
-static void stb_sink(void *ctx, void *data, int size) { sf_put(ctx, data, (size_t)size); }
 
 static uint8_t *pattern(int w, int h, int comp) {
     uint8_t *px = malloc((size_t)w * h * comp);
@@ -69,19 +68,19 @@ static void stb_images(void) {
         for (int comp = 1; comp <= 4; comp++) {
             uint8_t *px = pattern(w, h, comp);
             sf_buf b = {0};
-            stbi_write_png_to_func(stb_sink, &b, w, h, comp, px, w * comp);
+            stbi_write_png_to_func(sf_stb_sink, &b, w, h, comp, px, w * comp);
             snprintf(name, sizeof name, "png_%dx%d_c%d.png", w, h, comp);
             image_seed(name, b.p, b.n);
             sf_free(&b);
             if (comp == 3 || comp == 4) {
-                stbi_write_bmp_to_func(stb_sink, &b, w, h, comp, px);
+                stbi_write_bmp_to_func(sf_stb_sink, &b, w, h, comp, px);
                 snprintf(name, sizeof name, "bmp_%dx%d_c%d.bmp", w, h, comp);
                 image_seed(name, b.p, b.n);
                 sf_free(&b);
             }
             for (int rle = 0; rle <= 1; rle++) {
                 stbi_write_tga_with_rle = rle;
-                stbi_write_tga_to_func(stb_sink, &b, w, h, comp, px);
+                stbi_write_tga_to_func(sf_stb_sink, &b, w, h, comp, px);
                 snprintf(name, sizeof name, "tga_%dx%d_c%d_rle%d.tga", w, h, comp, rle);
                 image_seed(name, b.p, b.n);
                 sf_free(&b);
@@ -89,7 +88,7 @@ static void stb_images(void) {
             if (comp == 1 || comp == 3) {
                 static const int qualities[] = {10, 60, 95, 100};
                 for (size_t q = 0; q < sizeof qualities / sizeof qualities[0]; q++) {
-                    stbi_write_jpg_to_func(stb_sink, &b, w, h, comp, px, qualities[q]);
+                    stbi_write_jpg_to_func(sf_stb_sink, &b, w, h, comp, px, qualities[q]);
                     snprintf(name, sizeof name, "jpg_%dx%d_c%d_q%d.jpg", w, h, comp, qualities[q]);
                     image_seed(name, b.p, b.n);
                     sf_free(&b);
@@ -103,7 +102,7 @@ static void stb_images(void) {
 static void exif_images(void) {
     uint8_t *px = pattern(24, 16, 3);
     sf_buf jpg = {0};
-    stbi_write_jpg_to_func(stb_sink, &jpg, 24, 16, 3, px, 90);
+    stbi_write_jpg_to_func(sf_stb_sink, &jpg, 24, 16, 3, px, 90);
     free(px);
     char name[64];
     for (unsigned o = 1; o <= 8; o++) {

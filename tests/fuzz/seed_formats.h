@@ -1,6 +1,7 @@
 /* seed_formats.h - writers for small, valid (or deliberately odd) encoded images,
  * built byte by byte: the fuzz seed generator (make_fuzz_seeds.c) and the C tests
- * (tests/bad_inputs.c) use them, so no binary test file is ever committed.
+ * (tests/api_bad_inputs.c, tests/image_decode.c) use them, so no binary test file is
+ * ever committed.
  *
  * Formats stb_image_write cannot produce are written here: 16-bit and palette PNGs
  * (zlib stored blocks), animated GIFs, CMYK JPEGs (baseline, all-zero coefficients),
@@ -36,6 +37,8 @@ static inline void sf_u16le(sf_buf *b, unsigned v) { sf_u8(b, v & 0xFF); sf_u8(b
 static inline void sf_u32be(sf_buf *b, uint32_t v) { sf_u16be(b, v >> 16); sf_u16be(b, v & 0xFFFF); }
 static inline void sf_u32le(sf_buf *b, uint32_t v) { sf_u16le(b, v & 0xFFFF); sf_u16le(b, v >> 16); }
 static inline void sf_free(sf_buf *b) { free(b->p); memset(b, 0, sizeof *b); }
+/* stb_image_write's output callback (stbi_write_*_to_func) appending to an sf_buf. */
+static inline void sf_stb_sink(void *ctx, void *data, int size) { sf_put(ctx, data, (size_t)size); }
 
 /* ------------------------------------------------------------------------ PNG */
 
