@@ -11,14 +11,6 @@
 
 #include "test_util.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define PM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#    define PM_TEST_SANITIZED 1
-#  endif
-#endif
-
 static int under_valgrind(void) {
     const char *p = getenv("LD_PRELOAD");
     return (p && strstr(p, "vgpreload")) || getenv("PM_TEST_UNDER_VALGRIND") != NULL;
@@ -110,8 +102,10 @@ static void child(void) {
     _exit(0);
 }
 
-static void test_host_out_of_memory_in_warmup_and_inference_is_an_error_then_recovers(void **state) {
-    (void)state;
+/* Runs body in a forked child (address-space limits must not touch this process)
+ * and asserts it exited 0; a CHILD_CHECK's code names the check that failed.
+ * Skipped under sanitizers and valgrind, whose shadow memory the limits would break. */
+static void in_child(void (*body)(void)) {
 #ifdef PM_TEST_SANITIZED
     skip();
 #endif
@@ -119,7 +113,7 @@ static void test_host_out_of_memory_in_warmup_and_inference_is_an_error_then_rec
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) child();
+    if (pid == 0) body();
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (WIFSIGNALED(status)) fprintf(stderr, "child killed by signal %d\n", WTERMSIG(status));
@@ -127,43 +121,39 @@ static void test_host_out_of_memory_in_warmup_and_inference_is_an_error_then_rec
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void test_host_out_of_memory_in_warmup_and_inference_is_an_error_then_recovers(void **state) {
+    (void)state;
+    in_child(child);
+}
+
 static void *park(void *arg) {
     for (;;) pause(); /* until the child _exits */
     return arg;
 }
 
+static void thread_limit_child(void) {
+    pm_ctx *ctx = open_model("red32.pt");
+    /* glibc reuses the stacks of exited threads (torch starts and ends some):
+     * park a few threads on them, so the next thread needs a fresh mapping. */
+    for (int i = 0; i < 8; i++) {
+        pthread_t t;
+        CHILD_CHECK(pthread_create(&t, NULL, park, NULL) == 0, 9);
+    }
+    /* A new thread needs its stack mapped (8 MiB): leave less than that. */
+    CHILD_CHECK(set_soft_limit((rlim_t)(vm_size() + (1u << 20))) == 0, 10);
+    pm_code rc = pm_warmup_start(ctx);
+    CHILD_CHECK(set_soft_limit(RLIM_INFINITY) == 0, 11);
+    fprintf(stderr, "child: warmup_start under the limit: %d (%s)\n", rc, pm_errmsg(ctx));
+    CHILD_CHECK(rc == PM_ERR_NO_MEMORY, 12);
+    CHILD_CHECK(pm_warmup_start(ctx) == PM_OK, 13);
+    CHILD_CHECK(pm_warmup(ctx) == PM_OK, 14);
+    pm_close(ctx);
+    _exit(0);
+}
+
 static void test_background_warmup_that_cannot_start_a_thread_is_an_error(void **state) {
     (void)state;
-#ifdef PM_TEST_SANITIZED
-    skip();
-#endif
-    if (under_valgrind()) skip();
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        pm_ctx *ctx = open_model("red32.pt");
-        /* glibc reuses the stacks of exited threads (torch starts and ends some):
-         * park a few threads on them, so the next thread needs a fresh mapping. */
-        for (int i = 0; i < 8; i++) {
-            pthread_t t;
-            CHILD_CHECK(pthread_create(&t, NULL, park, NULL) == 0, 9);
-        }
-        /* A new thread needs its stack mapped (8 MiB): leave less than that. */
-        CHILD_CHECK(set_soft_limit((rlim_t)(vm_size() + (1u << 20))) == 0, 10);
-        pm_code rc = pm_warmup_start(ctx);
-        CHILD_CHECK(set_soft_limit(RLIM_INFINITY) == 0, 11);
-        fprintf(stderr, "child: warmup_start under the limit: %d (%s)\n", rc, pm_errmsg(ctx));
-        CHILD_CHECK(rc == PM_ERR_NO_MEMORY, 12);
-        CHILD_CHECK(pm_warmup_start(ctx) == PM_OK, 13);
-        CHILD_CHECK(pm_warmup(ctx) == PM_OK, 14);
-        pm_close(ctx);
-        _exit(0);
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    in_child(thread_limit_child);
 }
 
 int main(void) {

@@ -7,14 +7,6 @@
 
 #include "test_util.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define PM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#    define PM_TEST_SANITIZED 1
-#  endif
-#endif
-
 static int count_dir(const char *path) {
     DIR *d = opendir(path);
     assert_non_null(d);

@@ -14,6 +14,16 @@
 
 #include "petmatte.h"
 
+/* Defined when built with ASan or TSan (GCC or clang): tests that need real address
+ * space limits or exact memory figures skip themselves. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define PM_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define PM_TEST_SANITIZED 1
+#  endif
+#endif
+
 /* Path of a test model made by tests/models/make_test_models.py. */
 static inline const char *model_path(const char *name) {
     static _Thread_local char buf[1024];
