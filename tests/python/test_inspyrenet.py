@@ -10,7 +10,6 @@ small inputs), so everything here runs at 64x64, the smallest supported size, an
 the model is exported once per session.
 """
 import argparse
-import ctypes
 import json
 import os
 import sys
@@ -165,56 +164,20 @@ def test_graph_is_device_and_dtype_neutral(exported):
 
 
 # -- (3) the file through libpetmatte -----------------------------------------------------
-
-class PmParams(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("model_path", ctypes.c_char_p),
-                ("device", ctypes.c_char_p), ("precision", ctypes.c_int), ("input_size", ctypes.c_int),
-                ("max_pixels", ctypes.c_uint64), ("max_encoded_bytes", ctypes.c_uint64),
-                ("cpu_threads", ctypes.c_int), ("warmup_min_runs", ctypes.c_int),
-                ("warmup_max_runs", ctypes.c_int), ("warmup_tolerance", ctypes.c_double),
-                ("cuda_graph", ctypes.c_int), ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int),
-                ("max_batch", ctypes.c_int), ("batch_wait_us", ctypes.c_int)]
+# Through the Python binding (bindings/python), whose structs test_binding.py checks
+# against the header.
 
 
-class PmImage(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("format", ctypes.c_int), ("data", ctypes.c_void_p),
-                ("size", ctypes.c_size_t), ("width", ctypes.c_int), ("height", ctypes.c_int),
-                ("stride", ctypes.c_size_t)]
-
-
-class PmRemoveOptions(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("output", ctypes.c_int), ("encoding", ctypes.c_int),
-                ("background_rgb", ctypes.c_uint32), ("threshold", ctypes.c_float), ("invert", ctypes.c_int),
-                ("apply_exif_orientation", ctypes.c_int), ("keep_input_alpha", ctypes.c_int),
-                ("clean_edges", ctypes.c_int)]
-
-
-class PmOutput(ctypes.Structure):
-    _fields_ = [("encoding", ctypes.c_int), ("format", ctypes.c_int), ("width", ctypes.c_int),
-                ("height", ctypes.c_int), ("stride", ctypes.c_size_t),
-                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("size", ctypes.c_size_t)]
-
-
-PM_PRECISION_FP32, PM_FORMAT_RGB, PM_FORMAT_GRAY, PM_OUTPUT_MASK, PM_ENCODING_RAW = 1, 1, 5, 1, 0
-
-
-def load_library():
-    path = os.environ.get("PETMATTE_LIBRARY")
-    if not path:
+def open_cpu(path, **params):
+    """A Matte for the file: fp32 on the CPU, one warm-up run, plus any pm_params fields;
+    skips when PETMATTE_LIBRARY is unset."""
+    lib_path = os.environ.get("PETMATTE_LIBRARY")
+    if not lib_path:
         pytest.skip("PETMATTE_LIBRARY is not set (ctest sets it to the built libpetmatte.so)")
-    lib = ctypes.CDLL(path)
-    lib.pm_params_init_sized.argtypes = [ctypes.POINTER(PmParams), ctypes.c_size_t]
-    lib.pm_image_init_sized.argtypes = [ctypes.POINTER(PmImage), ctypes.c_size_t]
-    lib.pm_remove_options_init_sized.argtypes = [ctypes.POINTER(PmRemoveOptions), ctypes.c_size_t]
-    lib.pm_open.argtypes = [ctypes.POINTER(PmParams), ctypes.POINTER(ctypes.c_void_p)]
-    lib.pm_warmup.argtypes = [ctypes.c_void_p]
-    lib.pm_remove_bg.argtypes = [ctypes.c_void_p, ctypes.POINTER(PmImage), ctypes.POINTER(PmRemoveOptions),
-                                 ctypes.POINTER(ctypes.POINTER(PmOutput))]
-    lib.pm_output_free.argtypes = [ctypes.POINTER(PmOutput)]
-    lib.pm_close.argtypes = [ctypes.c_void_p]
-    lib.pm_errmsg.argtypes = [ctypes.c_void_p]
-    lib.pm_errmsg.restype = ctypes.c_char_p
-    return lib
+    sys.path.insert(0, str(ROOT / "bindings" / "python"))
+    from petmatte import Matte
+    return Matte(path, device="cpu", precision="fp32", warmup_min_runs=1, warmup_max_runs=1,
+                 lib_path=lib_path, **params)
 
 
 def synthetic_image(width, height):
@@ -247,59 +210,20 @@ def reference_matte(model, rgb):
     return p.clamp(0, 1).mul(255).round().to(torch.uint8).reshape(h, w).numpy()
 
 
-def library_matte(lib, ctx, rgb):
-    h, w = rgb.shape[:2]
-    buf = np.ascontiguousarray(rgb)
-    img = PmImage()
-    lib.pm_image_init_sized(ctypes.byref(img), ctypes.sizeof(img))
-    img.format, img.data, img.size = PM_FORMAT_RGB, buf.ctypes.data, buf.nbytes
-    img.width, img.height, img.stride = w, h, w * 3
-    opts = PmRemoveOptions()
-    lib.pm_remove_options_init_sized(ctypes.byref(opts), ctypes.sizeof(opts))
-    opts.output, opts.encoding = PM_OUTPUT_MASK, PM_ENCODING_RAW
-    out = ctypes.POINTER(PmOutput)()
-    rc = lib.pm_remove_bg(ctx, ctypes.byref(img), ctypes.byref(opts), ctypes.byref(out))
-    assert rc == 0, lib.pm_errmsg(ctx).decode()
-    try:
-        o = out.contents
-        assert (o.width, o.height, o.format) == (w, h, PM_FORMAT_GRAY)
-        raw = np.ctypeslib.as_array(o.data, shape=(o.size,))
-        return np.array([raw[y * o.stride: y * o.stride + w] for y in range(h)], dtype=np.uint8)
-    finally:
-        lib.pm_output_free(out)
-
-
-def open_cpu(lib, path, **fields):
-    """An fp32 CPU context on the file with a one-run warm-up (plus any pm_params fields)."""
-    params = PmParams()
-    lib.pm_params_init_sized(ctypes.byref(params), ctypes.sizeof(params))
-    params.model_path, params.device = str(path).encode(), b"cpu"  # pm_open copies the path
-    params.precision = PM_PRECISION_FP32
-    params.warmup_min_runs = params.warmup_max_runs = 1
-    for name, value in fields.items():
-        setattr(params, name, value)
-    ctx = ctypes.c_void_p()
-    assert lib.pm_open(ctypes.byref(params), ctypes.byref(ctx)) == 0, lib.pm_errmsg(None).decode()
-    return ctx
-
-
 def test_library_matches_python(exported):
-    lib = load_library()
     path, _, model = exported
-    ctx = open_cpu(lib, path)
-    try:
-        assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()
+    with open_cpu(path) as m:
+        m.warmup()
         # Exactly the input size (no resampling), then a larger non-square image
         # (antialiased shrink in, align_corners upsampling out).
         for w, h in ((SIZE, SIZE), (2 * SIZE, SIZE + 32)):
             rgb = synthetic_image(w, h)
-            got = library_matte(lib, ctx, rgb)
+            got = m.remove_bg(rgb, output="mask")
+            assert got.shape == (h, w) and got.dtype == np.uint8
             want = reference_matte(model, rgb)
             diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
             assert int(diff.max()) <= 1, f"{w}x{h}: max |library - python| = {int(diff.max())} levels"
             assert int(want.max()) - int(want.min()) > 50  # a matte with structure, not a flat one
-    finally:
-        lib.pm_close(ctx)
 
 
 def test_exported_file_batches_images_independently(exported):
@@ -314,9 +238,5 @@ def test_exported_file_batches_images_independently(exported):
         for i in range(3):
             alone = traced(x[i:i + 1])
             assert torch.allclose(together[i:i + 1], alone, atol=1e-4, rtol=1e-4)
-    lib = load_library()
-    ctx = open_cpu(lib, path, max_batch=2)
-    try:
-        assert lib.pm_warmup(ctx) == 0, lib.pm_errmsg(ctx).decode()  # the library's own batch check
-    finally:
-        lib.pm_close(ctx)
+    with open_cpu(path, max_batch=2) as m:
+        assert m.warmup().max_batch == 2  # the library's own batch check passed

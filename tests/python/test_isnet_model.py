@@ -5,13 +5,12 @@
     the ONNX nodes it came from (tools/isnet/onnx_numpy.py) on a 1024x1024 input: max
     absolute difference <= 1e-4;
   * the cat photo (skimage's chelsea.png, 451x300): mean alpha >= 0.9 inside a box on
-    the cat's face, <= 0.1 in the background corners. Through libpetmatte (ctypes, the
-    library named by PETMATTE_LIBRARY) when that is set, else through torch directly.
+    the cat's face, <= 0.1 in the background corners. Through libpetmatte (the Python
+    binding over the library named by PETMATTE_LIBRARY) when that is set, else through torch directly.
 
 Skipped, with the reason, only when the model (or, for the reference check, the
 verified ONNX in models/cache/) is missing. Runs in about 1.5 min on 2 CPU cores.
 """
-import ctypes
 import json
 import os
 import sys
@@ -120,82 +119,18 @@ def test_conversion_matches_numpy_reference():
 # --------------------------------------------------------------- cat photo
 
 
-class PmParams(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("model_path", ctypes.c_char_p),
-                ("device", ctypes.c_char_p), ("precision", ctypes.c_int),
-                ("input_size", ctypes.c_int), ("max_pixels", ctypes.c_uint64),
-                ("max_encoded_bytes", ctypes.c_uint64), ("cpu_threads", ctypes.c_int),
-                ("warmup_min_runs", ctypes.c_int), ("warmup_max_runs", ctypes.c_int),
-                ("warmup_tolerance", ctypes.c_double), ("cuda_graph", ctypes.c_int),
-                ("channels_last", ctypes.c_int), ("jit_optimize", ctypes.c_int)]
-
-
-class PmImage(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("format", ctypes.c_int),
-                ("data", ctypes.c_void_p), ("size", ctypes.c_size_t),
-                ("width", ctypes.c_int), ("height", ctypes.c_int), ("stride", ctypes.c_size_t)]
-
-
-class PmRemoveOptions(ctypes.Structure):
-    _fields_ = [("struct_size", ctypes.c_size_t), ("output", ctypes.c_int),
-                ("encoding", ctypes.c_int), ("background_rgb", ctypes.c_uint32),
-                ("threshold", ctypes.c_float), ("invert", ctypes.c_int),
-                ("apply_exif_orientation", ctypes.c_int), ("keep_input_alpha", ctypes.c_int),
-                ("clean_edges", ctypes.c_int)]
-
-
-class PmOutput(ctypes.Structure):
-    _fields_ = [("encoding", ctypes.c_int), ("format", ctypes.c_int), ("width", ctypes.c_int),
-                ("height", ctypes.c_int), ("stride", ctypes.c_size_t),
-                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("size", ctypes.c_size_t)]
-
-
-PM_FORMAT_ENCODED, PM_FORMAT_GRAY, PM_OUTPUT_MASK, PM_ENCODING_RAW = 0, 5, 1, 0
-
-
 def alpha_through_library(libpath):
-    """The cat's matte (float 0..1, H x W) from pm_remove_bg(..., output = MASK)."""
-    lib = ctypes.CDLL(libpath)
-    lib.pm_errmsg.restype = ctypes.c_char_p
-    lib.pm_errmsg.argtypes = [ctypes.c_void_p]
-    lib.pm_open.argtypes = [ctypes.POINTER(PmParams), ctypes.POINTER(ctypes.c_void_p)]
-    lib.pm_remove_bg.argtypes = [ctypes.c_void_p, ctypes.POINTER(PmImage),
-                                 ctypes.POINTER(PmRemoveOptions),
-                                 ctypes.POINTER(ctypes.POINTER(PmOutput))]
-    lib.pm_output_free.argtypes = [ctypes.POINTER(PmOutput)]
-    lib.pm_close.argtypes = [ctypes.c_void_p]
-
-    params = PmParams()
-    lib.pm_params_init_sized(ctypes.byref(params), ctypes.c_size_t(ctypes.sizeof(params)))
-    params.model_path = MODEL.encode()
-    params.device = b"cpu"
-    params.cpu_threads = max(1, os.cpu_count() or 1)
-    params.warmup_min_runs = params.warmup_max_runs = 1  # one warm-up inference is enough here
-    ctx = ctypes.c_void_p()
-    rc = lib.pm_open(ctypes.byref(params), ctypes.byref(ctx))
-    assert rc == 0, lib.pm_errmsg(None)
-    try:
-        data = open(CAT, "rb").read()
-        buf = ctypes.create_string_buffer(data, len(data))
-        img = PmImage()
-        lib.pm_image_init_sized(ctypes.byref(img), ctypes.c_size_t(ctypes.sizeof(img)))
-        img.format, img.data, img.size = PM_FORMAT_ENCODED, ctypes.cast(buf, ctypes.c_void_p), len(data)
-        opts = PmRemoveOptions()
-        lib.pm_remove_options_init_sized(ctypes.byref(opts), ctypes.c_size_t(ctypes.sizeof(opts)))
-        opts.output, opts.encoding = PM_OUTPUT_MASK, PM_ENCODING_RAW
-        out = ctypes.POINTER(PmOutput)()
-        rc = lib.pm_remove_bg(ctx, ctypes.byref(img), ctypes.byref(opts), ctypes.byref(out))
-        assert rc == 0, lib.pm_errmsg(ctx)
-        try:
-            o = out.contents
-            assert o.format == PM_FORMAT_GRAY
-            raw = np.ctypeslib.as_array(o.data, shape=(o.size,))
-            rows = np.lib.stride_tricks.as_strided(raw, shape=(o.height, o.width), strides=(o.stride, 1))
-            return rows.astype(np.float32) / 255.0
-        finally:
-            lib.pm_output_free(out)
-    finally:
-        lib.pm_close(ctx)
+    """The cat's matte (float 0..1, H x W) from pm_remove_bg(..., output = MASK), through
+    the Python binding (bindings/python)."""
+    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+    from petmatte import Matte
+    with Matte(MODEL, device="cpu", cpu_threads=max(1, os.cpu_count() or 1),
+               warmup_min_runs=1, warmup_max_runs=1,  # one warm-up inference is enough here
+               lib_path=libpath) as m:
+        with open(CAT, "rb") as f:
+            mask = m.remove_bg(f.read(), output="mask")
+    assert mask.dtype == np.uint8 and mask.ndim == 2
+    return mask.astype(np.float32) / 255.0
 
 
 def alpha_through_torch():
