@@ -92,13 +92,18 @@ static double real_s(void) {
 
 /* ------------------------------------------------------------------ errors */
 
+/* One line on stderr: prefix, the formatted message, a newline. */
+static void vsay(const char *prefix, const char *fmt, va_list ap) {
+    fputs(prefix, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 static void fail(const char *fmt, ...) {
     va_list ap;
-    fputs("petmatte-bench: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay("petmatte-bench: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
 }
 
@@ -114,11 +119,9 @@ static void *xcalloc(size_t n, size_t size) {
 
 static void progress(const char *fmt, ...) {
     va_list ap;
-    fputs("[bench] ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsay("[bench] ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* ------------------------------------------------------------------ series */

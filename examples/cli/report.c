@@ -103,6 +103,21 @@ static json_t *status_error_json(const pm_status *st) {
     return err;
 }
 
+/* Parses a command's options and opens its context. --help prints help_text and
+ * returns CLI_EXIT_OK with *ctx NULL; any failure returns its exit code. */
+static int start(const char *cmd, const cli_opt *opts, const char *help_text, int argc, char **argv,
+                 cli_engine *e, int *json, pm_ctx **ctx, char *model, size_t model_cap) {
+    *ctx = NULL;
+    int help = 0;
+    int rc = parse(cmd, opts, argc, argv, e, json, &help);
+    if (rc != CLI_EXIT_OK) return rc;
+    if (help) {
+        printf(help_text, cli_engine_help);
+        return CLI_EXIT_OK;
+    }
+    return cli_open(e, cmd, ctx, model, model_cap);
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -111,18 +126,12 @@ static void sleep_ms(long ms) {
 int cli_cmd_warmup(int argc, char **argv) {
     cli_engine e;
     cli_engine_init(&e);
-    int json = 0, help = 0;
-    int rc = parse("warmup", warmup_opts, argc, argv, &e, &json, &help);
-    if (rc != CLI_EXIT_OK) return rc;
-    if (help) {
-        printf(warmup_help, cli_engine_help);
-        return CLI_EXIT_OK;
-    }
+    int json = 0;
     pm_ctx *ctx;
     char model[PATH_MAX];
     double t0 = cli_now();
-    rc = cli_open(&e, "warmup", &ctx, model, sizeof model);
-    if (rc != CLI_EXIT_OK) return rc;
+    int rc = start("warmup", warmup_opts, warmup_help, argc, argv, &e, &json, &ctx, model, sizeof model);
+    if (rc != CLI_EXIT_OK || !ctx) return rc;
     pm_status st;
     pm_status_init(&st);
     pm_get_status(ctx, &st);
@@ -201,17 +210,11 @@ int cli_cmd_info(int argc, char **argv) {
     cli_engine_init(&e);
     e.min_runs = 1; /* loading is what info needs; one inference proves the model runs */
     e.max_runs = 1;
-    int json = 0, help = 0;
-    int rc = parse("info", info_opts, argc, argv, &e, &json, &help);
-    if (rc != CLI_EXIT_OK) return rc;
-    if (help) {
-        printf(info_help, cli_engine_help);
-        return CLI_EXIT_OK;
-    }
+    int json = 0;
     pm_ctx *ctx;
     char model[PATH_MAX];
-    rc = cli_open(&e, "info", &ctx, model, sizeof model);
-    if (rc != CLI_EXIT_OK) return rc;
+    int rc = start("info", info_opts, info_help, argc, argv, &e, &json, &ctx, model, sizeof model);
+    if (rc != CLI_EXIT_OK || !ctx) return rc;
     pm_status st;
     pm_status_init(&st);
     pm_code code = pm_warmup(ctx);
