@@ -70,8 +70,9 @@ struct CudaRunner {
 };
 
 // What a caller hands the model's stream: its own stream, and an event marking the
-// point on it where its input is ready.
+// point on it where its input is ready (recorded when made).
 struct CallerSync {
+    explicit CallerSync(const c10::cuda::CUDAStream &caller) : stream(caller) { input_ready.record(caller); }
     c10::cuda::CUDAStream stream;
     at::cuda::CUDAEvent input_ready;
 };
@@ -203,21 +204,8 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
     if (model.max_batch > 1) done.synchronize();
 }
 
-std::vector<at::Tensor> forward_now_cuda(pm_shim_model &model, const std::vector<at::Tensor> &inputs) {
-    const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
-    CallerSync sync{caller, at::cuda::CUDAEvent()};
-    sync.input_ready.record(caller);
-    std::vector<BatchRequest> reqs(inputs.size());
-    std::vector<BatchRequest *> batch;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-        reqs[i].input = inputs[i];
-        reqs[i].device_sync = &sync;
-        batch.push_back(&reqs[i]);
-    }
-    run_batch_cuda(model, batch);
-    std::vector<at::Tensor> out;
-    for (const BatchRequest &req : reqs) out.push_back(req.prediction);
-    return out;
+std::shared_ptr<void> caller_sync_cuda(const pm_shim_model &model) {
+    return std::make_shared<CallerSync>(c10::cuda::getCurrentCUDAStream(model.device.index()));
 }
 
 void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n) {
@@ -256,12 +244,10 @@ void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out, bool warm_up) {
     with_io_stream(model, [&] {
-        const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
         BatchRequest req;
         req.input = preprocess(model, pixels, width, height, stride, channels);
         req.counted = !warm_up;
-        CallerSync sync{caller, at::cuda::CUDAEvent()};
-        sync.input_ready.record(caller);
+        CallerSync sync(c10::cuda::getCurrentCUDAStream(model.device.index())); // after the input's work
         req.device_sync = &sync;
         at::Tensor prediction = forward_gathered(model, req);
         postprocess(model, prediction, width, height, alpha_out);

@@ -251,14 +251,17 @@ std::vector<uint8_t> mirrored(const std::vector<uint8_t> &rgb, int w, int h) {
     return out;
 }
 
+// One forward pass over inputs right now (no gathering), from the calling thread.
 std::vector<at::Tensor> forward_now(pm_shim_model &model, const std::vector<at::Tensor> &inputs) {
+    std::shared_ptr<void> sync; // CUDA: the inputs were made on this thread's stream
 #ifdef PETMATTE_WITH_CUDA
-    if (model.device.is_cuda()) return forward_now_cuda(model, inputs);
+    if (model.device.is_cuda()) sync = caller_sync_cuda(model);
 #endif
     std::vector<BatchRequest> reqs(inputs.size());
     std::vector<BatchRequest *> batch;
     for (size_t i = 0; i < inputs.size(); ++i) {
         reqs[i].input = inputs[i];
+        reqs[i].device_sync = sync.get();
         batch.push_back(&reqs[i]);
     }
     run_batch(model, batch);

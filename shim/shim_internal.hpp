@@ -136,8 +136,9 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
 // Readies batch size n: eager passes for cuDNN's autotuner, then a CUDA graph of
 // its own (when the model uses graphs). Runs on the current (I/O) stream's thread.
 void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n);
-// Runs one forward pass over inputs right now (no gathering), on the current stream.
-std::vector<at::Tensor> forward_now_cuda(pm_shim_model &model, const std::vector<at::Tensor> &inputs);
+// A BatchRequest::device_sync for work queued so far on the calling thread's current
+// stream (the inputs it made); valid while the returned pointer lives.
+std::shared_ptr<void> caller_sync_cuda(const pm_shim_model &model);
 // Runs body with the next of the model's I/O streams current (see cuda_runner.cpp).
 void with_io_stream(pm_shim_model &model, const std::function<void()> &body);
 #endif
