@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 import zipfile
 
@@ -30,7 +29,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from isnet import recipe  # noqa: E402  (no torch: the up-to-date check stays fast)
-from isnet.fetch import FetchError, ensure_onnx  # noqa: E402
+from isnet.fetch import FetchError, ensure_onnx, replaced_atomically  # noqa: E402
 
 
 def log(msg):
@@ -88,21 +87,11 @@ def convert(onnx_path, out, quiet=False):
     log("traced at 1x3x%dx%d in %.1f s" % (recipe.SIZE, recipe.SIZE, time.time() - t))
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    try:
+    with replaced_atomically(out, "." + os.path.basename(out) + ".") as tmp:
         torch.jit.save(traced, tmp, _extra_files={"petmatte.json": recipe.manifest_text()})
         check = read_manifest(tmp)
         if not check or check.get("build", {}).get("recipe") != recipe.recipe_stamp():
             raise RuntimeError("the saved archive does not carry its manifest")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def main(argv=None):

@@ -10,6 +10,7 @@
 Errors are FetchError with a one-line message.
 """
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -201,6 +202,25 @@ def check_license(licenses):
     return entry
 
 
+@contextlib.contextmanager
+def replaced_atomically(final, prefix):
+    """Yields a temporary path beside `final` to write; when the block succeeds the
+    file is synced, made world-readable and renamed over `final` (readers never see a
+    partial file), and on any failure it is removed."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=os.path.dirname(os.path.abspath(final)))
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def ensure_onnx(cache_dir, progress=None):
     """Returns the path of the verified /models/medium ONNX in cache_dir."""
     final = os.path.join(cache_dir, recipe.ONNX_CACHE_NAME)
@@ -219,14 +239,7 @@ def ensure_onnx(cache_dir, progress=None):
     digest = hashlib.sha256(data).hexdigest()
     if digest != recipe.ONNX_SHA256:
         raise FetchError("%s has sha256 %s, not the pinned %s" % (recipe.RESOURCE, digest, recipe.ONNX_SHA256))
-    fd, tmp = tempfile.mkstemp(prefix=".onnx-", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with replaced_atomically(final, ".onnx-") as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return final
