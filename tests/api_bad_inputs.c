@@ -8,13 +8,7 @@
 #include "image.h"
 #include "seed_formats.h"
 
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#  pragma GCC diagnostic ignored "-Wunused-function"
-#  pragma GCC diagnostic ignored "-Wsign-compare"
-#endif
-#include "stb_image_write.h"
+#include "stb_write.h"
 
 
 static sf_buf png_of(int w, int h, int comp) {
@@ -24,14 +18,6 @@ static sf_buf png_of(int w, int h, int comp) {
     assert_true(stbi_write_png_to_func(sf_stb_sink, &b, w, h, comp, px, w * comp));
     free(px);
     return b;
-}
-
-static pm_image encoded(const void *data, size_t size) {
-    pm_image img;
-    pm_image_init(&img);
-    img.data = data;
-    img.size = size;
-    return img;
 }
 
 static pm_ctx *ctx_with_limit(uint64_t max_pixels) {
@@ -74,31 +60,31 @@ static void test_broken_images_fail_with_their_documented_codes(void **state) {
     pm_ctx *ctx = ctx_with_limit(100000000ull);
     uint8_t junk[512];
     for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 131 + 7);
-    pm_image img = encoded(junk, 0);
+    pm_image img = encoded_image(junk, 0);
     expect_code(ctx, &img, PM_ERR_INVALID_ARGUMENT, "empty buffer");
-    img = encoded(junk, sizeof junk);
+    img = encoded_image(junk, sizeof junk);
     expect_code(ctx, &img, PM_ERR_DECODE, "random bytes");
-    img = encoded(junk, 1);
+    img = encoded_image(junk, 1);
     expect_code(ctx, &img, PM_ERR_DECODE, "one byte");
 
     sf_buf jpg = sf_jpeg_cmyk(64, 64, 1);
-    img = encoded(jpg.p, jpg.n - 10); /* cut inside the scan: no EOI */
+    img = encoded_image(jpg.p, jpg.n - 10); /* cut inside the scan: no EOI */
     expect_code(ctx, &img, PM_ERR_DECODE, "truncated JPEG");
-    img = encoded(jpg.p, 40); /* cut inside the header */
+    img = encoded_image(jpg.p, 40); /* cut inside the header */
     expect_code(ctx, &img, PM_ERR_DECODE, "JPEG header only");
     sf_free(&jpg);
 
     sf_buf png = png_of(40, 30, 3);
-    img = encoded(png.p, png.n / 2);
+    img = encoded_image(png.p, png.n / 2);
     expect_code(ctx, &img, PM_ERR_DECODE, "truncated PNG");
-    img = encoded(png.p, 16);
+    img = encoded_image(png.p, 16);
     expect_code(ctx, &img, PM_ERR_DECODE, "PNG signature only");
     sf_free(&png);
 
     /* A 65535x65535 header on a one-row body: refused from the header alone. */
     uint8_t row[2] = {0, 0};
     sf_buf huge = sf_png(65535, 65535, 8, 0, row, sizeof row, NULL, 0, NULL, 0);
-    img = encoded(huge.p, huge.n);
+    img = encoded_image(huge.p, huge.n);
     expect_code(ctx, &img, PM_ERR_LIMIT, "65535x65535 PNG");
     assert_non_null(strstr(pm_errmsg(ctx), "65535x65535"));
     sf_free(&huge);
@@ -127,9 +113,9 @@ static void test_pixel_limit_just_over_is_a_limit_error_for_raw_and_encoded(void
     (void)state;
     pm_ctx *ctx = ctx_with_limit(100);
     sf_buf at = png_of(10, 10, 4), over = png_of(101, 1, 4);
-    pm_image img = encoded(at.p, at.n);
+    pm_image img = encoded_image(at.p, at.n);
     expect_code(ctx, &img, PM_OK, "PNG at the limit");
-    img = encoded(over.p, over.n);
+    img = encoded_image(over.p, over.n);
     expect_code(ctx, &img, PM_ERR_LIMIT, "PNG one pixel over");
     uint8_t px[101 * 3] = {0};
     pm_image raw = raw_image(PM_FORMAT_RGB, px, 101, 1, 0, sizeof px);
@@ -146,7 +132,7 @@ static void test_unusual_but_valid_images_are_decoded(void **state) {
     pm_ctx *ctx = ctx_with_limit(100000000ull);
     /* CMYK JPEG (Adobe transform 0): all samples 128, so R = G = B = 128*128/255. */
     sf_buf cmyk = sf_jpeg_cmyk(24, 16, 1);
-    pm_image img = encoded(cmyk.p, cmyk.n);
+    pm_image img = encoded_image(cmyk.p, cmyk.n);
     pm_output *out = expect_ok(ctx, &img);
     assert_int_equal(out->width, 24);
     assert_int_equal(out->height, 16);
@@ -161,7 +147,7 @@ static void test_unusual_but_valid_images_are_decoded(void **state) {
     static const int types[] = {0, 2, 4, 6};
     for (size_t t = 0; t < 4; t++) {
         sf_buf p16 = sf_png16(5, 3, types[t]);
-        img = encoded(p16.p, p16.n);
+        img = encoded_image(p16.p, p16.n);
         out = expect_ok(ctx, &img);
         assert_int_equal(out->width, 5);
         assert_int_equal(out->data[(1 * 5 + 2) * 4], ((2 * 4099 + 1 * 257) & 0xFFFF) >> 8);
@@ -171,7 +157,7 @@ static void test_unusual_but_valid_images_are_decoded(void **state) {
 
     /* Gray + alpha: the input alpha is multiplied into the matte. */
     sf_buf ga = png_of(32, 32, 2); /* 32x32: red32's input size, so no resampling */
-    img = encoded(ga.p, ga.n);
+    img = encoded_image(ga.p, ga.n);
     out = expect_ok(ctx, &img);
     for (int i = 0; i < 32 * 32; i++) {
         uint8_t gray = (uint8_t)(i * 2 * 7 + 3), alpha = (uint8_t)((i * 2 + 1) * 7 + 3);
@@ -184,7 +170,7 @@ static void test_unusual_but_valid_images_are_decoded(void **state) {
 
     /* Animated GIF: the first frame (index (x+y) % 4, index 0 transparent). */
     sf_buf gif = sf_gif_animated(32, 32, 3);
-    img = encoded(gif.p, gif.n);
+    img = encoded_image(gif.p, gif.n);
     out = expect_ok(ctx, &img);
     assert_int_equal(out->width, 32);
     assert_int_equal(out->height, 32);
@@ -200,7 +186,7 @@ static void test_unusual_but_valid_images_are_decoded(void **state) {
     sf_buf j = sf_jpeg_cmyk(24, 16, 1);
     sf_buf e = sf_exif_payload(1, 6, 0xFFFFFF00u, 3);
     sf_buf je = sf_jpeg_with_app1(j.p, j.n, e.p, e.n);
-    img = encoded(je.p, je.n);
+    img = encoded_image(je.p, je.n);
     out = expect_ok(ctx, &img);
     assert_int_equal(out->width, 24);
     assert_int_equal(out->height, 16);
@@ -227,7 +213,7 @@ static void test_sixteen_bit_pnm_is_refused_without_reading_past_the_buffer(void
     for (int i = 0; i < 13; i++) sf_u8(&crash, 0xFF);
     static const uint8_t tail[6] = {0xa8, 0xb6, 0xc4, 0xd2, 0xe0, 0xee};
     sf_put(&crash, tail, sizeof tail);
-    pm_image img = encoded(crash.p, crash.n);
+    pm_image img = encoded_image(crash.p, crash.n);
     expect_code(ctx, &img, PM_ERR_DECODE, "the fuzzer's 16-bit PPM");
     assert_non_null(strstr(pm_errmsg(ctx), "16-bit PNM"));
     sf_free(&crash);
@@ -238,14 +224,14 @@ static void test_sixteen_bit_pnm_is_refused_without_reading_past_the_buffer(void
         const char *head = ppm ? "P6\n4 3\n65535\n" : "P5\n# sixteen\n4 3 256\n";
         sf_put(&b, head, strlen(head));
         for (int i = 0; i < 4 * 3 * ch; i++) sf_u16be(&b, (unsigned)(i * 700 + 77));
-        img = encoded(b.p, b.n);
+        img = encoded_image(b.p, b.n);
         expect_code(ctx, &img, PM_ERR_DECODE, head);
         sf_free(&b);
         /* The same picture in 8 bits decodes exactly. */
         head = ppm ? "P6\n4 3\n255\n" : "P5\n# eight\n4 3 255\n";
         sf_put(&b, head, strlen(head));
         for (int i = 0; i < 4 * 3 * ch; i++) sf_u8(&b, (unsigned)(i * 7 + 1));
-        img = encoded(b.p, b.n);
+        img = encoded_image(b.p, b.n);
         pm_output *out = expect_ok(ctx, &img);
         assert_int_equal(out->width, 4);
         assert_int_equal(out->height, 3);
@@ -286,7 +272,7 @@ static void test_truncated_tga_and_pnm_decode_missing_pixels_as_zero_not_stale_h
             memset(prime, 0xAB, size);
             free(prime);
         }
-        pm_image img = encoded(files[f]->p, keep);
+        pm_image img = encoded_image(files[f]->p, keep);
         pm_rgba out;
         char err[256];
         pm_limits lim = {100000000ull, 1ull << 30};
@@ -344,7 +330,7 @@ static void test_oversized_huffman_tables_are_refused_however_the_jpeg_is_spelle
     sf_put(&cases[2], good.p, good.n - 2);
     bad_dht(&cases[2], 1);
     for (int k = 0; k < 3; k++) {
-        pm_image img = encoded(cases[k].p, cases[k].n);
+        pm_image img = encoded_image(cases[k].p, cases[k].n);
         pm_rgba out;
         char err[256] = "";
         pm_limits lim = {100000000ull, 1ull << 30};
@@ -356,7 +342,7 @@ static void test_oversized_huffman_tables_are_refused_however_the_jpeg_is_spelle
         sf_free(&cases[k]);
     }
     /* The good file still decodes, with or without a leading fill byte. */
-    pm_image img = encoded(good.p, good.n);
+    pm_image img = encoded_image(good.p, good.n);
     pm_rgba out;
     char err[256];
     assert_int_equal(pm_image_load(&img, NULL, 1, &out, err, sizeof err), PM_OK);
@@ -382,7 +368,7 @@ static void test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused(
     sf_put(&bad, "\xFF\xFF\x00\x40", 4); /* the walk: an FF run, "marker" 00, length 64 */
     bad_dht(&bad, 0);
     sf_put(&bad, good.p + scan, good.n - scan);
-    pm_image img = encoded(bad.p, bad.n);
+    pm_image img = encoded_image(bad.p, bad.n);
     pm_rgba out;
     char err[256] = "";
     pm_limits lim = {100000000ull, 1ull << 30};
@@ -394,7 +380,7 @@ static void test_a_bad_huffman_table_hidden_behind_corrupt_scan_data_is_refused(
     sf_buf tail = {0};
     sf_put(&tail, good.p, good.n);
     bad_dht(&tail, 0);
-    img = encoded(tail.p, tail.n);
+    img = encoded_image(tail.p, tail.n);
     assert_int_equal(pm_image_load(&img, &lim, 1, &out, err, sizeof err), PM_OK);
     pm_rgba_free(&out);
     sf_free(&tail);
@@ -423,7 +409,7 @@ static void test_a_png_whose_first_idat_chunk_is_empty_decodes_exactly(void **st
     sf_buf z = sf_zlib_stored(rows, sizeof rows);
     sf_png_chunk(&png, "IDAT", z.p, z.n);
     sf_png_chunk(&png, "IEND", NULL, 0);
-    pm_image img = encoded(png.p, png.n);
+    pm_image img = encoded_image(png.p, png.n);
     pm_rgba out;
     char err[256] = "";
     pm_limits lim = {100000000ull, 1ull << 30};
@@ -456,7 +442,7 @@ static void test_pnm_header_numbers_too_long_for_an_int_are_refused(void **state
     for (int i = 0; i < 99; i++) sf_u8(&b, '3');
     sf_put(&b, " 2\n255\n", 7);
     for (int i = 0; i < 16; i++) sf_u8(&b, 0xFF);
-    pm_image img = encoded(b.p, b.n);
+    pm_image img = encoded_image(b.p, b.n);
     expect_code(ctx, &img, PM_ERR_DECODE, "99-digit PNM width");
     assert_non_null(strstr(pm_errmsg(ctx), "PNM"));
     sf_free(&b);
@@ -465,12 +451,12 @@ static void test_pnm_header_numbers_too_long_for_an_int_are_refused(void **state
     for (size_t k = 0; k < 3; k++) {
         sf_put(&b, heads[k], strlen(heads[k]));
         for (int i = 0; i < 64; i++) sf_u8(&b, 7);
-        img = encoded(b.p, b.n);
+        img = encoded_image(b.p, b.n);
         expect_code(ctx, &img, PM_ERR_DECODE, heads[k]);
         sf_free(&b);
     }
     sf_put(&b, "P5\n999999999 1\n255\n", 19);
-    img = encoded(b.p, b.n);
+    img = encoded_image(b.p, b.n);
     pm_output *out = (pm_output *)0x1;
     pm_code rc = pm_remove_bg(ctx, &img, NULL, &out);
     assert_true(rc == PM_ERR_LIMIT || rc == PM_ERR_DECODE);

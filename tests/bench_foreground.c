@@ -133,15 +133,10 @@ int main(int argc, char **argv) {
            runs);
     double *t = malloc(sizeof(double) * (size_t)runs), *cpu = malloc(sizeof(double) * (size_t)runs);
     if (!t || !cpu) return 1;
+    int rc = 0;
     if (torch_mode) {
-        const int rc = bench_torch(argv[5], argc == 7 ? argv[6] : "cpu", rgba, alpha, w, h, runs, out, out_skip, t, cpu);
-        free(t);
-        free(cpu);
-        free(rgba);
-        free(alpha);
-        free(out);
-        free(out_skip);
-        return rc;
+        rc = bench_torch(argv[5], argc == 7 ? argv[6] : "cpu", rgba, alpha, w, h, runs, out, out_skip, t, cpu);
+        goto done;
     }
     for (int skip = 1; skip >= 0; skip--)
         for (int threads = 1; threads <= 2; threads++) {
@@ -152,7 +147,8 @@ int main(int argc, char **argv) {
                 const double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
                 if (pm_estimate_foreground_tuned(rgba, alpha, w, h, out, &tu, err, sizeof err) != PM_OK) {
                     fprintf(stderr, "error: %s\n", err);
-                    return 1;
+                    rc = 1;
+                    goto done;
                 }
                 t[r] = clock_s(CLOCK_MONOTONIC) - t0;
                 cpu[r] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -181,11 +177,12 @@ int main(int argc, char **argv) {
                    skip, threads, t[runs / 2], t[0], t[runs - 1], cpu[runs / 2]);
             fflush(stdout);
         }
+done:
     free(t);
     free(cpu);
     free(rgba);
     free(alpha);
     free(out);
     free(out_skip);
-    return 0;
+    return rc;
 }

@@ -12,13 +12,7 @@
 #include "image_internal.h"
 #include "seed_formats.h"
 
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-#if defined(__GNUC__)
-#  pragma GCC diagnostic ignored "-Wunused-function"
-#endif
-#include "stb_image_write.h"
+#include "stb_write.h"
 
 /* Byte buffers, PNG chunks, zlib stored blocks, GIF frames and EXIF segments come
  * from tests/fuzz/seed_formats.h (shared with the fuzz seeds and api_bad_inputs). */
@@ -46,14 +40,6 @@ static pm_limits limits_of(uint64_t pixels, uint64_t bytes) {
 static const pm_limits *default_limits(void) {
     static const pm_limits l = {100000000ull, 256ull << 20};
     return &l;
-}
-
-static pm_image encoded(const void *data, size_t size) {
-    pm_image img;
-    pm_image_init(&img);
-    img.data = data;
-    img.size = size;
-    return img;
 }
 
 static pm_code load(const pm_image *in, const pm_limits *lim, int exif, pm_rgba *out, char *err) {
@@ -230,7 +216,7 @@ static void test_png_bmp_tga_decode_exactly_for_every_channel_count(void **state
                      : fmt == 1 ? stbi_write_bmp_to_func(sf_stb_sink, &b, W, H, comp, px)
                                 : stbi_write_tga_to_func(sf_stb_sink, &b, W, H, comp, px);
             assert_true(ok);
-            pm_image in = encoded(b.p, b.n);
+            pm_image in = encoded_image(b.p, b.n);
             pm_rgba img;
             load_ok(&in, 1, &img);
             expect_pattern(&img, W, H, comp);
@@ -256,7 +242,7 @@ static void test_sixteen_bit_png_keeps_the_high_byte(void **state) {
             }
     }
     sf_buf png = sf_png(W, H, 16, 6, rows, sizeof rows, NULL, 0, NULL, 0);
-    pm_image in = encoded(png.p, png.n);
+    pm_image in = encoded_image(png.p, png.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
     expect_pattern(&img, W, H, 4);
@@ -271,7 +257,7 @@ static void test_gray_alpha_png_and_rgb_trns_colour_key_give_alpha(void **state)
     uint8_t rows[2 * (1 + 2 * 3)] = {0, 10, 20, 30, 40, 50, 60, 0, 10, 20, 30, 1, 2, 3};
     const uint8_t key[6] = {0, 40, 0, 50, 0, 60};
     sf_buf png = sf_png(2, 2, 8, 2, rows, sizeof rows, NULL, 0, key, sizeof key);
-    pm_image in = encoded(png.p, png.n);
+    pm_image in = encoded_image(png.p, png.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
     assert_int_equal(img.has_alpha, 1);
@@ -284,7 +270,7 @@ static void test_gray_alpha_png_and_rgb_trns_colour_key_give_alpha(void **state)
     /* Gray + alpha, 8-bit (colour type 4). */
     uint8_t ga[1 + 2 * 2] = {0, 200, 17, 90, 255};
     png = sf_png(2, 1, 8, 4, ga, sizeof ga, NULL, 0, NULL, 0);
-    in = encoded(png.p, png.n);
+    in = encoded_image(png.p, png.n);
     load_ok(&in, 1, &img);
     const uint8_t want[8] = {200, 200, 200, 17, 90, 90, 90, 255};
     assert_memory_equal(img.px, want, 8);
@@ -311,7 +297,7 @@ static void test_gif_decodes_its_first_frame(void **state) {
     sf_gif_frame(&b, W, H, first);
     sf_gif_frame(&b, W, H, second);
     sf_u8(&b, 0x3B);
-    pm_image in = encoded(b.p, b.n);
+    pm_image in = encoded_image(b.p, b.n);
     pm_rgba img;
     load_ok(&in, 1, &img);
     assert_int_equal(img.width, W);
@@ -339,9 +325,9 @@ static sf_buf small_png(int w, int h) {
 static void test_truncated_png_is_a_decode_error(void **state) {
     (void)state;
     sf_buf png = small_png(40, 30);
-    pm_image in = encoded(png.p, png.n / 2);
+    pm_image in = encoded_image(png.p, png.n / 2);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "cannot decode image");
-    in = encoded(png.p, 20); /* inside IHDR */
+    in = encoded_image(png.p, 20); /* inside IHDR */
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "PNG header");
     free(png.p);
 }
@@ -358,17 +344,17 @@ static uint8_t grid_colour(int bx, int by, int c) {
 static void test_truncated_jpeg_is_a_decode_error_not_grey(void **state) {
     (void)state;
     sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
-    pm_image whole = encoded(jpg.p, jpg.n);
+    pm_image whole = encoded_image(jpg.p, jpg.n);
     pm_rgba img;
     load_ok(&whole, 1, &img);
     pm_rgba_free(&img);
     /* stb would decode this as a partly grey image; we refuse it. */
-    pm_image cut = encoded(jpg.p, jpg.n - 40);
+    pm_image cut = encoded_image(jpg.p, jpg.n - 40);
     expect_failure(&cut, default_limits(), PM_ERR_DECODE, "truncated");
     assert_int_equal(pm_jpeg_has_eoi(jpg.p, jpg.n), 1);
     assert_int_equal(pm_jpeg_has_eoi(jpg.p, jpg.n - 2), 0);
     /* Cut inside the headers: no frame header before the data ends. */
-    pm_image head = encoded(jpg.p, 30);
+    pm_image head = encoded_image(jpg.p, 30);
     expect_failure(&head, default_limits(), PM_ERR_DECODE, "JPEG header");
     free(jpg.p);
 }
@@ -382,18 +368,18 @@ static void test_random_bytes_empty_and_null_buffers(void **state) {
         junk[i] = (uint8_t)(s >> 16);
     }
     junk[0] = 0x42; /* not by chance a JPEG or PNG signature */
-    pm_image in = encoded(junk, sizeof junk);
+    pm_image in = encoded_image(junk, sizeof junk);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, NULL);
-    in = encoded(junk, 0);
+    in = encoded_image(junk, 0);
     expect_failure(&in, default_limits(), PM_ERR_INVALID_ARGUMENT, "size is 0");
-    in = encoded(NULL, 100);
+    in = encoded_image(NULL, 100);
     expect_failure(&in, default_limits(), PM_ERR_INVALID_ARGUMENT, "data is NULL");
     /* A JPEG signature followed by junk, and the two signature bytes alone. */
     junk[0] = 0xFF;
     junk[1] = 0xD8;
-    in = encoded(junk, sizeof junk);
+    in = encoded_image(junk, sizeof junk);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, NULL);
-    in = encoded(junk, 2);
+    in = encoded_image(junk, 2);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, NULL);
 }
 
@@ -402,7 +388,7 @@ static void test_huge_png_header_is_refused_from_the_header_alone(void **state) 
     sf_buf b = {0};
     png_start(&b, 65535, 65535, 8, 6);
     sf_png_chunk(&b, "IEND", NULL, 0);
-    pm_image in = encoded(b.p, b.n);
+    pm_image in = encoded_image(b.p, b.n);
     expect_failure(&in, default_limits(), PM_ERR_LIMIT,
                    "image is 65535x65535 = 4294836225 pixels, over the limit of 100000000 "
                    "(pm_params.max_pixels)");
@@ -415,7 +401,7 @@ static void test_huge_png_header_is_refused_from_the_header_alone(void **state) 
 static void test_encoded_pixel_limit_just_over_and_at(void **state) {
     (void)state;
     sf_buf png = small_png(100, 50);
-    pm_image in = encoded(png.p, png.n);
+    pm_image in = encoded_image(png.p, png.n);
     pm_limits over = limits_of(4999, 1 << 20);
     expect_failure(&in, &over, PM_ERR_LIMIT, "100x50 = 5000 pixels, over the limit of 4999");
     pm_limits at = limits_of(5000, 1 << 20);
@@ -425,13 +411,13 @@ static void test_encoded_pixel_limit_just_over_and_at(void **state) {
     pm_rgba_free(&img);
     /* Same for a JPEG (dimensions from its SOF segment) and a BMP (stb's probe). */
     sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
-    in = encoded(jpg.p, jpg.n);
+    in = encoded_image(jpg.p, jpg.n);
     pm_limits jover = limits_of(48 * 32 - 1, 1 << 20);
     expect_failure(&in, &jover, PM_ERR_LIMIT, "48x32 = 1536 pixels");
     uint8_t *px = pattern_packed(30, 20, 3);
     sf_buf bmp = {0};
     assert_true(stbi_write_bmp_to_func(sf_stb_sink, &bmp, 30, 20, 3, px));
-    in = encoded(bmp.p, bmp.n);
+    in = encoded_image(bmp.p, bmp.n);
     pm_limits bover = limits_of(599, 1 << 20);
     expect_failure(&in, &bover, PM_ERR_LIMIT, "30x20 = 600 pixels");
     free(px);
@@ -443,7 +429,7 @@ static void test_encoded_pixel_limit_just_over_and_at(void **state) {
 static void test_encoded_byte_limit(void **state) {
     (void)state;
     sf_buf png = small_png(20, 20);
-    pm_image in = encoded(png.p, png.n);
+    pm_image in = encoded_image(png.p, png.n);
     pm_limits under = limits_of(1000000, png.n - 1);
     char want[128];
     snprintf(want, sizeof want, "encoded image is %zu bytes, over the limit of %zu (pm_params.max_encoded_bytes)",
@@ -497,7 +483,7 @@ static void test_zlib_bomb_in_a_small_png_fails_without_growing(void **state) {
     png_start(&png, 16, 16, 8, 0);
     sf_png_chunk(&png, "IDAT", w.b.p, w.b.n);
     sf_png_chunk(&png, "IEND", NULL, 0);
-    pm_image in = encoded(png.p, png.n);
+    pm_image in = encoded_image(png.p, png.n);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "more memory than its dimensions justify");
     free(w.b.p);
     free(png.p);
@@ -546,7 +532,7 @@ static void test_exif_orientations_one_to_eight_turn_jpegs_upright(void **state)
         char err[128];
         assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
         assert_int_equal(got, o);
-        pm_image in = encoded(j.p, j.n);
+        pm_image in = encoded_image(j.p, j.n);
         pm_rgba img;
         load_ok(&in, 1, &img);
         int swap = o >= 5;
@@ -588,7 +574,7 @@ static void test_malformed_exif_means_orientation_one(void **state) {
         assert_int_equal(pm_jpeg_exif_orientation(j.p, j.n, &got, err, sizeof err), PM_OK);
         if (got != 1) fprintf(stderr, "case %zu gave orientation %d\n", k, got);
         assert_int_equal(got, 1);
-        pm_image in = encoded(j.p, j.n);
+        pm_image in = encoded_image(j.p, j.n);
         pm_rgba img;
         load_ok(&in, 1, &img);
         assert_int_equal(img.width, 32);
@@ -694,7 +680,7 @@ static void test_jpeg_huffman_table_with_too_many_codes_is_refused(void **state)
     for (int i = 0; i < 16; i++) sf_u8(&bad, 20);
     for (int i = 0; i < 320; i++) sf_u8(&bad, (unsigned)(i % 12));
     sf_put(&bad, jpg.p + at + 2 + old_len, jpg.n - at - 2 - old_len);
-    pm_image in = encoded(bad.p, bad.n);
+    pm_image in = encoded_image(bad.p, bad.n);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "Huffman table");
     free(bad.p);
     free(jpg.p);

@@ -74,6 +74,15 @@ static inline uint8_t *make_rgb(int w, int h) {
     return px;
 }
 
+/* Encoded bytes (PM_FORMAT_ENCODED) as a pm_image. */
+static inline pm_image encoded_image(const void *data, size_t size) {
+    pm_image img;
+    pm_image_init(&img);
+    img.data = data;
+    img.size = size;
+    return img;
+}
+
 static inline pm_image raw_image(int format, const void *data, int w, int h, size_t stride, size_t size) {
     pm_image img;
     pm_image_init(&img);

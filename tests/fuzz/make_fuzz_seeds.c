@@ -12,13 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#  pragma GCC diagnostic ignored "-Wunused-function"
-#  pragma GCC diagnostic ignored "-Wsign-compare"
-#endif
-#include "stb_image_write.h"
+#include "stb_write.h"
 
 #include "seed_formats.h"
 
