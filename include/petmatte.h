@@ -127,6 +127,26 @@ typedef struct pm_params {
     int batch_wait_us;         /* how long a pass may wait for more callers to fill its
                                   batch, in microseconds; 0 (default) = never waits;
                                   at most 100000 */
+    int freeze;                /* -1 auto, 0, 1: freeze the loaded model in warm-up, as
+                                  torch.jit.freeze does: weights become constants of the
+                                  graph and BatchNorm folds into the convolution before it
+                                  (on CUDA also torch.jit.optimize_for_inference's fusions).
+                                  Costs warm-up time. auto = off: on an H200 it made IS-Net
+                                  14 % faster (25 % more images/s) but READY 0.9 s later,
+                                  and InSPyReNet no faster and READY 14 s later
+                                  (docs/benchmarks.md); long-lived hosts of conv nets may
+                                  want 1. 1 on a model that cannot be frozen makes warm-up
+                                  fail with PM_ERR_UNSUPPORTED */
+    int device_cache_mb;       /* CUDA: device memory the allocator may keep cached beyond the
+                                  context's warm footprint, in MiB. Images larger than the
+                                  model input are resized, matted and composed on the GPU,
+                                  all on one stream whose cache the next large call reuses;
+                                  when a call that worked at full resolution leaves more
+                                  cached than this (concurrent 12 MP calls each hold their
+                                  own working set), the unused blocks go back to the driver
+                                  (a cudaFree, which waits for the device; the next large
+                                  call allocates again). -1 = auto (default): 4096; 0 =
+                                  after every such call; at most 1048576 (in effect never) */
 } pm_params;
 
 PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
@@ -194,6 +214,7 @@ typedef struct pm_status {
     int max_batch;             /* images one forward pass may serve (1 = no batching); 0 until READY */
     uint64_t forward_passes;   /* forward passes run for pm_remove_bg calls since READY;
                                   images_processed / forward_passes ~ the mean batch */
+    int frozen;                /* 1 when the model runs frozen (pm_params.freeze) */
 } pm_status;
 
 PM_API void pm_status_init_sized(pm_status *status, size_t struct_size);

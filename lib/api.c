@@ -65,6 +65,8 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.jit_optimize = -1;
     d.max_batch = -1;
     d.batch_wait_us = 0;
+    d.freeze = -1;
+    d.device_cache_mb = -1;
     init_sized(p, struct_size, &d, sizeof d);
 }
 
@@ -187,6 +189,9 @@ static pm_code validate_params(const pm_params *p) {
         return BAD("params.max_batch %d is not -1 (auto) or 1..%d", p->max_batch, PM_MAX_BATCH_LIMIT);
     if (p->batch_wait_us < 0 || p->batch_wait_us > PM_MAX_BATCH_WAIT_US)
         return BAD("params.batch_wait_us %d is outside 0..%d", p->batch_wait_us, PM_MAX_BATCH_WAIT_US);
+    if (p->freeze < -1 || p->freeze > 1) return BAD("params.freeze %d is not -1, 0 or 1", p->freeze);
+    if (p->device_cache_mb < -1 || p->device_cache_mb > PM_MAX_DEVICE_CACHE_MB)
+        return BAD("params.device_cache_mb %d is not -1 (auto) or 0..%d", p->device_cache_mb, PM_MAX_DEVICE_CACHE_MB);
 #undef BAD
     return PM_OK;
 }
@@ -239,6 +244,8 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     c->jit_optimize = p.jit_optimize;
     c->max_batch = p.max_batch;
     c->batch_wait_us = p.batch_wait_us;
+    c->freeze = p.freeze;
+    c->device_cache_mb = p.device_cache_mb;
     c->warmup_min_runs = p.warmup_min_runs;
     c->warmup_max_runs = p.warmup_max_runs;
     c->warmup_tolerance = p.warmup_tolerance;

@@ -14,6 +14,8 @@
 
 #define PM_ERRMSG_CAP 512
 #define PM_MAX_BATCH_LIMIT 64        /* pm_params.max_batch */
+#define PM_MAX_DEVICE_CACHE_MB 1048576 /* pm_params.device_cache_mb */
+#define PM_AUTO_DEVICE_CACHE_MB 4096   /* its auto value (docs/benchmarks.md) */
 #define PM_MAX_BATCH_WAIT_US 100000  /* pm_params.batch_wait_us: 100 ms */
 
 /* Background warm-up thread: none, running, or finished but not yet joined. */
@@ -30,8 +32,9 @@ struct pm_ctx {
     int input_size;
     pm_limits limits;
     int cpu_threads;
-    int cuda_graph, channels_last, jit_optimize; /* -1 auto, 0, 1 (pm_params) */
+    int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0, 1 (pm_params) */
     int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
+    int device_cache_mb;                         /* pm_params; -1 = auto */
     int warmup_min_runs, warmup_max_runs;
     double warmup_tolerance;
     double open_ms;

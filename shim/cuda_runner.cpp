@@ -49,6 +49,10 @@ struct CudaRunner {
     // beside the forward pass: concurrent callers overlap and rarely share a stream,
     // and warm-up touches each one, so their allocator caches are warm before the
     // first real call (a fresh pool stream per call would pay cudaMalloc at first).
+    // Stream 0 serves every call larger than the model's input, and only those: the
+    // allocator keeps a freed block for the stream that freed it, so 12 MP work spread
+    // over the ring cached one full-resolution working set per stream (11-22 GB after
+    // a few calls, measured); on one stream the next large call reuses the last one's.
     static constexpr int kIoStreams = 4;
     c10::cuda::CUDAStream stream; // the model's stream: every forward pass and replay
     std::vector<c10::cuda::CUDAStream> io_streams;
@@ -61,6 +65,9 @@ struct CudaRunner {
     std::map<int, GraphSlot> graphs;
     bool have_pool = false;
     decltype(at::cuda::graph_pool_handle()) pool{};
+    // The allocator's reserved bytes on this device after warm-up (the largest seen
+    // at the end of a warm-up step): the footprint device_cache_mb is counted from.
+    std::atomic<int64_t> warm_reserved{0};
 
     // The graph that runs a batch of n: the smallest captured size >= n, or null.
     GraphSlot *graph_for(int n) {
@@ -130,6 +137,31 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
                  short_message(e).c_str());
         // cuda_graph == -1: keep running eagerly; pm_status shows no graph.
     }
+}
+
+int64_t reserved_bytes(const c10::Device &device) {
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).reserved_bytes[0].current;
+}
+
+void note_warm_footprint(const pm_shim_model &model) {
+    CudaRunner &r = *model.cuda;
+    const int64_t now = reserved_bytes(model.device);
+    int64_t seen = r.warm_reserved.load();
+    while (now > seen && !r.warm_reserved.compare_exchange_weak(seen, now)) {
+    }
+}
+
+// After a call that resized or composed more pixels than the model's input: such
+// calls leave large blocks cached on whichever I/O stream ran them (a block freed
+// on one stream serves only that stream), so a few 12 MP calls hold 11-22 GB. Past
+// the warm footprint + device_cache_mb, the unused blocks go back to the driver.
+// emptyCache frees only blocks no tensor holds, and its cudaFree waits for the
+// device, so work in flight on other streams is safe (and briefly waited for).
+void trim_after_large_call(const pm_shim_model &model, int64_t pixels) {
+    const int64_t input = int64_t(model.config.input_width) * model.config.input_height;
+    if (pixels <= input) return;
+    const int64_t limit = model.cuda->warm_reserved.load() + int64_t(model.opts.device_cache_mb) * (1 << 20);
+    if (reserved_bytes(model.device) > limit) c10::cuda::CUDACachingAllocator::emptyCache();
 }
 
 CallerSync &sync_of(const BatchRequest *req) { return *static_cast<CallerSync *>(req->device_sync); }
@@ -222,6 +254,7 @@ void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one
     for (int i = 0; i < eager_runs_before_capture(model); ++i) (void)eager_forward(model, example);
     if (model.opts.cuda_graph != 0) capture(model, r, example);
     r.stream.synchronize(); // `example` was made on the caller's stream and dies with this call
+    note_warm_footprint(model);
 }
 
 std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
@@ -233,17 +266,20 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 
 bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
 
-void with_io_stream(pm_shim_model &model, const std::function<void()> &body) {
+void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body) {
     CudaRunner &r = *model.cuda;
-    const unsigned turn = r.next_io.fetch_add(1, std::memory_order_relaxed);
+    const int64_t input = int64_t(model.config.input_width) * model.config.input_height;
+    unsigned index = 0; // larger than the model input: the one large-work stream
+    if (pixels <= input)
+        index = 1 + r.next_io.fetch_add(1, std::memory_order_relaxed) % (CudaRunner::kIoStreams - 1);
     c10::cuda::CUDAGuard device_guard(model.device);
-    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[turn % CudaRunner::kIoStreams]);
+    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[index]);
     body();
 }
 
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out, bool warm_up) {
-    with_io_stream(model, [&] {
+    with_io_stream(model, int64_t(width) * height, [&] {
         BatchRequest req;
         req.input = preprocess(model, pixels, width, height, stride, channels);
         req.counted = !warm_up;
@@ -252,6 +288,12 @@ void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, i
         at::Tensor prediction = forward_gathered(model, req);
         postprocess(model, prediction, width, height, alpha_out);
     });
+    if (warm_up)
+        note_warm_footprint(model);
+    else
+        trim_after_large_call(model, int64_t(width) * height);
 }
+
+void trim_after_large_call_cuda(const pm_shim_model &model, int64_t pixels) { trim_after_large_call(model, pixels); }
 
 } // namespace petmatte

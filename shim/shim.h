@@ -61,6 +61,10 @@ typedef struct pm_shim_options {
     int max_batch;          /* concurrent inferences gathered into one forward pass, at most;
                                1: one at a time; -1 (auto): see pm_shim_prepare_batches */
     int batch_wait_us;      /* how long a pass may wait for its batch to fill; 0: never */
+    int freeze;             /* 1: freeze the module in pm_shim_configure (weights become graph
+                               constants, BatchNorm folds into convolutions); 0 or -1: no */
+    int device_cache_mb;    /* CUDA: after a call larger than the model input, cached device
+                               memory beyond the warm footprint + this many MiB is released */
 } pm_shim_options;
 
 /* Loads the TorchScript archive at path straight onto the device, in eval mode,
@@ -102,6 +106,8 @@ pm_code pm_shim_prepare_batches(pm_shim_model *model, double *ms, char *err, siz
  * run for pm_shim_infer calls so far (each serving 1..max_batch of them). */
 int pm_shim_max_batch(const pm_shim_model *model);
 uint64_t pm_shim_forward_passes(pm_shim_model *model);
+/* 1 when the module was frozen (pm_shim_options.freeze). */
+int pm_shim_frozen(const pm_shim_model *model);
 
 /* 1 once forward passes replay a captured CUDA graph. */
 int pm_shim_uses_cuda_graph(const pm_shim_model *model);

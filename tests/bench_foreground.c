@@ -36,7 +36,7 @@ static float clampf(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
  * then its bytes against the C version's with skip_flat 0. */
 static int bench_torch(const char *model_file, const char *device, const uint8_t *rgba, const uint8_t *alpha,
                        int w, int h, int runs, uint8_t *out, uint8_t *ref, double *t, double *cpu) {
-    const pm_shim_options opts = {PM_PRECISION_FP32, 0, 0, 0, 1, 0};
+    const pm_shim_options opts = {.precision = PM_PRECISION_FP32, .max_batch = 1, .device_cache_mb = 1024};
     pm_shim_model *model = NULL;
     char *manifest = NULL, err[512];
     const int cuda = strncmp(device, "cuda:", 5) == 0;

@@ -60,7 +60,7 @@ static void free_image(image *m) {
 }
 
 static pm_shim_model *cpu_model(void) {
-    const pm_shim_options opts = {PM_PRECISION_FP32, 0, 0, 0, 1, 0};
+    const pm_shim_options opts = {.precision = PM_PRECISION_FP32, .max_batch = 1, .device_cache_mb = 1024};
     pm_shim_model *model = NULL;
     char *manifest = NULL;
     char err[256] = "";

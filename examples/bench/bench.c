@@ -69,8 +69,9 @@ typedef struct options {
     int tp_repeats;
     int jpeg_runs;
     int clean_edges; /* CLEAN_* bits */
-    int cuda_graph, channels_last, jit_optimize; /* -1 auto, 0 off, 1 on */
+    int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0 off, 1 on */
     int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
+    int device_cache_mb;                         /* pm_params; -1 = auto */
     unsigned figures;
     int cold_child_fd; /* >= 0: this process is a cold child writing to that fd */
 } options;
@@ -236,6 +237,8 @@ static void usage(FILE *f) {
           "  --jit-optimize W      auto (default), on, off   (pm_params.jit_optimize)\n"
           "  --max-batch N         -1 = auto (default), 1..64  (pm_params.max_batch)\n"
           "  --batch-wait-us N     0 (default)..100000         (pm_params.batch_wait_us)\n"
+          "  --freeze W            auto (default), on, off   (pm_params.freeze)\n"
+          "  --device-cache-mb N   -1 = auto (default), 0..1048576 (pm_params.device_cache_mb)\n"
           "  --figures LIST        any of cold,warm,throughput,jpeg (default all;\n"
           "                        memory is always reported)\n"
           "  --json FILE           write every sample, the medians and the setup as JSON\n"
@@ -320,8 +323,9 @@ static void parse_args(options *o, int argc, char **argv) {
     o->tp_repeats = 3;
     o->jpeg_runs = 5;
     o->clean_edges = CLEAN_BOTH;
-    o->cuda_graph = o->channels_last = o->jit_optimize = -1;
+    o->cuda_graph = o->channels_last = o->jit_optimize = o->freeze = -1;
     o->max_batch = -1;
+    o->device_cache_mb = -1;
     o->figures = FIG_ALL;
     o->cold_child_fd = -1;
 
@@ -359,6 +363,8 @@ static void parse_args(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--jit-optimize")) o->jit_optimize = parse_switch(a, v);
         else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, -1, 64);
         else if (!strcmp(a, "--batch-wait-us")) o->batch_wait_us = parse_int(a, v, 0, 100000);
+        else if (!strcmp(a, "--freeze")) o->freeze = parse_switch(a, v);
+        else if (!strcmp(a, "--device-cache-mb")) o->device_cache_mb = parse_int(a, v, -1, 1048576);
         else if (!strcmp(a, "--figures")) o->figures = parse_figures(v);
         else if (!strcmp(a, "--json")) o->json_path = v;
         else if (!strcmp(a, "--cold-child")) o->cold_child_fd = parse_int(a, v, 0, 1 << 20);
@@ -389,6 +395,8 @@ static pm_code open_context(const options *o, pm_ctx **ctx) {
     p.jit_optimize = o->jit_optimize;
     p.max_batch = o->max_batch;
     p.batch_wait_us = o->batch_wait_us;
+    p.freeze = o->freeze;
+    p.device_cache_mb = o->device_cache_mb;
     return pm_open(&p, ctx);
 }
 
@@ -813,11 +821,11 @@ static void print_table(const options *o, const pm_status *st) {
     else snprintf(threads, sizeof threads, "torch default");
     if (st)
         printf("\npetmatte-bench %s | model %s (%dx%d%s) | device %s | precision %s | cpu threads %s | "
-               "cuda graph %s | max batch %d\n",
+               "cuda graph %s | max batch %d | frozen %s\n",
                pm_version(), st->model_name, st->input_width, st->input_height,
                st->random_weights ? ", random weights" : "", st->device,
                pm_precision_name((pm_precision)st->precision), threads, st->cuda_graph ? "on" : "off",
-               st->max_batch);
+               st->max_batch, st->frozen ? "yes" : "no");
     else
         printf("\npetmatte-bench %s | model %s | device %s | precision %s | cpu threads %s\n", pm_version(),
                o->model, o->device, pm_precision_name((pm_precision)o->precision), threads);
@@ -885,9 +893,9 @@ static void write_json_context(FILE *f, const pm_status *st, double parent_open_
     json_number(f, st->load_ms);
     fprintf(f, ", \"warmup_ms\": ");
     json_number(f, st->warmup_ms);
-    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_passes\": %llu}",
+    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_passes\": %llu, \"frozen\": %d}",
             st->warmup_runs, (unsigned long long)st->images_processed, st->max_batch,
-            (unsigned long long)st->forward_passes);
+            (unsigned long long)st->forward_passes, st->frozen);
 }
 
 static void write_json(const options *o, const pm_status *st, double parent_open_ms) {
@@ -909,10 +917,11 @@ static void write_json(const options *o, const pm_status *st, double parent_open
     if (o->jpeg_path) json_string(f, o->jpeg_path);
     else fputs("null", f);
     fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"cuda_graph\": \"%s\", \"channels_last\": \"%s\", "
-               "\"jit_optimize\": \"%s\", \"max_batch\": %d, \"batch_wait_us\": %d},\n",
+               "\"jit_optimize\": \"%s\", \"max_batch\": %d, \"batch_wait_us\": %d, \"freeze\": \"%s\", "
+               "\"device_cache_mb\": %d},\n",
             o->jpeg_runs, o->clean_edges == CLEAN_BOTH ? "both" : o->clean_edges == CLEAN_ON ? "on" : "off",
             sw[o->cuda_graph + 1], sw[o->channels_last + 1], sw[o->jit_optimize + 1], o->max_batch,
-            o->batch_wait_us);
+            o->batch_wait_us, sw[o->freeze + 1], o->device_cache_mb);
     write_json_context(f, st, parent_open_ms);
     fprintf(f, ",\n  \"figures\": {");
     int first = 1;

@@ -109,6 +109,56 @@ class Slow(torch.nn.Module):
         return torch.sigmoid(self.body(x))
 
 
+class ConvBatchNorm(torch.nn.Module):
+    """Convolution, BatchNorm (non-trivial running statistics), ReLU, convolution,
+    sigmoid: what freezing folds (the BatchNorm into the first convolution)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.out = torch.nn.Conv2d(8, 1, 3, padding=1)
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        return torch.sigmoid(self.out(torch.relu(self.bn(self.conv(x)))))
+
+
+@torch.jit.interface
+class PicksChannel(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pass
+
+
+class PickRed(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0:1]
+
+
+class PickGreen(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 1:2]
+
+
+class PicksByName(torch.nn.Module):
+    """Red, through a submodule looked up by name in a ModuleDict: TorchScript cannot
+    freeze that (prim::ModuleContainerIndex), so this is a model freezing refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.channels = torch.nn.ModuleDict({"red": PickRed(), "green": PickGreen()})
+        self.which = "red"
+
+    def forward(self, x):
+        picked: PicksChannel = self.channels[self.which]
+        return picked.forward(x)
+
+
 def save_traced(module, path, size=SIZE, extra=None):
     example = torch.rand(1, 3, size, size)
     traced = torch.jit.trace(module.eval(), example, check_trace=False)
@@ -138,6 +188,8 @@ def main(out):
     save_traced(Slow(), p("slow96.pt"), size=96, extra=manifest("slow96", size=96))
     save_traced(MixesBatch(), p("mixes_batch.pt"), extra=manifest("mixes-batch"))
     save_scripted(ThrowsOnBlackInBatch(), p("throws_on_black.pt"), extra=manifest("throws-black"))
+    save_traced(ConvBatchNorm(), p("conv_bn.pt"), extra=manifest("conv-bn"))
+    save_scripted(PicksByName(), p("picks_by_name.pt"), extra=manifest("picks-by-name"))
     save_traced(Red(), p("bad_json.pt"), extra="{\"name\": \"bad\", ")
     save_traced(Red(), p("absurd_size.pt"), extra=manifest("absurd", size=100000))
     save_traced(Red(), p("future_version.pt"), extra=json.dumps({"format": "petmatte-manifest", "version": 99}))

@@ -91,10 +91,10 @@ class AxialAttention(nn.Module):
             axis *= h
         if "w" in self.mode:
             axis *= w
-        q = self.query_conv(x).view(b, -1, axis).permute(0, 2, 1)
-        k = self.key_conv(x).view(b, -1, axis)
+        q = self.query_conv(x).reshape(b, -1, axis).permute(0, 2, 1)
+        k = self.key_conv(x).reshape(b, -1, axis)
         attn = torch.softmax(torch.bmm(q, k), dim=-1)
-        v = self.value_conv(x).view(b, -1, axis)
+        v = self.value_conv(x).reshape(b, -1, axis)
         out = torch.bmm(v, attn.permute(0, 2, 1)).view(b, c, h, w)
         return self.gamma * out + x
 
@@ -192,15 +192,15 @@ class SICA(nn.Module):
         prob = torch.cat(probs, dim=1)
 
         sh, sw = self.stage_size
-        f = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False).view(b, sh * sw, -1)
-        prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False).view(b, self.ctx, sh * sw)
+        f = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False).reshape(b, sh * sw, -1)
+        prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False).reshape(b, self.ctx, sh * sw)
         # The context vectors are sums over the whole stage map (a million pixels at
         # base size 1024), far beyond fp16's range: they and the small key/value
         # branches that read them run in float32 whatever the module's dtype. In
         # float32 this is exactly upstream's computation.
         context = torch.bmm(prob.float(), f.float()).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
 
-        query = self.conv_query(x).view(b, self.depth, -1).permute(0, 2, 1)
+        query = self.conv_query(x).reshape(b, self.depth, -1).permute(0, 2, 1)
         key = fp32_branch(self.conv_key, context).type_as(query).view(b, self.depth, -1)
         value = fp32_branch(self.conv_value, context).type_as(query).view(b, self.depth, -1).permute(0, 2, 1)
         sim = torch.softmax((self.depth ** -0.5) * torch.bmm(query, key), dim=-1)

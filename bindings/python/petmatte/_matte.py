@@ -85,6 +85,7 @@ class Status:
     cuda_graph: bool  # inferences replay a captured CUDA graph
     max_batch: int  # images one forward pass may serve (1 = no batching); 0 until ready
     forward_passes: int  # forward passes for remove_bg calls since ready
+    frozen: bool  # the model runs frozen (BatchNorm folded; see Matte's freeze)
 
     @property
     def ready(self) -> bool:
@@ -141,6 +142,7 @@ def _status_from_c(s: _native.PmStatus) -> Status:
         cuda_graph=bool(s.cuda_graph),
         max_batch=s.max_batch,
         forward_passes=s.forward_passes,
+        frozen=bool(s.frozen),
     )
 
 
@@ -327,12 +329,17 @@ class Matte:
         warmup_min_runs, warmup_max_runs, warmup_tolerance: warm-up inferences
             always run / at most run, and the stability tolerance (defaults 3, 20,
             0.15).
-        cuda_graph, channels_last, jit_optimize: True / False, or None for the
-            library's per-device choice (pm_params' -1 = auto).
+        cuda_graph, channels_last, jit_optimize, freeze: True / False, or None for
+            the library's per-device choice (pm_params' -1 = auto). freeze: the
+            model frozen in warm-up (weights as constants, BatchNorm folded into
+            the convolutions); auto = off (it costs warm-up time).
         max_batch: concurrent calls gathered into one forward pass, at most
             (1..64); None = auto (1: no batching).
         batch_wait_us: how long a pass may wait for its batch to fill (0..100000
             microseconds); None = 0, never.
+        device_cache_mb: CUDA memory the allocator may keep cached beyond the
+            warm footprint after a call larger than the model input (0..1048576
+            MiB); None = auto (4096).
         lib_path: the libpetmatte shared library to use (see load_library).
 
         Every None means the library's default (pm_params_init). The binding
@@ -363,6 +370,8 @@ class Matte:
         jit_optimize: Optional[bool] = None,
         max_batch: Optional[int] = None,
         batch_wait_us: Optional[int] = None,
+        freeze: Optional[bool] = None,
+        device_cache_mb: Optional[int] = None,
         lib_path: Optional[PathLike] = None,
     ) -> None:
         self._ctx: Optional[int] = None
@@ -381,7 +390,7 @@ class Matte:
         for name, value in (("input_size", input_size), ("cpu_threads", cpu_threads),
                             ("warmup_min_runs", warmup_min_runs),
                             ("warmup_max_runs", warmup_max_runs), ("max_batch", max_batch),
-                            ("batch_wait_us", batch_wait_us)):
+                            ("batch_wait_us", batch_wait_us), ("device_cache_mb", device_cache_mb)):
             if value is not None:
                 setattr(params, name, _c_int(name, value))
         for name, value in (("max_pixels", max_pixels), ("max_encoded_bytes", max_encoded_bytes)):
@@ -390,7 +399,7 @@ class Matte:
         if warmup_tolerance is not None:
             params.warmup_tolerance = float(warmup_tolerance)
         for name, value in (("cuda_graph", cuda_graph), ("channels_last", channels_last),
-                            ("jit_optimize", jit_optimize)):
+                            ("jit_optimize", jit_optimize), ("freeze", freeze)):
             params_value = -1 if value is None else int(bool(value))  # -1 = auto
             setattr(params, name, params_value)
         ctx = _native.ctx_p()

@@ -49,6 +49,8 @@ class PmParams(ctypes.Structure):
         ("jit_optimize", ctypes.c_int),
         ("max_batch", ctypes.c_int),
         ("batch_wait_us", ctypes.c_int),
+        ("freeze", ctypes.c_int),
+        ("device_cache_mb", ctypes.c_int),
     ]
 
 
@@ -76,6 +78,7 @@ class PmStatus(ctypes.Structure):
         ("cuda_graph", ctypes.c_int),
         ("max_batch", ctypes.c_int),
         ("forward_passes", ctypes.c_uint64),
+        ("frozen", ctypes.c_int),
     ]
 
 

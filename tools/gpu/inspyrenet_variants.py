@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Where InSPyReNet Swin-B's GPU time goes, and what each known speed-up is worth.
+
+Runs libpetmatte's own InSPyReNet module (tools/inspyrenet, random weights, 1024x1024,
+batch 1) on a CUDA device in several forms and prints, for each, the median forward
+time of a CUDA graph replay, device memory, and the largest difference from the
+first form's output:
+
+  unfused        Swin window attention as matmul + bias + mask + softmax + matmul
+  fused          Swin window attention through scaled_dot_product_attention
+  unfused+cl     the first, weights and input in channels_last (NHWC) order
+  fused+cl       the second, channels_last
+  fused+cl:frozen  the traced fused+cl module after torch.jit.freeze and
+                   torch.jit.optimize_for_inference (BatchNorm folded into the convs)
+
+Then a split of the fastest eager form (backbone alone vs the whole model) and the
+top kernels by GPU time from torch.profiler. Usage (a CUDA PyTorch 2.x):
+
+    python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile]
+
+Not a test: a measurement to decide what the exporter and the library do.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from inspyrenet import inspyrenet_swinb, randomize_  # noqa: E402
+from inspyrenet.swin import WindowAttention  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def graph_median_ms(fn, x, runs):
+    """Median ms of one CUDA graph replay of fn(x), after eager warm-up on a side stream."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            fn(x)
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = fn(x)
+    times = []
+    for _ in range(runs):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    result = out[0] if isinstance(out, (list, tuple)) else out
+    return statistics.median(times), min(times), max(times), result.float().clone()
+
+
+def build(dtype, fused, channels_last):
+    WindowAttention.fused = fused
+    m = inspyrenet_swinb()
+    randomize_(m, 0)
+    m.eval().prepare(1024, 1024)
+    m = m.to("cuda", dtype)
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    return m
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--precision", default="fp16", choices=sorted(DTYPES))
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--skip-profile", action="store_true")
+    args = p.parse_args()
+    dtype = DTYPES[args.precision]
+    torch.backends.cudnn.benchmark = True
+    torch.set_grad_enabled(False)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, {args.precision}, "
+          f"1x3x1024x1024, median of {args.runs} graph replays", flush=True)
+    x0 = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    rows, ref = [], None
+    forms = [("unfused", False, False), ("fused", True, False), ("unfused+cl", False, True),
+             ("fused+cl", True, True)]
+    for name, fused, cl in forms:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        t = time.time()
+        m = build(dtype, fused, cl)
+        x = x0.to("cuda", dtype)
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            med, lo, hi, out = graph_median_ms(m, x, args.runs)
+        except Exception as e:  # a form that cannot run is a result too
+            print(f"{name}: failed: {str(e).splitlines()[0]}", flush=True)
+            continue
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        if ref is None:
+            ref = out
+        diff = (out - ref).abs().max().item()
+        rows.append((name, med, lo, hi, peak, diff, time.time() - t))
+        print(f"{name:18s} {med:8.2f} ms [{lo:.2f}-{hi:.2f}]  peak {peak:7.0f} MiB  "
+              f"max|d| vs first {diff:.2e}  ({time.time() - t:.1f} s)", flush=True)
+        del m
+
+    best, _, fused, cl = min(((r[0], r[1]) + next((f, c) for n, f, c in forms if n == r[0]) for r in rows),
+                             key=lambda r: r[1])
+    m = build(dtype, fused, cl)
+    x = x0.to("cuda", dtype)
+    if cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+    # The same module traced, frozen and optimised for inference, as a runtime could.
+    try:
+        t = time.time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(m, x, check_trace=False)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+        prep = time.time() - t
+        torch.cuda.reset_peak_memory_stats()
+        med, lo, hi, out = graph_median_ms(frozen, x, args.runs)
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        print(f"{best + ':frozen':18s} {med:8.2f} ms [{lo:.2f}-{hi:.2f}]  peak {peak:7.0f} MiB  "
+              f"max|d| vs first {(out - ref).abs().max().item():.2e}  (trace+freeze {prep:.1f} s)",
+              flush=True)
+        del traced, frozen
+    except Exception as e:
+        print(f"{best}:frozen failed: {str(e).splitlines()[0]}", flush=True)
+
+    med_bb = graph_median_ms(m.backbone, x, args.runs)[0]
+    full = [r for r in rows if r[0] == best][0][1]
+    print(f"split of {best}: backbone {med_bb:.2f} ms, decoder and pyramid {full - med_bb:.2f} ms", flush=True)
+
+    if args.skip_profile:
+        return
+    from torch.profiler import ProfilerActivity, profile
+    for _ in range(2):
+        m(x)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(3):
+            m(x)
+        torch.cuda.synchronize()
+    print(f"top kernels of {best} (eager, 3 forwards):")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+
+
+if __name__ == "__main__":
+    main()
