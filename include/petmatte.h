@@ -110,7 +110,7 @@ typedef struct pm_params {
                                   auto = on, running eagerly if the model cannot be captured */
     int channels_last;         /* NHWC weights and input (conv nets on GPUs); auto = on for CUDA
                                   when the model's manifest says gpu.channels_last, else off
-                                  (models that .view() activations, like Swin, break under NHWC) */
+                                  (a model that .view()s activations breaks under NHWC) */
     int jit_optimize;          /* let TorchScript's profiling executor re-optimise the graph
                                   (on an early call; warm-up absorbs it); auto = off */
     /* Concurrent callers: pm_remove_bg calls that reach the model while a forward pass

@@ -13,10 +13,13 @@ stretch that upstream applies afterwards is left to libpetmatte (manifest
 
 Several operations are reproduced exactly as the checkpoints were trained with them,
 even where they look unusual; changing any of them changes the output:
-  * the axial self-attention reshapes a [B, C, H, W] map with `view(B, -1, axis)`
-    (a memory reinterpretation, not a transpose);
-  * SICA flattens its resized feature map [B, C, h, w] with `view(B, h*w, -1)`,
-    again a reinterpretation;
+  * the axial self-attention reshapes a [B, C, H, W] map to (B, -1, axis) in NCHW
+    element order (upstream's `view`: a memory reinterpretation, not a transpose);
+  * SICA flattens its resized feature map [B, C, h, w] to (B, h*w, -1), again a
+    reinterpretation of NCHW order;
+  * these use `reshape`, which gives upstream's result for NCHW tensors (where it is
+    the same view) and also for channels_last ones (where it copies), so the file
+    runs in either memory order;
   * SICA resizes to a fixed "stage size" derived from `base_size`, not from the input;
   * the decoder concatenates its inputs coarsest first.
 """
@@ -73,8 +76,8 @@ def fp32_branch(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 class AxialAttention(nn.Module):
     """Self-attention along one axis ('h' or 'w'), with a learned residual gate.
 
-    The projected maps are reshaped with view(B, -1, axis): for 'w' that groups each
-    row, for 'h' it reinterprets memory (the trained behaviour, kept as is)."""
+    The projected maps are reshaped to (B, -1, axis) in NCHW order: for 'w' that groups
+    each row, for 'h' it reinterprets memory (the trained behaviour, kept as is)."""
 
     def __init__(self, channels: int, mode: str):
         super().__init__()
