@@ -144,8 +144,9 @@ typedef struct pm_params {
                                   when a call that worked at full resolution leaves more
                                   cached than this (concurrent 12 MP calls each hold their
                                   own working set), the unused blocks go back to the driver
-                                  (a cudaFree, which waits for the device; the next large
-                                  call allocates again). -1 = auto (default): 4096; 0 =
+                                  (Torch's emptyCache: every context's unused blocks in the
+                                  process; a cudaFree, which waits for the device; the next
+                                  large call allocates again). -1 = auto (default): 4096; 0 =
                                   after every such call; at most 1048576 (in effect never) */
 } pm_params;
 
