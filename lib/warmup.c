@@ -98,7 +98,7 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         /* auto (-1): resolved by pm_shim_prepare_batches (CUDA 4, CPU 1). */
         .max_batch = c->max_batch,
         .batch_wait_us = c->batch_wait_us,
-        /* auto (-1) = off: see pm_params.freeze. */
+        /* auto (-1) = off: freezing costs warm-up time (pm_params.freeze). */
         .freeze = c->freeze == 1,
         .device_cache_mb = c->device_cache_mb >= 0 ? c->device_cache_mb : PM_AUTO_DEVICE_CACHE_MB,
     };

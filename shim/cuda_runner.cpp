@@ -152,14 +152,11 @@ void note_warm_footprint(const pm_shim_model &model) {
 }
 
 // After a call that resized or composed more pixels than the model's input: such
-// calls leave large blocks cached on whichever I/O stream ran them (a block freed
-// on one stream serves only that stream), so a few 12 MP calls hold 11-22 GB. Past
+// calls leave full-resolution blocks cached (concurrent ones each their own). Past
 // the warm footprint + device_cache_mb, the unused blocks go back to the driver.
 // emptyCache frees only blocks no tensor holds, and its cudaFree waits for the
 // device, so work in flight on other streams is safe (and briefly waited for).
-void trim_after_large_call(const pm_shim_model &model, int64_t pixels) {
-    const int64_t input = int64_t(model.config.input_width) * model.config.input_height;
-    if (pixels <= input) return;
+void release_cache_over_budget(const pm_shim_model &model) {
     const int64_t limit = model.cuda->warm_reserved.load() + int64_t(model.opts.device_cache_mb) * (1 << 20);
     if (reserved_bytes(model.device) > limit) c10::cuda::CUDACachingAllocator::emptyCache();
 }
@@ -268,13 +265,16 @@ bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.emp
 
 void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body) {
     CudaRunner &r = *model.cuda;
-    const int64_t input = int64_t(model.config.input_width) * model.config.input_height;
-    unsigned index = 0; // larger than the model input: the one large-work stream
-    if (pixels <= input)
-        index = 1 + r.next_io.fetch_add(1, std::memory_order_relaxed) % (CudaRunner::kIoStreams - 1);
-    c10::cuda::CUDAGuard device_guard(model.device);
-    c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[index]);
-    body();
+    const bool large = pixels > int64_t(model.config.input_width) * model.config.input_height;
+    // Large work: the one large-work stream; the rest share the ring's other streams.
+    const unsigned index =
+        large ? 0 : 1 + r.next_io.fetch_add(1, std::memory_order_relaxed) % (CudaRunner::kIoStreams - 1);
+    {
+        c10::cuda::CUDAGuard device_guard(model.device);
+        c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[index]);
+        body();
+    }
+    if (large) release_cache_over_budget(model);
 }
 
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
@@ -288,12 +288,7 @@ void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, i
         at::Tensor prediction = forward_gathered(model, req);
         postprocess(model, prediction, width, height, alpha_out);
     });
-    if (warm_up)
-        note_warm_footprint(model);
-    else
-        trim_after_large_call(model, int64_t(width) * height);
+    if (warm_up) note_warm_footprint(model);
 }
-
-void trim_after_large_call_cuda(const pm_shim_model &model, int64_t pixels) { trim_after_large_call(model, pixels); }
 
 } // namespace petmatte

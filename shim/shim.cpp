@@ -266,29 +266,22 @@ void to_channels_last(torch::jit::Module &module) {
     }
 }
 
-// torch.jit.freeze in C++: parameters and attributes become constants of the graph,
-// and BatchNorm (and constant adds and multiplies) fold into the convolution before
-// it, so each ConvBN runs one kernel and leaves one activation instead of two. On a
-// GPU also optimize_for_inference (its conv + add + relu fusions); never on the CPU,
-// where that pass converts the graph to MKL-DNN layouts. After the dtype and memory
-// order conversions, since constants no longer follow Module::to.
-void freeze_module(pm_shim_model &model) {
-    torch::jit::Module frozen = torch::jit::freeze(model.module);
-    if (model.device.is_cuda()) {
-        frozen = torch::jit::optimize_for_inference(frozen);
-        scalar_constants_to_cpu(frozen); // folding may have made new 0-dim constants
-    }
-    model.module = frozen;
-    model.frozen = true;
-}
-
-// Freezes when opts.freeze is 1. Auto (-1) is off: measured on an H200, freezing
-// made IS-Net 14 % faster but READY 0.9 s later, and InSPyReNet Swin-B no faster
-// and 14 s later (docs/benchmarks.md), and cold start is what hosts wait on.
+// With opts.freeze: torch.jit.freeze in C++. Parameters and attributes become
+// constants of the graph, and BatchNorm (and constant adds and multiplies) fold into
+// the convolution before it. On a GPU also optimize_for_inference (its conv + add +
+// relu fusions); never on the CPU, where that pass converts the graph to MKL-DNN
+// layouts. After the dtype and memory order conversions, since constants no longer
+// follow Module::to. (lib/ resolves auto to off: docs/benchmarks.md.)
 void maybe_freeze(pm_shim_model &model) {
     if (model.opts.freeze != 1) return;
     try {
-        freeze_module(model);
+        torch::jit::Module frozen = torch::jit::freeze(model.module);
+        if (model.device.is_cuda()) {
+            frozen = torch::jit::optimize_for_inference(frozen);
+            scalar_constants_to_cpu(frozen); // folding may have made new 0-dim constants
+        }
+        model.module = frozen;
+        model.frozen = true;
     } catch (const std::exception &e) {
         if (is_out_of_memory(e)) throw;
         fail(PM_ERR_UNSUPPORTED, "cannot freeze the model (pass freeze=0 or -1): %s", short_message(e).c_str());
@@ -549,7 +542,6 @@ pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, c
             petmatte::with_io_stream(*model, int64_t(width) * height, [&] {
                 petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
             });
-            petmatte::trim_after_large_call_cuda(*model, int64_t(width) * height);
             return;
         }
 #endif

@@ -62,7 +62,7 @@ typedef struct pm_shim_options {
                                1: one at a time; -1 (auto): see pm_shim_prepare_batches */
     int batch_wait_us;      /* how long a pass may wait for its batch to fill; 0: never */
     int freeze;             /* 1: freeze the module in pm_shim_configure (weights become graph
-                               constants, BatchNorm folds into convolutions); 0 or -1: no */
+                               constants, BatchNorm folds into convolutions); 0: no */
     int device_cache_mb;    /* CUDA: after a call larger than the model input, cached device
                                memory beyond the warm footprint + this many MiB is released */
 } pm_shim_options;

@@ -137,14 +137,13 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
 // Readies batch size n: eager passes for cuDNN's autotuner, then a CUDA graph of
 // its own (when the model uses graphs). Runs on the current (I/O) stream's thread.
 void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n);
-// Releases cached device memory past the warm footprint + opts.device_cache_mb
-// after a call that worked on more pixels than the model's input.
-void trim_after_large_call_cuda(const pm_shim_model &model, int64_t pixels);
 // A BatchRequest::device_sync for work queued so far on the calling thread's current
 // stream (the inputs it made); valid while the returned pointer lives.
 std::shared_ptr<void> caller_sync_cuda(const pm_shim_model &model);
-// Runs body with the next of the model's I/O streams current (see cuda_runner.cpp).
-// pixels: the call's image size (width * height), which picks the stream.
+// Runs body with one of the model's I/O streams current (see cuda_runner.cpp).
+// pixels: the call's image size (width * height). Larger than the model input: the
+// large-work stream, then cached memory past the budget is released
+// (pm_shim_options.device_cache_mb).
 void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body);
 #endif
 

@@ -62,13 +62,6 @@ static void run_callers(pm_ctx *ctx, const uint8_t *reds, struct caller *c) {
     pthread_barrier_destroy(&start);
 }
 
-static pm_status status_of(pm_ctx *ctx) {
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
-    return st;
-}
-
 static void test_callers_started_together_share_passes_and_each_gets_its_own_matte(void **state) {
     (void)state;
     /* A 100 ms wait: the four released callers reach the model well inside it, even

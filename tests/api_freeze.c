@@ -23,10 +23,7 @@ static uint8_t *mask_with_freeze(const char *name, int freeze, int *frozen) {
     assert_int_equal(out->size, (size_t)S * S);
     uint8_t *mask = malloc(out->size);
     memcpy(mask, out->data, out->size);
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
-    *frozen = st.frozen;
+    *frozen = status_of(ctx).frozen;
     pm_output_free(out);
     free(rgb);
     pm_close(ctx);
@@ -70,9 +67,7 @@ static void test_a_model_that_cannot_be_frozen_fails_warmup_only_when_freezing_w
     assert_int_equal(pm_warmup(ctx), PM_ERR_UNSUPPORTED);
     assert_non_null(strstr(pm_errmsg(ctx), "cannot freeze the model"));
     assert_non_null(strstr(pm_errmsg(ctx), "ModuleContainerIndex"));
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+    pm_status st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_FAILED);
     assert_int_equal(st.last_error_code, PM_ERR_UNSUPPORTED);
     pm_close(ctx);

@@ -52,9 +52,7 @@ static void test_cuda_device_on_a_cpu_build_is_a_device_error_never_cpu(void **s
         /* A CUDA build without devices learns it at warm-up: still an error, never cpu. */
         assert_int_equal(pm_warmup(ctx), PM_ERR_DEVICE);
         assert_non_null(strstr(pm_errmsg(ctx), "0 CUDA devices"));
-        pm_status st;
-        pm_status_init(&st);
-        assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+        pm_status st = status_of(ctx);
         assert_int_equal(st.state, PM_STATE_FAILED);
         pm_close(ctx);
     } else {
@@ -67,9 +65,7 @@ static void test_open_is_cold_and_loads_nothing(void **state) {
     (void)state;
     pm_ctx *ctx = NULL;
     assert_int_equal(try_open(model_path("red32.pt"), NULL, &ctx), PM_OK);
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+    pm_status st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_COLD);
     assert_true(st.progress == 0.0);
     assert_true(st.load_ms == 0.0);

@@ -97,9 +97,7 @@ static void test_sixteen_threads_mixing_warmup_status_and_remove_bg_then_close(v
         failures += m[i].failures;
     }
     assert_int_equal(failures, 0);
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+    pm_status st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_READY);
     assert_int_equal(st.last_error_code, PM_OK);
     pm_close(ctx); /* may still have a finished background warm-up to join */

@@ -5,13 +5,6 @@
 #include "context.h" /* white-box: counts warm-up flights */
 #include "test_util.h"
 
-static pm_status status_of(pm_ctx *ctx) {
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
-    return st;
-}
-
 static void test_warmup_moves_cold_to_ready_and_fills_status(void **state) {
     (void)state;
     pm_ctx *ctx = open_model("red32.pt");

@@ -42,6 +42,14 @@ static inline void cpu_params(pm_params *p, const char *name) {
     p->warmup_max_runs = 6;
 }
 
+/* pm_get_status of ctx; asserts it succeeds. */
+static inline pm_status status_of(pm_ctx *ctx) {
+    pm_status st;
+    pm_status_init(&st);
+    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+    return st;
+}
+
 /* Opens a context with params p (named `name` in a failure); asserts success. */
 static inline pm_ctx *open_with(const pm_params *p, const char *name) {
     pm_ctx *ctx = NULL;
