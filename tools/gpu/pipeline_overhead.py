@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""What a warm call costs beyond the model: one IS-Net-like TorchScript file at its
+1024x1024 input, fp16, channels_last, cuDNN autotuning on, executor optimisation off
+(libpetmatte's CUDA settings), timed three ways in one process:
+
+  A  libpetmatte's steps in Python: pageable upload of 8-bit RGB, normalise, copy into
+     the model graph's input, replay, clone, finiteness check (a sync), min-max,
+     8-bit matte, download;
+  B  pre-processing, model and post-processing captured in one CUDA graph, pinned
+     staging buffers in and out;
+  C  the same graph, pageable copies.
+
+Also the GPU time of the model graph alone and of the whole graph. Usage:
+
+    python3 tools/gpu/pipeline_overhead.py MODEL.pt
+
+Normalisation constants are fixed (mean 0.5, std 1): they do not change the timing.
+A measurement (docs/benchmarks.md), not part of the library.
+"""
+import sys, time, statistics, torch
+torch.backends.cudnn.benchmark = True; torch.set_grad_enabled(False); torch._C._set_graph_executor_optimize(False)
+m = torch.jit.load(sys.argv[1], map_location="cuda").half().to(memory_format=torch.channels_last)
+H = W = 1024
+host = torch.randint(0, 256, (H, W, 3), dtype=torch.uint8)
+mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)
+std = torch.tensor([1.0, 1.0, 1.0], device="cuda").view(1, 3, 1, 1)
+def pre(u8):
+    x = u8.permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    return x.sub_(mean).div_(std).half().contiguous(memory_format=torch.channels_last)
+def post(p):
+    p = p.float()
+    ok = torch.isfinite(p).all()
+    lo, hi = p.min(), p.max()
+    p = (p - lo) / (hi - lo + 1e-8)
+    return (p * 255).round_().clamp_(0, 255).to(torch.uint8), ok
+def wall(fn, n=200):
+    for _ in range(10): fn()
+    ts = []
+    for _ in range(n):
+        a = time.perf_counter(); fn(); ts.append((time.perf_counter() - a) * 1e3)
+    return statistics.median(ts), min(ts), max(ts)
+s = torch.cuda.Stream()
+with torch.cuda.stream(s):
+    x0 = pre(host.cuda())
+    for _ in range(3): m(x0)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph(); sin = x0.clone(memory_format=torch.preserve_format)
+    with torch.cuda.graph(g): sout = m(sin)
+    u8 = host.cuda(); gb = torch.cuda.CUDAGraph()
+    for _ in range(2): post(m(pre(u8)))
+    torch.cuda.synchronize()
+    with torch.cuda.graph(gb): bm, bok = post(m(pre(u8)))
+    torch.cuda.synchronize()
+    def A():
+        d = host.cuda(); x = pre(d); sin.copy_(x); g.replay(); pred = sout.clone()
+        p, ok = post(pred)
+        if not ok.item(): raise SystemExit("nan")
+        return p.cpu()
+    pin_in = torch.empty_like(host).pin_memory(); pin_out = torch.empty((1, 1, H, W), dtype=torch.uint8).pin_memory(); pin_ok = torch.empty((), dtype=torch.bool).pin_memory()
+    res = torch.empty((1, 1, H, W), dtype=torch.uint8)
+    def B():
+        pin_in.copy_(host); u8.copy_(pin_in, non_blocking=True); gb.replay()
+        pin_out.copy_(bm, non_blocking=True); pin_ok.copy_(bok, non_blocking=True); s.synchronize()
+        res.copy_(pin_out)
+        if not bool(pin_ok): raise SystemExit("nan")
+    def C():
+        u8.copy_(host); gb.replay(); res.copy_(bm)
+        if not bool(bok.item()): raise SystemExit("nan")
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record(s); [g.replay() for _ in range(50)]; e1.record(s); e1.synchronize()
+    print(f"model graph replay alone: {e0.elapsed_time(e1)/50:.2f} ms (GPU time)")
+    e0.record(s); [gb.replay() for _ in range(50)]; e1.record(s); e1.synchronize()
+    print(f"pre+model+post graph replay alone: {e0.elapsed_time(e1)/50:.2f} ms (GPU time)")
+    for name, fn in (("A lib-like", A), ("B one graph, pinned", B), ("C one graph, pageable", C)):
+        med, lo, hi = wall(fn)
+        print(f"{name:24s} wall {med:.2f} ms [{lo:.2f}-{hi:.2f}]", flush=True)
