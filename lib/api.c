@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "pixel_alloc.h"
 
 #define PM_DEFAULT_MAX_PIXELS 100000000ull
 #define PM_DEFAULT_MAX_ENCODED_BYTES (256ull << 20)
@@ -322,7 +323,7 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
     rc = pm_image_load(&in, &c->limits, opt.apply_exif_orientation, &img, err, sizeof err);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);
 
-    uint8_t *matte = malloc((size_t)img.width * (size_t)img.height);
+    uint8_t *matte = pm_pixels_alloc((size_t)img.width * (size_t)img.height);
     if (!matte) {
         pm_rgba_free(&img);
         return pm_fail(c, PM_ERR_NO_MEMORY, "no memory for a %dx%d matte", img.width, img.height);

@@ -36,9 +36,11 @@ void pm_rgba_free(pm_rgba *img);
 pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t errcap);
 
 /* Applies threshold / invert / input alpha to the matte (width*height bytes, modified
- * in place), builds the requested output kind and encodes it.
+ * in place), builds the requested output kind and encodes it. RGBA output is built
+ * in img's own pixels: with RAW encoding the output takes them over (img->px is
+ * NULL on return), with PNG they are overwritten; other outputs leave img as is.
  * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_NO_MEMORY, PM_ERR_INTERNAL (encoder). */
-pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+pm_code pm_build_output(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
                         pm_output **out, char *err, size_t errcap);
 
 /* pm_build_output, with clean_edges computed by pm_shim_estimate_foreground on
@@ -46,7 +48,7 @@ pm_code pm_build_output(const pm_rgba *img, uint8_t *matte, const pm_remove_opti
  * runs on CUDA), else by pm_estimate_foreground on the CPU. See docs/clean-edges.md.
  * Extra errors from the device: PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY. */
 struct pm_shim_model;
-pm_code pm_build_output_with(const pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
                              struct pm_shim_model *fg_model, pm_output **out, char *err,
                              size_t errcap);
 

@@ -20,7 +20,20 @@
 pm_code pm_img_fail(char *err, size_t errcap, pm_code code, const char *fmt, ...)
     PM_IMG_PRINTF(4, 5);
 
-/* ---- JPEG (image_orient.c) ---- */
+/* Refuses width*height over limits->max_pixels (limits NULL or max_pixels 0: no
+ * limit of ours) and sizes whose RGBA buffer could not be addressed: PM_ERR_LIMIT. */
+pm_code pm_check_pixels(const pm_limits *limits, int width, int height, char *err,
+                        size_t errcap);
+
+/* ---- JPEG decoding (image_jpeg.c) ---- */
+
+/* Decodes a JPEG to RGBA (alpha 255) with libjpeg-turbo into a pm_pixels_alloc
+ * buffer. CMYK and YCCK JPEGs are declined (*declined = 1, PM_OK, out untouched)
+ * for stb to decode. Errors: PM_ERR_DECODE, PM_ERR_LIMIT, PM_ERR_NO_MEMORY. */
+pm_code pm_jpeg_decode_rgba(const uint8_t *data, size_t size, const pm_limits *limits,
+                            pm_rgba *out, int *declined, char *err, size_t errcap);
+
+/* ---- JPEG markers and EXIF (image_orient.c) ---- */
 
 /* 1 when the data starts with a JPEG SOI marker (FF D8). */
 int pm_jpeg_is_jpeg(const uint8_t *data, size_t size);

@@ -10,8 +10,10 @@
  *   3. the pixel limit (max_pixels) from those dimensions;
  *   4. JPEG only: the end-of-image marker must be there (stb decodes a cut-short
  *      JPEG as grey without complaint);
- *   5. the decode, under an allocation cap derived from the header dimensions
- *      (a zlib bomb inside a small-dimension PNG fails instead of growing);
+ *   5. the decode: JPEG by libjpeg-turbo (image_jpeg.c; CMYK/YCCK JPEGs fall
+ *      through to stb), everything else by stb under an allocation cap derived
+ *      from the header dimensions (a zlib bomb inside a small-dimension PNG fails
+ *      instead of growing);
  *   6. JPEG only, when asked: the EXIF orientation is undone.
  */
 #include <limits.h>
@@ -23,6 +25,7 @@
 
 #include "image_internal.h"
 #include "image_stb.h"
+#include "pixel_alloc.h"
 
 /* Decoder allocation cap = padded pixels * PM_CAP_BYTES_PER_PIXEL + PM_CAP_SLACK.
  * 8 bytes a pixel covers the largest per-pixel buffer stb makes for 8/16-bit
@@ -58,8 +61,8 @@ void pm_rgba_free(pm_rgba *img)
 }
 
 /* Refuses width*height over max_pixels (0 or a NULL limits: no pixel limit of ours). */
-static pm_code check_pixels(const pm_limits *limits, int width, int height, char *err,
-                            size_t errcap)
+pm_code pm_check_pixels(const pm_limits *limits, int width, int height, char *err,
+                        size_t errcap)
 {
     uint64_t pixels = (uint64_t)width * (uint64_t)height;
     if (limits != NULL && limits->max_pixels != 0 && pixels > limits->max_pixels)
@@ -136,6 +139,21 @@ static int any_transparent(const uint8_t *px, uint64_t pixels)
     return 0;
 }
 
+/* Step 6: undoes a decoded JPEG's EXIF orientation when asked; frees out on failure. */
+static pm_code jpeg_orientation(const uint8_t *data, size_t size, int apply_exif, pm_rgba *out,
+                                char *err, size_t errcap)
+{
+    if (!apply_exif)
+        return PM_OK;
+    int orientation = 1;
+    pm_code rc = pm_jpeg_exif_orientation(data, size, &orientation, err, errcap);
+    if (rc == PM_OK)
+        rc = pm_rgba_apply_orientation(out, orientation, err, errcap);
+    if (rc != PM_OK)
+        pm_rgba_free(out);
+    return rc;
+}
+
 static pm_code load_encoded(const pm_image *in, const pm_limits *limits, int apply_exif,
                             pm_rgba *out, char *err, size_t errcap)
 {
@@ -157,7 +175,7 @@ static pm_code load_encoded(const pm_image *in, const pm_limits *limits, int app
     pm_code rc = encoded_dimensions(data, size, &hw, &hh, err, errcap);
     if (rc != PM_OK)
         return rc;
-    if ((rc = check_pixels(limits, hw, hh, err, errcap)) != PM_OK)
+    if ((rc = pm_check_pixels(limits, hw, hh, err, errcap)) != PM_OK)
         return rc;
 
     int jpeg = pm_jpeg_is_jpeg(data, size);
@@ -172,6 +190,15 @@ static pm_code load_encoded(const pm_image *in, const pm_limits *limits, int app
                                                                     : UINT64_MAX;
     size_t cap = cap64 > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)cap64;
 
+    if (jpeg) {
+        int declined = 0;
+        rc = pm_jpeg_decode_rgba(data, size, limits, out, &declined, err, errcap);
+        if (rc != PM_OK)
+            return rc;
+        if (!declined)
+            return jpeg_orientation(data, size, apply_exif, out, err, errcap);
+    }
+
     uint8_t *px = NULL;
     int w = 0, h = 0, channels = 0;
     rc = pm_stb_load_rgba(data, size, cap, &px, &w, &h, &channels, err, errcap);
@@ -179,7 +206,7 @@ static pm_code load_encoded(const pm_image *in, const pm_limits *limits, int app
         return rc;
     /* The limit was checked on the header; a decoder that disagrees with its own
      * header must not slip a larger image past it. */
-    if ((rc = check_pixels(limits, w, h, err, errcap)) != PM_OK) {
+    if ((rc = pm_check_pixels(limits, w, h, err, errcap)) != PM_OK) {
         free(px);
         return rc;
     }
@@ -192,17 +219,7 @@ static pm_code load_encoded(const pm_image *in, const pm_limits *limits, int app
     (void)channels;
     out->has_alpha = any_transparent(px, (uint64_t)w * (uint64_t)h);
 
-    if (jpeg && apply_exif) {
-        int orientation = 1;
-        rc = pm_jpeg_exif_orientation(data, size, &orientation, err, errcap);
-        if (rc == PM_OK)
-            rc = pm_rgba_apply_orientation(out, orientation, err, errcap);
-        if (rc != PM_OK) {
-            pm_rgba_free(out);
-            return rc;
-        }
-    }
-    return PM_OK;
+    return jpeg ? jpeg_orientation(data, size, apply_exif, out, err, errcap) : PM_OK;
 }
 
 static pm_code load_raw(const pm_image *in, const pm_limits *limits, pm_rgba *out, char *err,
@@ -226,7 +243,7 @@ static pm_code load_raw(const pm_image *in, const pm_limits *limits, pm_rgba *ou
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "raw %s image: width and height must be positive, got %dx%d", name,
                            in->width, in->height);
-    pm_code rc = check_pixels(limits, in->width, in->height, err, errcap);
+    pm_code rc = pm_check_pixels(limits, in->width, in->height, err, errcap);
     if (rc != PM_OK)
         return rc;
 
@@ -252,7 +269,7 @@ static pm_code load_raw(const pm_image *in, const pm_limits *limits, pm_rgba *ou
                            (unsigned long long)needed);
 
     size_t w = (size_t)in->width, h = (size_t)in->height;
-    uint8_t *px = malloc(w * h * 4u); /* fits: check_pixels bounds w*h by SIZE_MAX/4 */
+    uint8_t *px = pm_pixels_alloc(w * h * 4u); /* fits: pm_check_pixels bounds w*h by SIZE_MAX/4 */
     if (px == NULL)
         return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
                            "no memory for a %dx%d RGBA copy of the input", in->width, in->height);

@@ -14,6 +14,7 @@
 #include <libexif/exif-utils.h>
 
 #include "image_internal.h"
+#include "pixel_alloc.h"
 
 int pm_jpeg_is_jpeg(const uint8_t *data, size_t size)
 {
@@ -196,7 +197,7 @@ pm_code pm_rgba_apply_orientation(pm_rgba *img, int orientation, char *err, size
     }
     /* 5-8 turn the image a quarter: width and height swap, so copy out. */
     const size_t ow = h, oh = w;
-    uint8_t *dst = malloc(w * h * 4u); /* same byte count as img->px, already allocated once */
+    uint8_t *dst = pm_pixels_alloc(w * h * 4u); /* same byte count as img->px, already allocated once */
     if (dst == NULL)
         return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
                            "no memory to apply EXIF orientation %d to a %dx%d image",

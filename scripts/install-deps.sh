@@ -7,7 +7,7 @@ SUDO=""
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
-  libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev zlib1g-dev \
+  libtorch-dev python3-torch libstb-dev libjansson-dev libexif-dev libturbojpeg0-dev zlib1g-dev \
   libcmocka-dev abigail-tools clang libclang-rt-14-dev \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage-lib \
   libmicrohttpd-dev chromium python3-websocket \

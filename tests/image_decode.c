@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <turbojpeg.h>
+
 #include "test_util.h"
 
 #include "image.h"
@@ -686,6 +688,107 @@ static void test_jpeg_huffman_table_with_too_many_codes_is_refused(void **state)
     free(jpg.p);
 }
 
+/* ------------------------------------------------------------ JPEG decoding */
+
+/* A JPEG from libjpeg-turbo's own encoder: 4:2:0 colour and one-channel grey are
+ * what phones and cameras write, and stb's writer makes only 4:4:4 colour. */
+static sf_buf turbo_jpeg(const uint8_t *px, int w, int h, int pixel_format, int subsampling) {
+    tjhandle tj = tjInitCompress();
+    assert_non_null(tj);
+    unsigned char *jpeg = NULL;
+    unsigned long size = 0;
+    assert_int_equal(tjCompress2(tj, px, w, 0, h, pixel_format, &jpeg, &size, subsampling, 95, 0), 0);
+    sf_buf b = {0};
+    sf_put(&b, jpeg, size);
+    tjFree(jpeg);
+    tjDestroy(tj);
+    return b;
+}
+
+static void test_subsampled_colour_and_grey_jpegs_decode_to_their_colours(void **state) {
+    (void)state;
+    enum { JW = 64, JH = 48 };
+    uint8_t rgb[JW * JH * 3], grey[JW * JH];
+    for (int y = 0; y < JH; y++)
+        for (int x = 0; x < JW; x++) {
+            for (int c = 0; c < 3; c++) rgb[(y * JW + x) * 3 + c] = grid_colour(x / 16, y / 16, c);
+            grey[y * JW + x] = (uint8_t)(20 + 50 * ((x / 16 + y / 16) % 5));
+        }
+    sf_buf colour = turbo_jpeg(rgb, JW, JH, TJPF_RGB, TJSAMP_420);
+    sf_buf mono = turbo_jpeg(grey, JW, JH, TJPF_GRAY, TJSAMP_GRAY);
+    char err[256] = "";
+    pm_rgba a, b;
+    pm_image in = encoded_image(colour.p, colour.n);
+    assert_int_equal(load(&in, default_limits(), 1, &a, err), PM_OK);
+    in = encoded_image(mono.p, mono.n);
+    assert_int_equal(load(&in, default_limits(), 1, &b, err), PM_OK);
+    assert_int_equal(a.width, JW);
+    assert_int_equal(a.height, JH);
+    assert_int_equal(b.width, JW);
+    assert_int_equal(a.has_alpha, 0);
+    assert_int_equal(b.has_alpha, 0);
+    /* Block centres: away from the edges that chroma subsampling blurs. */
+    for (int by = 0; by < JH / 16; by++)
+        for (int bx = 0; bx < JW / 16; bx++) {
+            const uint8_t *p = px_at(&a, bx * 16 + 8, by * 16 + 8);
+            for (int c = 0; c < 3; c++) assert_true(near(p[c], grid_colour(bx, by, c)));
+            assert_int_equal(p[3], 255);
+            const uint8_t *q = px_at(&b, bx * 16 + 8, by * 16 + 8);
+            int want = 20 + 50 * ((bx + by) % 5);
+            assert_true(abs(q[0] - want) <= 3);
+            assert_int_equal(q[0], q[1]);
+            assert_int_equal(q[1], q[2]);
+            assert_int_equal(q[3], 255);
+        }
+    pm_rgba_free(&a);
+    pm_rgba_free(&b);
+    sf_free(&colour);
+    sf_free(&mono);
+}
+
+static void test_jpeg_with_damaged_scan_data_still_decodes(void **state) {
+    (void)state;
+    /* libjpeg reports damaged entropy data as a warning ("Corrupt JPEG data: N
+     * extraneous bytes before marker") and decodes the whole image, garbled after
+     * the damage, as browsers and stb do; the library accepts it too rather than
+     * refusing a photo a viewer shows. */
+    sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
+    size_t sos = 2;
+    while (sos + 4 < jpg.n && !(jpg.p[sos] == 0xFF && jpg.p[sos + 1] == 0xDA))
+        sos += 2 + (((size_t)jpg.p[sos + 2] << 8) | jpg.p[sos + 3]);
+    size_t scan = sos + 2 + (((size_t)jpg.p[sos + 2] << 8) | jpg.p[sos + 3]);
+    size_t at = scan + (jpg.n - 2 - scan) * 3 / 4; /* the last block row */
+    while (jpg.p[at] == 0xFF || jpg.p[at] == 0xAA || jpg.p[at - 1] == 0xFF) at++;
+    jpg.p[at] ^= 0x55;
+    pm_image in = encoded_image(jpg.p, jpg.n);
+    pm_rgba out;
+    char err[256] = "";
+    pm_code rc = load(&in, default_limits(), 1, &out, err);
+    if (rc != PM_OK) fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, PM_OK);
+    assert_int_equal(out.width, 48);
+    assert_int_equal(out.height, 32);
+    /* The first block row lies before the damage. */
+    for (int bx = 0; bx < 3; bx++)
+        for (int c = 0; c < 3; c++) assert_true(near(px_at(&out, bx * 16 + 8, 8)[c], grid_colour(bx, 0, c)));
+    pm_rgba_free(&out);
+    free(jpg.p);
+}
+
+static void test_jpeg_the_decoder_cannot_read_is_refused_with_its_reason(void **state) {
+    (void)state;
+    /* 12-bit samples (SOF precision byte) are outside an 8-bit decoder. */
+    sf_buf jpg = blocks_jpeg(32, 16, grid_colour);
+    size_t at = 2;
+    while (at + 4 < jpg.n && !(jpg.p[at] == 0xFF && jpg.p[at + 1] == 0xC0))
+        at += 2 + (((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3]);
+    assert_true(at + 4 < jpg.n);
+    jpg.p[at + 4] = 12;
+    pm_image in = encoded_image(jpg.p, jpg.n);
+    expect_failure(&in, default_limits(), PM_ERR_DECODE, "precision");
+    free(jpg.p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raw_formats_with_padded_stride_convert_exactly),
@@ -708,6 +811,9 @@ int main(void) {
         cmocka_unit_test(test_apply_orientation_moves_every_pixel_exactly),
         cmocka_unit_test(test_jpeg_dimensions_come_from_the_frame_header),
         cmocka_unit_test(test_jpeg_huffman_table_with_too_many_codes_is_refused),
+        cmocka_unit_test(test_subsampled_colour_and_grey_jpegs_decode_to_their_colours),
+        cmocka_unit_test(test_jpeg_with_damaged_scan_data_still_decodes),
+        cmocka_unit_test(test_jpeg_the_decoder_cannot_read_is_refused_with_its_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

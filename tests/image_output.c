@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test_util.h"
 
@@ -36,16 +37,52 @@ static pm_remove_options opts(int output) {
     return o;
 }
 
+/* Builds from a copy of img: RGBA output is built in the image's own pixels, and
+ * the tests compare the output against the original. */
 static pm_output *build(const pm_rgba *img, const pm_remove_options *o) {
     uint8_t *m = make_matte();
+    pm_rgba copy = *img;
+    copy.px = malloc(W * H * 4);
+    memcpy(copy.px, img->px, W * H * 4);
     pm_output *out = NULL;
     char err[256] = "";
-    pm_code rc = pm_build_output(img, m, o, &out, err, sizeof err);
+    pm_code rc = pm_build_output(&copy, m, o, &out, err, sizeof err);
     if (rc != PM_OK) fprintf(stderr, "pm_build_output: %s\n", err);
     assert_int_equal(rc, PM_OK);
     assert_non_null(out);
+    pm_rgba_free(&copy);
     free(m);
     return out;
+}
+
+static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(void **state) {
+    (void)state;
+    pm_rgba img = make_img(0);
+    uint8_t *pixels = img.px;
+    uint8_t *m = make_matte();
+    pm_remove_options o = opts(PM_OUTPUT_RGBA);
+    pm_output *out = NULL;
+    char err[256] = "";
+    assert_int_equal(pm_build_output(&img, m, &o, &out, err, sizeof err), PM_OK);
+    assert_ptr_equal(out->data, pixels);
+    assert_null(img.px);
+    for (int i = 0; i < W * H; i++) {
+        assert_int_equal(out->data[i * 4], (uint8_t)(i * 7));
+        assert_int_equal(out->data[i * 4 + 3], i);
+    }
+    pm_rgba_free(&img); /* a no-op now, as pm_remove_bg does it */
+    pm_output_free(out);
+    /* Other outputs leave the image to its owner. */
+    img = make_img(0);
+    pixels = img.px;
+    for (int i = 0; i < W * H; i++) m[i] = (uint8_t)i;
+    o = opts(PM_OUTPUT_MASK);
+    assert_int_equal(pm_build_output(&img, m, &o, &out, err, sizeof err), PM_OK);
+    assert_ptr_equal(img.px, pixels);
+    assert_ptr_not_equal(out->data, pixels);
+    pm_output_free(out);
+    pm_rgba_free(&img);
+    free(m);
 }
 
 static int div255(int x) { return (int)lround(x / 255.0); }
@@ -261,6 +298,7 @@ static void test_clean_edges_keeps_opaque_colours_and_leaves_the_mask_alone(void
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgba_output_is_the_image_with_alpha_equal_to_the_matte),
+        cmocka_unit_test(test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying),
         cmocka_unit_test(test_mask_is_one_gray_byte_a_pixel),
         cmocka_unit_test(test_threshold_cuts_at_the_nearest_level_and_invert_follows_it),
         cmocka_unit_test(test_input_alpha_multiplies_the_matte_only_when_kept),

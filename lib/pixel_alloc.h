@@ -1,0 +1,24 @@
+/*
+ * pixel_alloc.h - allocation of large pixel buffers (internal).
+ *
+ * Why this exists: a 12 MP RGBA buffer is 48 MB. glibc serves blocks that large
+ * with a fresh mmap and returns them to the kernel on free, so every call pays a
+ * page fault per 4 KiB page the first time it writes its buffers: ~29 ms per 48 MB
+ * on the H100 host and ~140 ms on a 2-core VM (docs/benchmarks.md), more than
+ * decoding the JPEG itself there. Buffers from pm_pixels_alloc are aligned to
+ * 2 MiB and marked for transparent huge pages, so the kernel maps them 2 MiB at a
+ * time (3 ms for the same 48 MB on that VM). Where huge pages are off, this is an
+ * ordinary aligned allocation.
+ *
+ * Buffers are released with free(): they can be handed to the caller inside a
+ * pm_output, which pm_output_free releases with free().
+ */
+#ifndef PETMATTE_PIXEL_ALLOC_H
+#define PETMATTE_PIXEL_ALLOC_H
+
+#include <stddef.h>
+
+/* At least `bytes` bytes (uninitialised), or NULL when memory is short. */
+void *pm_pixels_alloc(size_t bytes);
+
+#endif
