@@ -165,7 +165,11 @@ PM_API pm_code pm_open(const pm_params *params, pm_ctx **out);
 /* Loads the model onto the chosen device and warms it. Blocking; a READY context
  * returns PM_OK at once; threads that call it while a warm-up runs wait for that
  * warm-up and all get its result. After a failure the state is FAILED and the next
- * call tries again, once, immediately. */
+ * call tries again, once, immediately.
+ * On a GPU this changes two process-wide Torch settings: cuDNN autotuning on, and,
+ * before the first GPU model of the process, the caching allocator's
+ * expandable_segments (less memory held), unless the environment sets
+ * PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF. */
 PM_API pm_code pm_warmup(pm_ctx *ctx);
 
 /* Starts pm_warmup on a thread the library owns and returns at once. Watch it with

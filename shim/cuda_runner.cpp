@@ -16,6 +16,7 @@
 #include "shim_internal.hpp"
 
 #include <atomic>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <vector>
@@ -25,6 +26,10 @@
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#if __has_include(<c10/cuda/CUDAAllocatorConfig.h>) // Torch 2.x: runtime allocator settings
+#  include <c10/cuda/CUDAAllocatorConfig.h>
+#  define PM_HAVE_ALLOCATOR_SETTINGS 1
+#endif
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -252,6 +257,22 @@ void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one
     if (model.opts.cuda_graph != 0) capture(model, r, example);
     r.stream.synchronize(); // `example` was made on the caller's stream and dies with this call
     note_warm_footprint(model);
+}
+
+// Why expandable segments: a context's memory is mostly the CUDA graph's private
+// pool, whose fixed-size segments are left part-used by the forward pass's many
+// differently sized activations. Segments that grow in place hold InSPyReNet Swin-B
+// 1024 fp16 in 1206 MiB instead of 1798, at the same latency (H100, docs/benchmarks.md).
+// The setting is process-wide in Torch, so a host that configured the allocator
+// itself keeps its own choice.
+void configure_cuda_allocator() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+#ifdef PM_HAVE_ALLOCATOR_SETTINGS
+        if (std::getenv("PYTORCH_CUDA_ALLOC_CONF") || std::getenv("PYTORCH_ALLOC_CONF")) return;
+        c10::cuda::CUDACachingAllocator::setAllocatorSettings("expandable_segments:True");
+#endif
+    });
 }
 
 std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {

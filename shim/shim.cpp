@@ -387,6 +387,9 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, co
 
         auto model = std::make_unique<pm_shim_model>();
         std::string manifest;
+#ifdef PETMATTE_WITH_CUDA
+        if (device.is_cuda()) petmatte::configure_cuda_allocator(); // before the weights' first segment
+#endif
         model->module = petmatte::load_module(path, device, manifest);
         model->module.eval();
         if (dtype != at::kFloat) petmatte::convert_floating(model->module, dtype);

@@ -126,6 +126,10 @@ void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int he
 #ifdef PETMATTE_WITH_CUDA
 // cuda_runner.cpp. Sets up the model's stream (and cuDNN autotuning) at load.
 std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
+// Once per process, before the first CUDA model loads: expandable segments for Torch's
+// caching allocator unless the host configured it (PYTORCH_CUDA_ALLOC_CONF or
+// PYTORCH_ALLOC_CONF set). See the definition for why.
+void configure_cuda_allocator();
 // run_pipeline for a CUDA model: its own pool stream for pre/post-processing, the
 // forward pass on the model's stream, replayed from a CUDA graph once captured.
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
