@@ -329,8 +329,8 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
         return pm_fail(c, PM_ERR_NO_MEMORY, "no memory for a %dx%d matte", img.width, img.height);
     }
     /* No lock here: the shim serialises only the forward pass itself. */
-    rc = pm_shim_infer(c->model, img.px, img.width, img.height, (size_t)img.width * 4, 4, matte, err,
-                       sizeof err);
+    rc = pm_shim_infer(c->model, pm_rgba_pixels(&img), img.width, img.height, pm_rgba_stride(&img),
+                       pm_rgba_channels(&img), matte, err, sizeof err);
     /* Clean edges run on the model's device when that is a GPU (docs/clean-edges.md). */
     if (rc == PM_OK)
         rc = pm_build_output_with(&img, matte, &opt, pm_shim_is_cuda(c->model) ? c->model : NULL, out,

@@ -15,15 +15,39 @@ typedef struct pm_limits {
     uint64_t max_encoded_bytes;
 } pm_limits;
 
-/* An 8-bit RGBA image owned by the library, rows width*4 bytes apart. */
+/* An upright 8-bit image: the library's own RGBA buffer (px, rows width*4 bytes
+ * apart), or, for raw RGB and RGBA input, the caller's pixels read in place (px NULL,
+ * borrowed set): a 1024x1024 call then copies nothing on the host. Read the pixels
+ * through pm_rgba_pixels / _stride / _channels, which cover both. */
 typedef struct pm_rgba {
-    uint8_t *px;
+    uint8_t *px;               /* owned RGBA, or NULL while the pixels are borrowed */
     int width, height;
-    int has_alpha; /* 1 when the input carried an alpha channel */
+    int has_alpha;             /* 1 when the input carried an alpha channel */
+    const uint8_t *borrowed;   /* the caller's pixels when px is NULL */
+    size_t borrowed_stride;    /* bytes between their rows */
+    int borrowed_channels;     /* 3 (RGB) or 4 (RGBA) */
 } pm_rgba;
 
-/* Decodes (encoded input) or converts (raw input) to upright RGBA. Every limit is
- * checked from headers/arguments before any pixel buffer is allocated. When
+static inline const uint8_t *pm_rgba_pixels(const pm_rgba *img)
+{
+    return img->px != NULL ? img->px : img->borrowed;
+}
+static inline size_t pm_rgba_stride(const pm_rgba *img)
+{
+    return img->px != NULL ? (size_t)img->width * 4u : img->borrowed_stride;
+}
+static inline int pm_rgba_channels(const pm_rgba *img)
+{
+    return img->px != NULL ? 4 : img->borrowed_channels;
+}
+
+/* Gives a borrowed image its own tight RGBA copy (a no-op when it has one), for the
+ * steps that need one (clean edges). Errors: PM_ERR_NO_MEMORY. */
+pm_code pm_rgba_own(pm_rgba *img, char *err, size_t errcap);
+
+/* Decodes (encoded input) or converts (raw input) to upright RGBA; raw RGB and RGBA
+ * input is borrowed instead (see pm_rgba), valid as long as the caller's buffer.
+ * Every limit is checked from headers/arguments before any pixel buffer is allocated. When
  * apply_exif is set, JPEG EXIF orientations 2-8 are undone.
  * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_LIMIT, PM_ERR_DECODE, PM_ERR_NO_MEMORY. */
 pm_code pm_image_load(const pm_image *in, const pm_limits *limits, int apply_exif,

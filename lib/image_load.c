@@ -54,10 +54,58 @@ void pm_rgba_free(pm_rgba *img)
     if (img == NULL)
         return;
     free(img->px);
-    img->px = NULL;
-    img->width = 0;
-    img->height = 0;
-    img->has_alpha = 0;
+    memset(img, 0, sizeof *img);
+}
+
+/* Rows of the raw input, of any stride, to tight RGBA. */
+static void rows_to_rgba(const uint8_t *src, size_t stride, int format, size_t w, size_t h,
+                         uint8_t *px)
+{
+    for (size_t y = 0; y < h; y++) {
+        const uint8_t *s = src + y * stride;
+        uint8_t *d = px + y * w * 4u;
+        switch (format) {
+        case PM_FORMAT_RGB:
+            for (size_t x = 0; x < w; x++, s += 3, d += 4) {
+                d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = 255;
+            }
+            break;
+        case PM_FORMAT_RGBA:
+            memcpy(d, s, w * 4u);
+            break;
+        case PM_FORMAT_BGR:
+            for (size_t x = 0; x < w; x++, s += 3, d += 4) {
+                d[0] = s[2]; d[1] = s[1]; d[2] = s[0]; d[3] = 255;
+            }
+            break;
+        case PM_FORMAT_BGRA:
+            for (size_t x = 0; x < w; x++, s += 4, d += 4) {
+                d[0] = s[2]; d[1] = s[1]; d[2] = s[0]; d[3] = s[3];
+            }
+            break;
+        default: /* PM_FORMAT_GRAY */
+            for (size_t x = 0; x < w; x++, s += 1, d += 4) {
+                d[0] = d[1] = d[2] = s[0]; d[3] = 255;
+            }
+            break;
+        }
+    }
+}
+
+pm_code pm_rgba_own(pm_rgba *img, char *err, size_t errcap)
+{
+    if (img->px != NULL)
+        return PM_OK;
+    size_t w = (size_t)img->width, h = (size_t)img->height;
+    uint8_t *px = pm_pixels_alloc(w * h * 4u); /* w*h was bounded by SIZE_MAX/4 at load */
+    if (px == NULL)
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
+                           "no memory for a %dx%d RGBA copy of the input", img->width, img->height);
+    rows_to_rgba(img->borrowed, img->borrowed_stride,
+                 img->borrowed_channels == 4 ? PM_FORMAT_RGBA : PM_FORMAT_RGB, w, h, px);
+    img->px = px;
+    img->borrowed = NULL;
+    return PM_OK;
 }
 
 /* Refuses width*height over max_pixels (0 or a NULL limits: no pixel limit of ours). */
@@ -268,46 +316,25 @@ static pm_code load_raw(const pm_image *in, const pm_limits *limits, pm_rgba *ou
                            name, in->size, in->width, in->height, (unsigned long long)stride,
                            (unsigned long long)needed);
 
-    size_t w = (size_t)in->width, h = (size_t)in->height;
-    uint8_t *px = pm_pixels_alloc(w * h * 4u); /* fits: pm_check_pixels bounds w*h by SIZE_MAX/4 */
-    if (px == NULL)
-        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
-                           "no memory for a %dx%d RGBA copy of the input", in->width, in->height);
-
-    const uint8_t *src = in->data;
-    for (size_t y = 0; y < h; y++) {
-        const uint8_t *s = src + y * (size_t)stride;
-        uint8_t *d = px + y * w * 4u;
-        switch (in->format) {
-        case PM_FORMAT_RGB:
-            for (size_t x = 0; x < w; x++, s += 3, d += 4) {
-                d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = 255;
-            }
-            break;
-        case PM_FORMAT_RGBA:
-            memcpy(d, s, w * 4u);
-            break;
-        case PM_FORMAT_BGR:
-            for (size_t x = 0; x < w; x++, s += 3, d += 4) {
-                d[0] = s[2]; d[1] = s[1]; d[2] = s[0]; d[3] = 255;
-            }
-            break;
-        case PM_FORMAT_BGRA:
-            for (size_t x = 0; x < w; x++, s += 4, d += 4) {
-                d[0] = s[2]; d[1] = s[1]; d[2] = s[0]; d[3] = s[3];
-            }
-            break;
-        default: /* PM_FORMAT_GRAY */
-            for (size_t x = 0; x < w; x++, s += 1, d += 4) {
-                d[0] = d[1] = d[2] = s[0]; d[3] = 255;
-            }
-            break;
-        }
-    }
-    out->px = px;
     out->width = in->width;
     out->height = in->height;
     out->has_alpha = channels == 4;
+    if (in->format == PM_FORMAT_RGB || in->format == PM_FORMAT_RGBA) {
+        /* Already in an order the pipeline reads: borrowed, not copied. */
+        out->borrowed = in->data;
+        out->borrowed_stride = (size_t)stride;
+        out->borrowed_channels = channels;
+        return PM_OK;
+    }
+    size_t w = (size_t)in->width, h = (size_t)in->height;
+    uint8_t *px = pm_pixels_alloc(w * h * 4u); /* fits: pm_check_pixels bounds w*h by SIZE_MAX/4 */
+    if (px == NULL) {
+        memset(out, 0, sizeof *out);
+        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
+                           "no memory for a %dx%d RGBA copy of the input", in->width, in->height);
+    }
+    rows_to_rgba(in->data, (size_t)stride, in->format, w, h, px);
+    out->px = px;
     return PM_OK;
 }
 

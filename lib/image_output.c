@@ -80,7 +80,7 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
 static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
                              const pm_remove_options *opt, char *err, size_t errcap)
 {
-    if (img == NULL || img->px == NULL || matte == NULL || opt == NULL)
+    if (img == NULL || pm_rgba_pixels(img) == NULL || matte == NULL || opt == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "pm_build_output: image, matte or options is NULL");
     if (img->width <= 0 || img->height <= 0)
@@ -108,7 +108,8 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
     const size_t w = (size_t)img->width, h = (size_t)img->height;
     const uint64_t pixels = (uint64_t)w * (uint64_t)h;
     int channels = opt->output == PM_OUTPUT_RGBA ? 4 : opt->output == PM_OUTPUT_MASK ? 1 : 3;
-    /* img->px already holds pixels*4 bytes, but say so rather than assume it. */
+    /* The image's pixels already span pixels*3 or *4 bytes, but say so rather than
+     * assume it. */
     if (pixels > (uint64_t)SIZE_MAX / 4u)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "pm_build_output: %dx%d is too large to address", img->width,
@@ -118,17 +119,24 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
     /* 1. The final matte, in place. */
     uint8_t lut[256];
     matte_table(opt->threshold, opt->invert, lut);
-    const int use_alpha = opt->keep_input_alpha && img->has_alpha;
-    for (size_t i = 0; i < n; i++) {
-        unsigned a = lut[matte[i]];
-        if (use_alpha)
-            a = div255(a * img->px[i * 4 + 3]);
-        matte[i] = (uint8_t)a;
+    const int use_alpha = opt->keep_input_alpha && img->has_alpha && pm_rgba_channels(img) == 4;
+    for (size_t i = 0; i < n; i++)
+        matte[i] = lut[matte[i]];
+    if (use_alpha) {
+        for (size_t y = 0; y < h; y++) {
+            const uint8_t *s = pm_rgba_pixels(img) + y * pm_rgba_stride(img);
+            uint8_t *m = matte + y * w;
+            for (size_t x = 0; x < w; x++)
+                m[x] = div255((unsigned)m[x] * s[x * 4 + 3]);
+        }
     }
 
     /* 2. Colours: the input's, or re-estimated foreground colours at soft edges. */
     uint8_t *fg = NULL; /* w*h*3 when clean_edges applies */
     if (opt->clean_edges && opt->output != PM_OUTPUT_MASK) {
+        /* The estimators read tight RGBA. */
+        if ((rc = pm_rgba_own(img, err, errcap)) != PM_OK)
+            return rc;
         fg = pm_pixels_alloc(n * 3u);
         if (fg == NULL)
             return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
@@ -151,7 +159,7 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
      * own buffer (the library's decode or copy, never the caller's), which the
      * output then takes over: a 12 MP call saves a 48 MB allocation, its page
      * faults and a pass over the pixels. */
-    const int in_place = opt->output == PM_OUTPUT_RGBA;
+    const int in_place = opt->output == PM_OUTPUT_RGBA && img->px != NULL;
     uint8_t *px = in_place ? img->px : pm_pixels_alloc(n * (size_t)channels);
     if (px == NULL) {
         free(fg);
@@ -159,31 +167,42 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
                            "no memory for a %dx%d output with %d channels", img->width,
                            img->height, channels);
     }
-    const uint8_t *src = img->px;
+    const uint8_t *src = pm_rgba_pixels(img);
+    const size_t stride = pm_rgba_stride(img);
+    const size_t sc = (size_t)pm_rgba_channels(img); /* 3 or 4 */
     switch (opt->output) {
     case PM_OUTPUT_MASK:
         memcpy(px, matte, n);
         break;
     case PM_OUTPUT_RGBA:
-        for (size_t i = 0; i < n; i++) {
-            uint8_t *d = px + i * 4;
-            if (fg != NULL) {
-                d[0] = fg[i * 3];
-                d[1] = fg[i * 3 + 1];
-                d[2] = fg[i * 3 + 2];
+        for (size_t y = 0; y < h; y++) {
+            const uint8_t *s = src + y * stride;
+            for (size_t x = 0; x < w; x++) {
+                const size_t i = y * w + x;
+                uint8_t *d = px + i * 4;
+                const uint8_t *c = fg != NULL ? fg + i * 3 : s + x * sc;
+                if (!in_place || fg != NULL) {
+                    d[0] = c[0];
+                    d[1] = c[1];
+                    d[2] = c[2];
+                }
+                d[3] = matte[i];
             }
-            d[3] = matte[i];
         }
         break;
     default: { /* PM_OUTPUT_COMPOSITE: straight alpha over the solid colour */
         const unsigned bg[3] = {(opt->background_rgb >> 16) & 0xFFu,
                                 (opt->background_rgb >> 8) & 0xFFu, opt->background_rgb & 0xFFu};
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *c = fg != NULL ? fg + i * 3 : src + i * 4;
-            unsigned a = matte[i];
-            uint8_t *d = px + i * 3;
-            for (int k = 0; k < 3; k++)
-                d[k] = div255(a * c[k] + (255u - a) * bg[k]);
+        for (size_t y = 0; y < h; y++) {
+            const uint8_t *s = src + y * stride;
+            for (size_t x = 0; x < w; x++) {
+                const size_t i = y * w + x;
+                const uint8_t *c = fg != NULL ? fg + i * 3 : s + x * sc;
+                unsigned a = matte[i];
+                uint8_t *d = px + i * 3;
+                for (int k = 0; k < 3; k++)
+                    d[k] = div255(a * c[k] + (255u - a) * bg[k]);
+            }
         }
         break;
     }

@@ -53,7 +53,7 @@ static void load_ok(const pm_image *in, int exif, pm_rgba *out) {
     pm_code rc = load(in, default_limits(), exif, out, err);
     if (rc != PM_OK) fprintf(stderr, "pm_image_load: %s\n", err);
     assert_int_equal(rc, PM_OK);
-    assert_non_null(out->px);
+    assert_non_null(pm_rgba_pixels(out));
 }
 
 static void expect_failure(const pm_image *in, const pm_limits *lim, pm_code want, const char *needle) {
@@ -98,6 +98,19 @@ static void test_raw_formats_with_padded_stride_convert_exactly(void **state) {
         assert_int_equal(img.width, W);
         assert_int_equal(img.height, H);
         assert_int_equal(img.has_alpha, ch == 4);
+        if (formats[f] == PM_FORMAT_RGB || formats[f] == PM_FORMAT_RGBA) {
+            /* Read in place: the caller's buffer, stride and channel count. */
+            assert_null(img.px);
+            assert_ptr_equal(pm_rgba_pixels(&img), raw);
+            assert_int_equal(pm_rgba_stride(&img), stride);
+            assert_int_equal(pm_rgba_channels(&img), ch);
+            char err[128];
+            assert_int_equal(pm_rgba_own(&img, err, sizeof err), PM_OK); /* the RGBA copy clean edges use */
+            assert_non_null(img.px);
+            assert_int_equal(pm_rgba_stride(&img), W * 4);
+        } else {
+            assert_non_null(img.px); /* converted: the pipeline reads RGB(A) order */
+        }
         for (int y = 0; y < H; y++)
             for (int x = 0; x < W; x++) {
                 const uint8_t *p = px_at(&img, x, y);
@@ -123,7 +136,8 @@ static void test_raw_stride_zero_means_tight_rows(void **state) {
     pm_image in = raw_image(PM_FORMAT_RGB, rgb, 9, 4, 0, 9 * 4 * 3);
     pm_rgba img;
     load_ok(&in, 1, &img);
-    assert_int_equal(px_at(&img, 8, 3)[0], pattern_red(8, 3));
+    assert_int_equal(pm_rgba_stride(&img), 9 * 3);
+    assert_int_equal(pm_rgba_pixels(&img)[3 * 9 * 3 + 8 * 3], pattern_red(8, 3));
     pm_rgba_free(&img);
     free(rgb);
 }
@@ -621,7 +635,7 @@ static void test_apply_orientation_moves_every_pixel_exactly(void **state) {
     static const char *want[9] = {NULL, "ABCDEF", "CBAFED", "FEDCBA", "DEFABC",
                                   "ADBECF", "DAEBFC", "FCEBDA", "CFBEAD"};
     for (int o = 1; o <= 8; o++) {
-        pm_rgba img = {malloc(6 * 4), 3, 2, 1};
+        pm_rgba img = {.px = malloc(6 * 4), .width = 3, .height = 2, .has_alpha = 1};
         for (int i = 0; i < 6; i++) {
             uint8_t v = (uint8_t)('A' + i);
             uint8_t p[4] = {v, (uint8_t)(v + 100), (uint8_t)(v + 50), (uint8_t)(200 + i)};
@@ -642,7 +656,7 @@ static void test_apply_orientation_moves_every_pixel_exactly(void **state) {
         pm_rgba_free(&img);
     }
     /* Out of range: untouched. */
-    pm_rgba img = {malloc(4), 1, 1, 0};
+    pm_rgba img = {.px = malloc(4), .width = 1, .height = 1};
     memset(img.px, 7, 4);
     assert_int_equal(pm_rgba_apply_orientation(&img, 9, NULL, 0), PM_OK);
     assert_int_equal(pm_rgba_apply_orientation(&img, 0, NULL, 0), PM_OK);

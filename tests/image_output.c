@@ -14,7 +14,7 @@
 enum { W = 16, H = 16 }; /* 256 pixels: the matte takes every value 0..255 once */
 
 static pm_rgba make_img(int alpha) {
-    pm_rgba img = {malloc(W * H * 4), W, H, alpha};
+    pm_rgba img = {.px = malloc(W * H * 4), .width = W, .height = H, .has_alpha = alpha};
     for (int i = 0; i < W * H; i++) {
         img.px[i * 4 + 0] = (uint8_t)(i * 7);
         img.px[i * 4 + 1] = (uint8_t)(255 - i);
@@ -86,6 +86,51 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
 }
 
 static int div255(int x) { return (int)lround(x / 255.0); }
+
+/* Raw RGB/RGBA input is read in place (borrowed, any stride); every output built
+ * from it must equal the output built from the library's own RGBA copy. */
+static void test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs(void **state) {
+    (void)state;
+    enum { PAD = 5 };
+    const int outputs[] = {PM_OUTPUT_RGBA, PM_OUTPUT_MASK, PM_OUTPUT_COMPOSITE};
+    for (int alpha = 0; alpha <= 1; alpha++) {
+        pm_rgba owned = make_img(alpha);
+        const int ch = alpha ? 4 : 3;
+        const size_t stride = (size_t)W * ch + PAD;
+        uint8_t *raw = malloc(stride * H);
+        memset(raw, 0xCD, stride * H);
+        for (int i = 0; i < W * H; i++)
+            memcpy(raw + (size_t)(i / W) * stride + (size_t)(i % W) * ch, owned.px + i * 4, (size_t)ch);
+        for (int k = 0; k < 3; k++)
+            for (int clean = 0; clean <= 1; clean++) {
+                pm_remove_options o = opts(outputs[k]);
+                o.keep_input_alpha = 1;
+                o.clean_edges = clean;
+                o.background_rgb = 0x3366CC;
+                pm_output *want = build(&owned, &o);
+                pm_rgba borrowed = {.width = W, .height = H, .has_alpha = alpha, .borrowed = raw,
+                                    .borrowed_stride = stride, .borrowed_channels = ch};
+                uint8_t *m = make_matte();
+                pm_output *got = NULL;
+                char err[256] = "";
+                assert_int_equal(pm_build_output(&borrowed, m, &o, &got, err, sizeof err), PM_OK);
+                assert_int_equal(got->size, want->size);
+                assert_int_equal(got->stride, want->stride);
+                assert_memory_equal(got->data, want->data, want->size);
+                assert_ptr_not_equal(got->data, raw);
+                pm_output_free(got);
+                pm_output_free(want);
+                pm_rgba_free(&borrowed); /* frees only the copy clean edges made */
+                free(m);
+            }
+        /* The caller's bytes, padding included, are untouched. */
+        for (int i = 0; i < W * H; i++)
+            assert_memory_equal(raw + (size_t)(i / W) * stride + (size_t)(i % W) * ch, owned.px + i * 4, (size_t)ch);
+        assert_int_equal(raw[(size_t)W * ch], 0xCD);
+        free(raw);
+        pm_rgba_free(&owned);
+    }
+}
 
 static void test_rgba_output_is_the_image_with_alpha_equal_to_the_matte(void **state) {
     (void)state;
@@ -299,6 +344,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgba_output_is_the_image_with_alpha_equal_to_the_matte),
         cmocka_unit_test(test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying),
+        cmocka_unit_test(test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs),
         cmocka_unit_test(test_mask_is_one_gray_byte_a_pixel),
         cmocka_unit_test(test_threshold_cuts_at_the_nearest_level_and_invert_follows_it),
         cmocka_unit_test(test_input_alpha_multiplies_the_matte_only_when_kept),
