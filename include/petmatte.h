@@ -242,6 +242,9 @@ typedef enum pm_pixel_format {
     PM_FORMAT_GRAY = 5     /* one byte a pixel: masks out; gray photos in */
 } pm_pixel_format;
 
+/* The input of pm_remove_bg: encoded bytes, or raw pixels. data is read only during
+ * the call and never written; raw RGB and RGBA rows are read in place (no copy), so
+ * keep them unchanged until the call returns. */
 typedef struct pm_image {
     size_t struct_size; /* sizeof(pm_image): set by pm_image_init() */
     int format;         /* pm_pixel_format */
