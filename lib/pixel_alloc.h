@@ -8,7 +8,10 @@
  * decoding the JPEG itself there. Buffers from pm_pixels_alloc are aligned to
  * 2 MiB and marked for transparent huge pages, so the kernel maps them 2 MiB at a
  * time (3 ms for the same 48 MB on that VM). Where huge pages are off, this is an
- * ordinary aligned allocation.
+ * ordinary aligned allocation. Where the kernel's THP defrag setting is "madvise" (the
+ * Debian and Ubuntu default), a fault in these buffers may compact memory first when
+ * no huge page is free; a host that sees such stalls can set THP to "never", which
+ * turns this back into plain 4 KiB pages.
  *
  * Buffers are released with free(): they can be handed to the caller inside a
  * pm_output, which pm_output_free releases with free().
