@@ -10,6 +10,7 @@
 
 #include "image.h"
 #include "image_internal.h"
+#include "pixel_alloc.h"
 
 enum { W = 16, H = 16 }; /* 256 pixels: the matte takes every value 0..255 once */
 
@@ -129,6 +130,20 @@ static void test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs
         assert_int_equal(raw[(size_t)W * ch], 0xCD);
         free(raw);
         pm_rgba_free(&owned);
+    }
+}
+
+static void test_pixel_buffers_from_4_mib_are_2_mib_aligned_and_released_by_free(void **state) {
+    (void)state;
+    /* pm_output_free releases output buffers with free(), whichever allocator made them. */
+    const size_t sizes[] = {1, 4096, ((size_t)4 << 20) - 1, (size_t)4 << 20, (size_t)48000000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        uint8_t *p = pm_pixels_alloc(sizes[k]);
+        assert_non_null(p);
+        if (sizes[k] >= ((size_t)4 << 20)) assert_int_equal((uintptr_t)p % ((uintptr_t)2 << 20), 0);
+        memset(p, 0x5A, sizes[k]); /* the whole requested size is usable */
+        assert_int_equal(p[sizes[k] - 1], 0x5A);
+        free(p);
     }
 }
 
@@ -343,6 +358,7 @@ static void test_clean_edges_keeps_opaque_colours_and_leaves_the_mask_alone(void
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rgba_output_is_the_image_with_alpha_equal_to_the_matte),
+        cmocka_unit_test(test_pixel_buffers_from_4_mib_are_2_mib_aligned_and_released_by_free),
         cmocka_unit_test(test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying),
         cmocka_unit_test(test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs),
         cmocka_unit_test(test_mask_is_one_gray_byte_a_pixel),
