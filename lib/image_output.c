@@ -120,15 +120,16 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
     uint8_t lut[256];
     matte_table(opt->threshold, opt->invert, lut);
     const int use_alpha = opt->keep_input_alpha && img->has_alpha && pm_rgba_channels(img) == 4;
-    for (size_t i = 0; i < n; i++)
-        matte[i] = lut[matte[i]];
-    if (use_alpha) {
+    if (use_alpha) { /* rows: the pixels may be the caller's, with their stride */
         for (size_t y = 0; y < h; y++) {
             const uint8_t *s = pm_rgba_pixels(img) + y * pm_rgba_stride(img);
             uint8_t *m = matte + y * w;
             for (size_t x = 0; x < w; x++)
-                m[x] = div255((unsigned)m[x] * s[x * 4 + 3]);
+                m[x] = div255((unsigned)lut[m[x]] * s[x * 4 + 3]);
         }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            matte[i] = lut[matte[i]];
     }
 
     /* 2. Colours: the input's, or re-estimated foreground colours at soft edges. */
@@ -180,12 +181,11 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
             for (size_t x = 0; x < w; x++) {
                 const size_t i = y * w + x;
                 uint8_t *d = px + i * 4;
-                const uint8_t *c = fg != NULL ? fg + i * 3 : s + x * sc;
-                if (!in_place || fg != NULL) {
-                    d[0] = c[0];
-                    d[1] = c[1];
-                    d[2] = c[2];
-                }
+                /* In place without clean edges the colours are already there. */
+                if (fg != NULL)
+                    memcpy(d, fg + i * 3, 3);
+                else if (!in_place)
+                    memcpy(d, s + x * sc, 3);
                 d[3] = matte[i];
             }
         }

@@ -9,13 +9,6 @@
 #include "image_internal.h"
 #include "stb_precheck.h"
 
-/* stb_image 2.27 (Debian 12) writes past stbi__huffman.size[257] when a DHT
- * segment declares more than 256 codes (its code counts are summed unchecked in
- * stbi__build_huffman), corrupting the decoder's other tables. Found by fuzzing
- * pm_image_load under UBSan. Until stb checks it, every DHT segment of a JPEG is
- * checked here first: this walks all marker segments, stepping over entropy-coded
- * data, and returns 0 only for a DHT table with more than 256 codes or one that
- * runs past its segment. Anything else malformed is left for stb to refuse. */
 /* Checks the DHT segment whose length field starts at d[pos] (right after FF C4): every
  * table's 16 counts may add up to at most 256 codes and must fit the segment. A DHT cut
  * off by the end of the data still reaches stb's table builder (it reads zeros past the
@@ -41,6 +34,13 @@ static int pm_stb_dht_ok(const uint8_t *d, size_t n, size_t pos)
     return 1;
 }
 
+/* stb_image 2.27 (Debian 12) writes past stbi__huffman.size[257] when a DHT
+ * segment declares more than 256 codes (its code counts are summed unchecked in
+ * stbi__build_huffman), corrupting the decoder's other tables. Found by fuzzing
+ * pm_image_load under UBSan. Until stb checks it, every DHT segment of a JPEG is
+ * checked here first: this walks all marker segments, stepping over entropy-coded
+ * data, and returns 0 only for a DHT table with more than 256 codes or one that
+ * runs past its segment. Anything else malformed is left for stb to refuse. */
 static int pm_stb_jpeg_tables_ok(const uint8_t *d, size_t n)
 {
     /* stb's reader takes any run of FF fill bytes before the SOI's D8, so a file

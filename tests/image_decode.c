@@ -677,16 +677,28 @@ static void test_jpeg_dimensions_come_from_the_frame_header(void **state) {
     free(jpg.p);
 }
 
+/* The length field of the marker segment whose FF is at jpg->p[at]. */
+static size_t segment_len(const sf_buf *jpg, size_t at) {
+    return ((size_t)jpg->p[at + 2] << 8) | jpg->p[at + 3];
+}
+
+/* Offset of the FF of the first `marker` segment, walking the segments from after the
+ * SOI by their length fields (up to the first scan: the tests' encoders write no junk). */
+static size_t segment_at(const sf_buf *jpg, uint8_t marker) {
+    size_t at = 2;
+    while (at + 4 < jpg->n && !(jpg->p[at] == 0xFF && jpg->p[at + 1] == marker))
+        at += 2 + segment_len(jpg, at);
+    assert_true(at + 4 < jpg->n);
+    return at;
+}
+
 static void test_jpeg_huffman_table_with_too_many_codes_is_refused(void **state) {
     (void)state;
     /* stb_image 2.27 would write past its code-length table for this; the wrapper
      * refuses it first. A DHT segment is rebuilt to declare 16*20 = 320 codes. */
     sf_buf jpg = blocks_jpeg(32, 16, grid_colour);
-    size_t at = 2;
-    while (at + 4 < jpg.n && !(jpg.p[at] == 0xFF && jpg.p[at + 1] == 0xC4))
-        at += 2 + (((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3]);
-    assert_true(at + 4 < jpg.n);
-    size_t old_len = ((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3];
+    size_t at = segment_at(&jpg, 0xC4);
+    size_t old_len = segment_len(&jpg, at);
     sf_buf bad = {0};
     sf_put(&bad, jpg.p, at);
     sf_u8(&bad, 0xFF);
@@ -767,10 +779,8 @@ static void test_jpeg_with_damaged_scan_data_still_decodes(void **state) {
      * the damage, as browsers and stb do; the library accepts it too rather than
      * refusing a photo a viewer shows. */
     sf_buf jpg = blocks_jpeg(48, 32, grid_colour);
-    size_t sos = 2;
-    while (sos + 4 < jpg.n && !(jpg.p[sos] == 0xFF && jpg.p[sos + 1] == 0xDA))
-        sos += 2 + (((size_t)jpg.p[sos + 2] << 8) | jpg.p[sos + 3]);
-    size_t scan = sos + 2 + (((size_t)jpg.p[sos + 2] << 8) | jpg.p[sos + 3]);
+    size_t sos = segment_at(&jpg, 0xDA);
+    size_t scan = sos + 2 + segment_len(&jpg, sos);
     size_t at = scan + (jpg.n - 2 - scan) * 3 / 4; /* the last block row */
     while (jpg.p[at] == 0xFF || jpg.p[at] == 0xAA || jpg.p[at - 1] == 0xFF) at++;
     jpg.p[at] ^= 0x55;
@@ -793,11 +803,7 @@ static void test_jpeg_the_decoder_cannot_read_is_refused_with_its_reason(void **
     (void)state;
     /* 12-bit samples (SOF precision byte) are outside an 8-bit decoder. */
     sf_buf jpg = blocks_jpeg(32, 16, grid_colour);
-    size_t at = 2;
-    while (at + 4 < jpg.n && !(jpg.p[at] == 0xFF && jpg.p[at + 1] == 0xC0))
-        at += 2 + (((size_t)jpg.p[at + 2] << 8) | jpg.p[at + 3]);
-    assert_true(at + 4 < jpg.n);
-    jpg.p[at + 4] = 12;
+    jpg.p[segment_at(&jpg, 0xC0) + 4] = 12;
     pm_image in = encoded_image(jpg.p, jpg.n);
     expect_failure(&in, default_limits(), PM_ERR_DECODE, "precision");
     free(jpg.p);

@@ -20,11 +20,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
+#include "gpu/timing.h"
 
 enum { BYTES = 48000000, HUGE_PAGE = 2 << 20 };
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <time.h>
 #include "petmatte.h"
+#include "timing.h"
 enum { W = 4000, H = 3000 };
 static uint8_t *img;
-static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
 static double mem(pm_ctx *c) { pm_status s; pm_status_init(&s); pm_get_status(c, &s); return s.device_memory_bytes / 1048576.0; }
 static double call(pm_ctx *c, int clean) {
     pm_image in; pm_image_init(&in); in.format = PM_FORMAT_RGB; in.data = img; in.width = W; in.height = H; in.size = (size_t)W * H * 3;

@@ -15,14 +15,9 @@
 #include <time.h>
 
 #include "petmatte.h"
+#include "timing.h"
 
 enum { MAX_DEVICES = 16, MAX_THREADS = 64 };
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
 
 typedef struct caller {
     pm_ctx *ctx;

@@ -15,31 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "petmatte.h"
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static double since_process_start_ms(void) {
-    FILE *f = fopen("/proc/self/stat", "r");
-    if (!f) return -1;
-    char buf[2048];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
-    unsigned long long start = p ? strtoull(p + 1, NULL, 10) : 0;
-    double up = 0;
-    f = fopen("/proc/uptime", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &up) != 1) up = 0;
-        fclose(f);
-    }
-    return up * 1e3 - (double)start * 1e3 / (double)sysconf(_SC_CLK_TCK);
-}
+#include "timing.h"
 
 static double t_main, at_main, ctx_done = -1;
 

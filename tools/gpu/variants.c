@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 #include "petmatte.h"
+#include "timing.h"
 
-static double now_ms(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
 static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 static pm_ctx *ctx; static uint8_t *img; static int W, H;
 static double one(void) {
