@@ -12,6 +12,10 @@ sigmoid(d0), the finest level of the saliency pyramid, as [1, 1, size, size]. Th
 per-image min-max stretch InSPyReNet applies afterwards is done by libpetmatte, as
 the embedded manifest (extra file "petmatte.json", docs/manifest.md) says.
 
+The file is the inference form of the module: every BatchNorm is merged into the
+convolution before it (the file's parameters are therefore not the checkpoint's), and
+the Swin masks, window indices and position biases are precomputed for the size.
+
 Files are float32. Half precision is chosen when the library loads the file
 (pm_params.precision: it converts the weights with module.to(dtype)), so one file
 serves fp32, fp16 and bf16. See docs/models.md.
@@ -105,7 +109,9 @@ def build(args):
         model.load_state_dict(state, strict=True)
     else:
         randomize_(model, args.seed)
-    model.eval().prepare(size, size)
+    # BatchNorm merged into the convolutions (one kernel a layer fewer at run time),
+    # then the size- and weight-dependent constants.
+    model.eval().fold_batchnorm().prepare(size, size)
     extra.update({"architecture": "InSPyReNet Swin-B, depth 64", "base_size": base,
                   "exporter": "libpetmatte tools/export_inspyrenet.py", "torch": torch.__version__})
     manifest = make_manifest(name, size, not args.checkpoint, source, license_text, extra)

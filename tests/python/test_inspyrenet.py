@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import export_inspyrenet  # noqa: E402
-from inspyrenet import inspyrenet_swinb, randomize_, state_dict_listing, valid_size  # noqa: E402
+from inspyrenet import inspyrenet_swinb, randomize_, state_dict_listing, swin, valid_size  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "inspyrenet_swinb_state_dict.txt"
 SIZE = 64
@@ -93,7 +93,66 @@ def test_supported_sizes():
     assert valid_size(1000, 1000) is not None and valid_size(32, 32) is not None
 
 
-# -- (2) export -> load -> run ------------------------------------------------------------
+# -- (2) the inference form: same output, fewer passes -------------------------------------
+
+def random_model(size=SIZE, seed=SEED):
+    return randomize_(inspyrenet_swinb((size, size)), seed).eval()
+
+
+@pytest.mark.parametrize("h,w,shift", [(16, 16, 6), (16, 16, 0), (24, 24, 6), (5, 7, 6), (12, 12, 6)])
+def test_window_gather_index_is_pad_roll_and_partition(h, w, shift):
+    """The one-gather window partition moves exactly the elements that zero padding,
+    the cyclic shift and the split into windows moved, and the way back inverts it."""
+    window, c = 12, 3
+    x = torch.arange(2 * h * w * c, dtype=torch.float32).view(2, h * w, c) + 1
+    pb, pr = (window - h % window) % window, (window - w % window) % window
+    grid = F.pad(x.view(2, h, w, c), (0, 0, 0, pr, 0, pb))
+    if shift:
+        grid = torch.roll(grid, shifts=(-shift, -shift), dims=(1, 2))
+    want = swin.to_windows(grid, window)
+    to_win, from_win = swin.window_gather_index(h, w, window, shift)
+    padded = F.pad(x, (0, 0, 0, 1)) if to_win.shape[0] != h * w else x
+    got = padded.index_select(1, to_win).view(-1, window * window, c)
+    assert torch.equal(got, want)
+    assert torch.equal(got.view(2, -1, c).index_select(1, from_win), x)
+
+
+def test_batchnorm_folding_keeps_the_output():
+    model = random_model()
+    x = example_input()
+    with torch.no_grad():
+        want = model.prepare(SIZE, SIZE)(x)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        got = model.fold_batchnorm().prepare(SIZE, SIZE)(x)
+    assert n_bn > 100
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert float((got - want).abs().max()) <= 1e-5
+
+
+def test_prepared_constants_match_computing_them_on_the_fly():
+    """prepare() caches masks, window indices and position biases; an unprepared
+    module (or another input size) computes them per call: same result."""
+    model = random_model().fold_batchnorm()
+    x = example_input()
+    with torch.no_grad():
+        on_the_fly = model(x)
+        prepared = model.prepare(SIZE, SIZE)(x)
+    assert model.backbone.layers[0].blocks[0].attn.position_bias.dim() == 4
+    assert torch.equal(prepared, on_the_fly)
+
+
+def test_channels_last_gives_the_same_output():
+    """The manifest asks GPUs for NHWC: the module's NCHW-order reinterpretations
+    (axial attention, SICA) must give the same map in either memory order."""
+    model = random_model().fold_batchnorm().prepare(SIZE, SIZE)
+    x = example_input()
+    with torch.no_grad():
+        nchw = model(x)
+        nhwc = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert float((nhwc - nchw).abs().max()) <= 1e-5
+
+
+# -- (3) export -> load -> run ------------------------------------------------------------
 
 def example_input():
     return torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
@@ -113,13 +172,13 @@ def exported(tmp_path_factory):
 
 
 def test_random_weights_are_deterministic(exported):
-    _, _, model = exported  # randomize_(seed=SEED) by the exporter
-    other = inspyrenet_swinb((SIZE, SIZE))
-    again = randomize_(other, SEED).state_dict()
+    _, _, model = exported  # randomize_(seed=SEED) and fold_batchnorm() by the exporter
+    again = random_model().fold_batchnorm().state_dict()
+    assert model.state_dict().keys() == again.keys()
     for name, t in model.state_dict().items():
         assert torch.equal(t, again[name]), name
     key = "backbone.layers.2.blocks.5.attn.qkv.weight"
-    assert not torch.equal(randomize_(other, SEED + 1).state_dict()[key], model.state_dict()[key])
+    assert not torch.equal(random_model(seed=SEED + 1).state_dict()[key], model.state_dict()[key])
 
 
 def test_export_load_run(exported):
@@ -163,7 +222,7 @@ def test_graph_is_device_and_dtype_neutral(exported):
             assert not (v.is_floating_point() and v.dim() > 0), f"float tensor constant: {node}"
 
 
-# -- (3) the file through libpetmatte -----------------------------------------------------
+# -- (4) the file through libpetmatte -----------------------------------------------------
 # Through the Python binding (bindings/python), whose structs test_binding.py checks
 # against the header.
 

@@ -6,10 +6,11 @@ batch 1) on a CUDA device in several forms and prints, for each, the median forw
 time of a CUDA graph replay, device memory, and the largest difference from the
 first form's output:
 
-  nchw           as exported
+  nchw           as exported (BatchNorm folded into the convolutions)
   cl             weights and input in channels_last (NHWC) order
-  <fastest>:frozen  the faster one traced, after torch.jit.freeze and
-                    torch.jit.optimize_for_inference (BatchNorm folded into the convs)
+  cl:bn          the same with the BatchNorm layers kept (the checkpoint's form)
+  <fastest>:frozen  the fastest one traced, after torch.jit.freeze and
+                    torch.jit.optimize_for_inference
 
 (A third form, Swin's window attention through scaled_dot_product_attention, measured
 34.06 ms against 30.60 ms on an H100 and was removed from the module: see
@@ -18,7 +19,7 @@ docs/benchmarks.md.)
 Then a split of the fastest eager form (backbone alone vs the whole model) and the
 top kernels by GPU time from torch.profiler. Usage (a CUDA PyTorch 2.x):
 
-    python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile]
+    python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile] [--ops]
 
 Not a test: a measurement to decide what the exporter and the library do.
 """
@@ -61,10 +62,13 @@ def graph_median_ms(fn, x, runs):
     return statistics.median(times), min(times), max(times), result.float().clone()
 
 
-def build(dtype, channels_last):
+def build(dtype, channels_last, fold=True):
     m = inspyrenet_swinb()
     randomize_(m, 0)
-    m.eval().prepare(1024, 1024)
+    m.eval()
+    if fold and hasattr(m, "fold_batchnorm"):  # (older module versions have none)
+        m.fold_batchnorm()
+    m.prepare(1024, 1024)
     m = m.to("cuda", dtype)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -76,6 +80,8 @@ def main():
     p.add_argument("--precision", default="fp16", choices=sorted(DTYPES))
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--skip-profile", action="store_true")
+    p.add_argument("--ops", action="store_true",
+                   help="also the top operators by GPU time, by source line and by input shape")
     args = p.parse_args()
     dtype = DTYPES[args.precision]
     torch.backends.cudnn.benchmark = True
@@ -84,12 +90,13 @@ def main():
           f"1x3x1024x1024, median of {args.runs} graph replays", flush=True)
     x0 = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
     rows, ref = [], None
-    forms = {"nchw": False, "cl": True}  # name -> channels_last
-    for name, cl in forms.items():
+    # name -> (channels_last, BatchNorm folded as the exporter does)
+    forms = {"nchw": (False, True), "cl": (True, True), "cl:bn": (True, False)}
+    for name, (cl, fold) in forms.items():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         t = time.time()
-        m = build(dtype, cl)
+        m = build(dtype, cl, fold)
         x = x0.to("cuda", dtype)
         if cl:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -108,8 +115,8 @@ def main():
         del m
 
     best = min(rows, key=lambda r: r[1])[0]
-    cl = forms[best]
-    m = build(dtype, cl)
+    cl, fold = forms[best]
+    m = build(dtype, cl, fold)
     x = x0.to("cuda", dtype)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -147,6 +154,25 @@ def main():
         torch.cuda.synchronize()
     print(f"top kernels of {best} (eager, 3 forwards):")
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+    if args.ops:
+        print_ops(m, x)
+
+
+def print_ops(m, x):
+    """The operators behind the GPU time, so the exporter can be changed where it
+    matters: grouped by the module source line that called them, then by input shape."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True,
+                 with_stack=True) as prof:
+        for _ in range(2):
+            m(x)
+        torch.cuda.synchronize()
+    print("top operators of 2 eager forwards, by calling source line:")
+    print(prof.key_averages(group_by_stack_n=3).table(
+        sort_by="self_cuda_time_total", row_limit=45, max_name_column_width=40, max_src_column_width=90))
+    print("top operators of 2 eager forwards, by input shape:")
+    print(prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cuda_time_total", row_limit=45, max_name_column_width=40, max_shapes_column_width=90))
 
 
 if __name__ == "__main__":

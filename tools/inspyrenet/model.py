@@ -56,6 +56,24 @@ class ConvBN(nn.Module):
         return x
 
 
+    def fold_batchnorm(self) -> None:
+        """Merges the BatchNorm (its running statistics: eval mode) into the convolution:
+        w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) + beta,
+        computed in float64. One kernel a layer instead of two; the state_dict then no
+        longer matches the checkpoints' (no `bn` entries, a conv bias)."""
+        if self.bn is None:
+            return
+        conv, bn = self.conv, self.bn
+        with torch.no_grad():
+            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+            bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+            weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+            conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
+            conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double())
+                                     .to(conv.weight.dtype), requires_grad=False)
+        self.bn = None
+
+
 def fp32_branch(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """Runs a Sequential of ConvBN (eval mode) in float32 whatever the weights' dtype:
     the same operations as calling it, with every weight read through .float() (a
@@ -195,19 +213,26 @@ class SICA(nn.Module):
         prob = torch.cat(probs, dim=1)
 
         sh, sw = self.stage_size
-        f = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False).reshape(b, sh * sw, -1)
-        prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False).reshape(b, self.ctx, sh * sw)
         # The context vectors are sums over the whole stage map (a million pixels at
         # base size 1024), far beyond fp16's range: they and the small key/value
         # branches that read them run in float32 whatever the module's dtype. In
-        # float32 this is exactly upstream's computation.
-        context = torch.bmm(prob.float(), f.float()).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
+        # float32 this is exactly upstream's computation. The maps are read in NCHW
+        # order (the reinterpretation above): one pass converts the dtype and the
+        # memory order together; resizing to the size a map already has is skipped
+        # (bilinear, align_corners=False, same size: the identity).
+        f = x if (h, w) == (sh, sw) else F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
+        f = f.to(torch.float32, memory_format=torch.contiguous_format).view(b, sh * sw, -1)
+        if prob.shape[-2:] != (sh, sw):
+            prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False)
+        prob = prob.to(torch.float32, memory_format=torch.contiguous_format).view(b, self.ctx, sh * sw)
+        context = torch.bmm(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
 
-        query = self.conv_query(x).reshape(b, self.depth, -1).permute(0, 2, 1)
+        # (b, h*w, depth) and back as transposed views: in NHWC memory neither copies.
+        query = self.conv_query(x).flatten(2).transpose(1, 2)
         key = fp32_branch(self.conv_key, context).type_as(query).view(b, self.depth, -1)
         value = fp32_branch(self.conv_value, context).type_as(query).view(b, self.depth, -1).permute(0, 2, 1)
         sim = torch.softmax((self.depth ** -0.5) * torch.bmm(query, key), dim=-1)
-        context = torch.bmm(sim, value).permute(0, 2, 1).contiguous().view(b, -1, h, w)
+        context = torch.bmm(sim, value).transpose(1, 2).view(b, self.depth, h, w)
         context = self.conv_out1(context)
 
         x = self.conv_out3(self.conv_out2(torch.cat([x, context], dim=1)))
@@ -270,8 +295,17 @@ class InSPyReNet(nn.Module):
 
     # -- model ---------------------------------------------------------------------
     def prepare(self, height: int, width: int) -> "InSPyReNet":
-        """Precompute size-dependent constants (Swin masks) for this input size."""
+        """Precompute size- and weight-dependent constants (Swin masks, window
+        indices, position biases) for this input size. Call after loading weights."""
         self.backbone.prepare(height, width)
+        return self
+
+    def fold_batchnorm(self) -> "InSPyReNet":
+        """Every BatchNorm merged into its convolution (ConvBN.fold_batchnorm), for
+        inference: the exporter does it after loading the weights."""
+        for m in self.modules():
+            if isinstance(m, ConvBN):
+                m.fold_batchnorm()
         return self
 
     def saliency(self, x) -> List[torch.Tensor]:

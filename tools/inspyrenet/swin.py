@@ -13,11 +13,18 @@ with strict=True.
 Inference only: no dropout, no stochastic depth (both are identities in eval mode).
 
 Shapes are Python integers computed from the input, so a traced graph is specialised
-to the traced input size. Shifted-window attention masks depend only on the stage
-resolution; `prepare(height, width)` precomputes them as non-persistent buffers so
-that a traced graph carries them as module state (they follow `.to(device/dtype)`,
-which matters when a runtime converts the file to fp16/bf16) instead of baking a
-float32 constant into the graph.
+to the traced input size. `prepare(height, width)` precomputes what depends only on
+the stage resolution and the weights, as non-persistent buffers, so that a traced
+graph carries them as module state (float ones follow `.to(device/dtype)`, which
+matters when a runtime converts the file to fp16/bf16) instead of baking constants
+into the graph:
+  * the shifted-window attention masks;
+  * each block's relative position bias, gathered from its table (call prepare
+    again after loading other weights);
+  * the window partition as one gather index per stage and shift: padding to whole
+    windows, the cyclic shift and the split into windows are one `index_select`
+    (and the way back one more), where pad + roll + permute + copy took up to five
+    passes over the feature map. Pure data movement: the result is the same.
 """
 import math
 from typing import List, Optional, Tuple
@@ -47,11 +54,31 @@ def to_windows(x: torch.Tensor, window: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, c)
 
 
-def from_windows(windows: torch.Tensor, window: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of to_windows: (B * nWindows, window^2, C) -> (B, H, W, C)."""
-    c = windows.shape[-1]
-    x = windows.view(-1, h // window, w // window, window, window, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+def window_gather_index(h: int, w: int, window: int, shift: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(to_win, from_win): the window partition as token indices for an (h, w) map.
+
+    to_win[k] is the token (row-major, 0..h*w-1) that lands in slot k of the
+    windows tensor (window-major, then row-major inside a window) after zero-padding
+    the map to whole windows and rolling it by -shift, or h*w for a padding slot
+    (the zero row the caller appends). from_win[t] is the slot token t comes back
+    from after the reverse roll; padding slots are dropped."""
+    hp = int(math.ceil(h / window)) * window
+    wp = int(math.ceil(w / window)) * window
+    # slot -> position in the rolled, padded map
+    wy = torch.arange(hp // window).view(-1, 1, 1, 1)
+    wx = torch.arange(wp // window).view(1, -1, 1, 1)
+    iy = torch.arange(window).view(1, 1, -1, 1)
+    ix = torch.arange(window).view(1, 1, 1, -1)
+    ry = (wy * window + iy).expand(hp // window, wp // window, window, window).reshape(-1)
+    rx = (wx * window + ix).expand(hp // window, wp // window, window, window).reshape(-1)
+    qy = (ry + shift) % hp  # rolled by -shift: rolled[r] = padded[(r + shift) % size]
+    qx = (rx + shift) % wp
+    inside = (qy < h) & (qx < w)
+    to_win = torch.where(inside, qy * w + qx, torch.full_like(qy, h * w))
+    from_win = torch.empty(h * w, dtype=torch.long)
+    slots = torch.arange(hp * wp)
+    from_win[to_win[inside]] = slots[inside]
+    return to_win, from_win
 
 
 def shifted_window_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
@@ -96,14 +123,26 @@ class WindowAttention(nn.Module):
         self.register_buffer("relative_position_index", relative_position_index(window))
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
+        self.register_buffer("position_bias", torch.zeros(0), persistent=False)
+
+    def table_bias(self) -> torch.Tensor:
+        """(1, heads, n, n): the table's entries for every pair of tokens in a window."""
+        n = self.window * self.window
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+    def prepare(self) -> None:
+        """Gathers the position bias once (from the weights loaded now)."""
+        with torch.no_grad():
+            self.position_bias = self.table_bias().detach().clone()
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         bw, n, c = x.shape
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (bw, heads, n, n)
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        attn = attn + bias.view(n, n, -1).permute(2, 0, 1).unsqueeze(0)
+        bias = self.position_bias if self.position_bias.dim() == 4 else self.table_bias()
+        attn = attn + bias
         if mask is not None:
             nw = mask.shape[0]
             attn = attn.view(bw // nw, nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
@@ -123,27 +162,17 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, h: int, w: int, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, h: int, w: int, mask: torch.Tensor,
+                to_win: torch.Tensor, from_win: torch.Tensor) -> torch.Tensor:
+        """to_win/from_win: window_gather_index(h, w, window, self.shift)."""
         b, length, c = x.shape
-        ws = self.window
         shortcut = x
-        x = self.norm1(x).view(b, h, w, c)
-        pad_b = (ws - h % ws) % ws
-        pad_r = (ws - w % ws) % ws
-        if pad_b > 0 or pad_r > 0:
-            x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))  # zeros after the norm, as upstream
-        hp, wp = h + pad_b, w + pad_r
-        if self.shift > 0:
-            x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            win = self.attn(to_windows(x, ws), mask)
-        else:
-            win = self.attn(to_windows(x, ws), None)
-        x = from_windows(win, ws, hp, wp)
-        if self.shift > 0:
-            x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
-        if pad_b > 0 or pad_r > 0:
-            x = x[:, :h, :w, :].contiguous()
-        x = shortcut + x.view(b, h * w, c)
+        x = self.norm1(x)
+        if to_win.shape[0] != length:
+            x = F.pad(x, (0, 0, 0, 1))  # the zero row padding slots read: zeros after the norm, as upstream
+        win = x.index_select(1, to_win).view(-1, self.window * self.window, c)
+        win = self.attn(win, mask if self.shift > 0 else None)
+        x = shortcut + win.view(b, -1, c).index_select(1, from_win)
         return x + self.mlp(self.norm2(x))
 
 
@@ -182,21 +211,36 @@ class SwinStage(nn.Module):
         ])
         self.downsample = PatchMerging(dim) if downsample else None
         self.register_buffer("attn_mask", torch.zeros(0), persistent=False)
+        for name in ("plain_to_win", "plain_from_win", "shifted_to_win", "shifted_from_win"):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.mask_hw: Tuple[int, int] = (-1, -1)
 
     def prepare(self, h: int, w: int) -> None:
-        """Precompute the shifted-window mask for an (h, w) token map."""
+        """Precompute the shifted-window mask and the window gather indices for an
+        (h, w) token map, and each block's position bias."""
+        dev = self.attn_mask.device
         mask = shifted_window_mask(h, w, self.window, self.shift)
-        self.attn_mask = mask.to(device=self.attn_mask.device, dtype=self.attn_mask.dtype)
+        self.attn_mask = mask.to(device=dev, dtype=self.attn_mask.dtype)
+        self.plain_to_win, self.plain_from_win = (
+            t.to(dev) for t in window_gather_index(h, w, self.window, 0))
+        self.shifted_to_win, self.shifted_from_win = (
+            t.to(dev) for t in window_gather_index(h, w, self.window, self.shift))
+        for blk in self.blocks:
+            blk.attn.prepare()
         self.mask_hw = (h, w)
 
     def forward(self, x: torch.Tensor, h: int, w: int):
         if self.mask_hw == (h, w):
             mask = self.attn_mask
+            plain = (self.plain_to_win, self.plain_from_win)
+            shifted = (self.shifted_to_win, self.shifted_from_win)
         else:
             mask = shifted_window_mask(h, w, self.window, self.shift).to(device=x.device, dtype=x.dtype)
+            plain = tuple(t.to(x.device) for t in window_gather_index(h, w, self.window, 0))
+            shifted = tuple(t.to(x.device) for t in window_gather_index(h, w, self.window, self.shift))
         for blk in self.blocks:
-            x = blk(x, h, w, mask)
+            to_win, from_win = shifted if blk.shift > 0 else plain
+            x = blk(x, h, w, mask, to_win, from_win)
         if self.downsample is not None:
             return x, self.downsample(x, h, w), (h + 1) // 2, (w + 1) // 2
         return x, x, h, w
@@ -256,13 +300,16 @@ class SwinTransformer(nn.Module):
     def forward(self, x: torch.Tensor):
         x = self.patch_embed(x)
         h, w = x.shape[2], x.shape[3]
-        outs = [x.contiguous()]
+        # The maps go out in the tokens' own memory order (NHWC strides): what the
+        # decoder's convolutions read under channels_last, with no copy; any consumer
+        # that needs NCHW order (a reshape) makes it itself.
+        outs = [x]
         x = x.flatten(2).transpose(1, 2)
         norms = [self.norm0, self.norm1, self.norm2, self.norm3]
         for i, layer in enumerate(self.layers):
             y, x, nh, nw = layer(x, h, w)
             y = norms[i](y)
-            outs.append(y.view(-1, h, w, self.num_features[i]).permute(0, 3, 1, 2).contiguous())
+            outs.append(y.view(-1, h, w, self.num_features[i]).permute(0, 3, 1, 2))
             h, w = nh, nw
         return outs
 
