@@ -58,7 +58,7 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.precision = PM_PRECISION_AUTO;
     d.max_pixels = PM_DEFAULT_MAX_PIXELS;
     d.max_encoded_bytes = PM_DEFAULT_MAX_ENCODED_BYTES;
-    d.warmup_min_runs = 3;
+    d.warmup_min_runs = 0; /* auto: resolved by warm-up for the device */
     d.warmup_max_runs = 20;
     d.warmup_tolerance = 0.15;
     d.cuda_graph = -1;
@@ -175,10 +175,10 @@ static pm_code validate_params(const pm_params *p) {
     if (p->max_encoded_bytes == 0) return BAD("params.max_encoded_bytes is 0");
     if (p->cpu_threads < 0 || p->cpu_threads > 1024)
         return BAD("params.cpu_threads %d is outside 0..1024", p->cpu_threads);
-    if (p->warmup_min_runs < 1 || p->warmup_min_runs > 1000)
-        return BAD("params.warmup_min_runs %d is outside 1..1000", p->warmup_min_runs);
-    if (p->warmup_max_runs < p->warmup_min_runs || p->warmup_max_runs > 1000)
-        return BAD("params.warmup_max_runs %d is outside warmup_min_runs..1000", p->warmup_max_runs);
+    if (p->warmup_min_runs < 0 || p->warmup_min_runs > 1000)
+        return BAD("params.warmup_min_runs %d is outside 0..1000 (0 = auto)", p->warmup_min_runs);
+    if (p->warmup_max_runs < 1 || p->warmup_max_runs < p->warmup_min_runs || p->warmup_max_runs > 1000)
+        return BAD("params.warmup_max_runs %d is outside max(1, warmup_min_runs)..1000", p->warmup_max_runs);
     if (!(p->warmup_tolerance > 0.0 && p->warmup_tolerance <= 10.0))
         return BAD("params.warmup_tolerance must be in (0, 10]");
     if (p->cuda_graph < -1 || p->cuda_graph > 1) return BAD("params.cuda_graph %d is not -1, 0 or 1", p->cuda_graph);

@@ -57,13 +57,28 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Stable: the last three latencies all lie within tolerance of their median. */
-static int latency_is_stable(const double *ms, int n, double tolerance) {
-    if (n < 3) return 0;
-    double last[3] = {ms[n - 3], ms[n - 2], ms[n - 1]};
-    qsort(last, 3, sizeof last[0], cmp_double);
-    double median = last[1];
-    return fabs(last[0] - median) <= tolerance * median && fabs(last[2] - median) <= tolerance * median;
+/* Stable: the last `window` latencies (1..3) all lie within tolerance of their
+ * median. A window of one is stable at once: one run was asked for. */
+static int latency_is_stable(const double *ms, int n, int window, double tolerance) {
+    if (n < window) return 0;
+    double last[3];
+    for (int i = 0; i < window; i++) last[i] = ms[n - window + i];
+    qsort(last, (size_t)window, sizeof last[0], cmp_double);
+    double median = window == 2 ? 0.5 * (last[0] + last[1]) : last[window / 2];
+    return fabs(last[0] - median) <= tolerance * median && fabs(last[window - 1] - median) <= tolerance * median;
+}
+
+/* warmup_min_runs 0 (auto): how many inferences the device needs before a call is
+ * at warm latency. On CUDA three: two eager runs (cuDNN autotuning, lazy kernel
+ * loading; the profiling executor's passes when jit_optimize is on) and the run that
+ * captures the CUDA graph. On the CPU one, which does all the one-time work (thread
+ * pool, oneDNN primitives, allocator): a CPU forward has nothing lazy after it
+ * unless the profiling executor re-optimises (jit_optimize on: three). Every run is
+ * a whole inference (seconds for IS-Net on two cores), so each extra CPU run would
+ * only delay READY (docs/benchmarks.md, "CPU warm-up"). */
+static int auto_min_runs(const pm_ctx *c) {
+    if (c->kind == PM_DEVICE_CUDA || c->jit_optimize == 1) return 3;
+    return 1;
 }
 
 /* One whole warm-up: load, configure, run until stable. On success the model is
@@ -135,7 +150,11 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     }
     double w0 = pm_now_ms();
     int runs = 0;
-    int expected = c->warmup_min_runs > 5 ? c->warmup_min_runs : 5;
+    int min_runs = c->warmup_min_runs > 0 ? c->warmup_min_runs : auto_min_runs(c);
+    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs;
+    const int window = min_runs < 3 ? min_runs : 3;
+    int expected = min_runs > 5 ? min_runs : (c->warmup_max_runs < 5 ? c->warmup_max_runs : 5);
+    if (window == 1) expected = 1;
     while (runs < c->warmup_max_runs) {
         if (closing(c)) {
             rc = PM_ERR_CANCELLED;
@@ -151,7 +170,7 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         double f = (double)runs / expected;
         c->progress = 0.5 + 0.45 * (f < 1.0 ? f : 1.0);
         pthread_mutex_unlock(&c->mu);
-        if (runs >= c->warmup_min_runs && latency_is_stable(ms, runs, c->warmup_tolerance)) break;
+        if (runs >= min_runs && latency_is_stable(ms, runs, window, c->warmup_tolerance)) break;
     }
     free(ms);
     /* Batch sizes above 1: checked and readied now, so no caller pays for them. */

@@ -96,7 +96,8 @@ static void test_open_rejects_out_of_range_parameters(void **state) {
     EXPECT_BAD(input_size, 3);
     EXPECT_BAD(max_pixels, 0);
     EXPECT_BAD(max_encoded_bytes, 0);
-    EXPECT_BAD(warmup_min_runs, 0);
+    EXPECT_BAD(warmup_min_runs, -1);
+    EXPECT_BAD(warmup_max_runs, 0);
     EXPECT_BAD(warmup_max_runs, 1000000);
     EXPECT_BAD(warmup_tolerance, -1.0);
     EXPECT_BAD(cpu_threads, -2);

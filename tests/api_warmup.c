@@ -43,6 +43,39 @@ static void test_warmup_on_a_ready_context_returns_at_once_without_reloading(voi
     pm_close(ctx);
 }
 
+/* Warm-up runs of a CPU context: auto (the default) makes one inference, since a CPU
+ * forward has nothing lazy after the first; the profiling executor needs three. */
+static int warmup_runs_with(int min_runs, int max_runs, int jit_optimize) {
+    pm_params p;
+    pm_params_init(&p);
+    p.model_path = model_path("red32.pt");
+    p.device = "cpu";
+    p.cpu_threads = 1;
+    if (min_runs >= 0) p.warmup_min_runs = min_runs;
+    if (max_runs > 0) p.warmup_max_runs = max_runs;
+    p.jit_optimize = jit_optimize;
+    pm_ctx *ctx = open_with(&p, "red32.pt");
+    assert_int_equal(pm_warmup(ctx), PM_OK);
+    int runs = status_of(ctx).warmup_runs;
+    pm_close(ctx);
+    return runs;
+}
+
+static void test_auto_warmup_runs_one_cpu_inference_and_three_with_jit_optimize(void **state) {
+    (void)state;
+    pm_params p;
+    pm_params_init(&p);
+    assert_int_equal(p.warmup_min_runs, 0); /* auto */
+    assert_int_equal(warmup_runs_with(-1, 0, -1), 1);
+    assert_in_range(warmup_runs_with(-1, 0, 1), 3, 20);
+    /* An explicit count is the host's: one run asked for is one run (a window of one
+     * is stable at once), five are five or more. */
+    assert_int_equal(warmup_runs_with(1, 20, -1), 1);
+    assert_in_range(warmup_runs_with(5, 20, -1), 5, 20);
+    /* auto never exceeds the host's ceiling */
+    assert_int_equal(warmup_runs_with(0, 2, 1), 2);
+}
+
 static void test_auto_device_resolves_to_cpu_when_no_cuda_is_visible(void **state) {
     (void)state;
     int n = 0;
@@ -197,6 +230,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_moves_cold_to_ready_and_fills_status),
         cmocka_unit_test(test_warmup_on_a_ready_context_returns_at_once_without_reloading),
+        cmocka_unit_test(test_auto_warmup_runs_one_cpu_inference_and_three_with_jit_optimize),
         cmocka_unit_test(test_auto_device_resolves_to_cpu_when_no_cuda_is_visible),
         cmocka_unit_test(test_random_weights_flag_is_shown_in_status),
         cmocka_unit_test(test_eight_threads_warming_at_once_cause_one_load),

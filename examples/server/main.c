@@ -58,7 +58,7 @@ static void usage(FILE *f) {
             "  --max-upload-mb MB    largest accepted request body (default 32)\n"
             "  --max-connections N   concurrent connections (default 64)\n"
             "  --warmup              start warming the model at once, not on POST /warmup\n"
-            "  --warmup-min-runs N   warm-up inferences always run (library default 3)\n"
+            "  --warmup-min-runs N   warm-up inferences always run (library default: 3 on CUDA, 1 on CPU)\n"
             "  --warmup-max-runs N   most warm-up inferences (library default 20)\n"
             "  --max-batch N         requests gathered into one forward pass, 1..64\n"
             "                        (library default: 1, no batching)\n"
