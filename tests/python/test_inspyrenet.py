@@ -205,6 +205,26 @@ def test_export_load_run(exported):
     assert float(got.std()) > 1e-3
 
 
+def test_exported_file_follows_the_weights_dtype(exported):
+    """libpetmatte converts a file's floating-point weights and buffers to fp16/bf16
+    and feeds that dtype; every layer must follow it, apart from SICA's deliberate
+    float32 context branch. float64 stands in for them on the CPU (Debian's torch
+    lacks some half-precision CPU kernels): a layer left in float32 by the trace (a
+    no-op .to() at trace time makes later uses of its input float32 too) fails with
+    'Input type ... and weight type ... should be the same'."""
+    path, _, _ = exported
+    traced = torch.jit.load(str(path), map_location="cpu").eval()
+    x = example_input()
+    with torch.no_grad():
+        want = traced(x)
+        for t in list(traced.parameters()) + list(traced.buffers()):
+            if t.is_floating_point():
+                t.data = t.data.double()
+        got = traced(x.double())
+    assert got.dtype == torch.float64
+    assert float((got.float() - want).abs().max()) <= 1e-5
+
+
 def test_graph_is_device_and_dtype_neutral(exported):
     """libpetmatte converts precision with module.to(fp16/bf16) and moves the module to
     CUDA at load. A traced factory call (zeros_like, arange, ...) records a fixed

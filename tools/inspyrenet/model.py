@@ -219,12 +219,14 @@ class SICA(nn.Module):
         # float32 this is exactly upstream's computation. The maps are read in NCHW
         # order (the reinterpretation above): one pass converts the dtype and the
         # memory order together; resizing to the size a map already has is skipped
-        # (bilinear, align_corners=False, same size: the identity).
+        # (bilinear, align_corners=False, same size: the identity). copy=True: when
+        # tracing in float32 a no-op .to() would hand back x itself, and the tracer
+        # would then record every later use of x as the float32 copy.
         f = x if (h, w) == (sh, sw) else F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
-        f = f.to(torch.float32, memory_format=torch.contiguous_format).view(b, sh * sw, -1)
+        f = f.to(torch.float32, memory_format=torch.contiguous_format, copy=True).view(b, sh * sw, -1)
         if prob.shape[-2:] != (sh, sw):
             prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False)
-        prob = prob.to(torch.float32, memory_format=torch.contiguous_format).view(b, self.ctx, sh * sw)
+        prob = prob.to(torch.float32, memory_format=torch.contiguous_format, copy=True).view(b, self.ctx, sh * sw)
         context = torch.bmm(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
 
         # (b, h*w, depth) and back as transposed views: in NHWC memory neither copies.
