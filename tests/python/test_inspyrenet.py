@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 import export_inspyrenet  # noqa: E402
 from inspyrenet import inspyrenet_swinb, randomize_, state_dict_listing, swin, valid_size  # noqa: E402
+from inspyrenet import model as model_module  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "inspyrenet_swinb_state_dict.txt"
 SIZE = 64
@@ -115,6 +116,20 @@ def test_window_gather_index_is_pad_roll_and_partition(h, w, shift):
     got = padded.index_select(1, to_win).view(-1, window * window, c)
     assert torch.equal(got, want)
     assert torch.equal(got.view(2, -1, c).index_select(1, from_win), x)
+
+
+@pytest.mark.parametrize("c,h,w", [(8, 4, 6), (8, 3, 5)])  # c divides h*w; it does not
+def test_context_sums_read_the_map_in_nchw_order_from_either_layout(c, h, w):
+    """SICA's sums reinterpret the map's NCHW element order (upstream's reshape);
+    the split by pixel rows must give that in NCHW and NHWC memory alike."""
+    gen = torch.Generator().manual_seed(5)
+    f = torch.randn(2, c, h, w, generator=gen, dtype=torch.float64)
+    prob = torch.rand(2, 5, h * w, generator=gen, dtype=torch.float64)
+    want = torch.bmm(prob, f.reshape(2, h * w, c))
+    for mf in (torch.contiguous_format, torch.channels_last):
+        got = model_module.context_sums(prob, f.contiguous(memory_format=mf))
+        assert got.shape == (2, 5, c)
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def test_batchnorm_folding_keeps_the_output():

@@ -117,7 +117,7 @@ class AxialAttention(nn.Module):
         attn = torch.softmax(torch.bmm(q, k), dim=-1)
         v = self.value_conv(x).reshape(b, -1, axis)
         out = torch.bmm(v, attn.permute(0, 2, 1)).view(b, c, h, w)
-        return self.gamma * out + x
+        return torch.addcmul(x, self.gamma, out)  # x + gamma * out, one pass
 
 
 class PAAKernel(nn.Module):
@@ -216,18 +216,17 @@ class SICA(nn.Module):
         # The context vectors are sums over the whole stage map (a million pixels at
         # base size 1024), far beyond fp16's range: they and the small key/value
         # branches that read them run in float32 whatever the module's dtype. In
-        # float32 this is exactly upstream's computation. The maps are read in NCHW
-        # order (the reinterpretation above): one pass converts the dtype and the
-        # memory order together; resizing to the size a map already has is skipped
-        # (bilinear, align_corners=False, same size: the identity). copy=True: when
-        # tracing in float32 a no-op .to() would hand back x itself, and the tracer
-        # would then record every later use of x as the float32 copy.
+        # float32 this is exactly upstream's computation, up to the order of the sums.
+        # Resizing to the size a map already has is skipped (bilinear,
+        # align_corners=False, same size: the identity). copy=True: when tracing in
+        # float32 a no-op .to() would hand back x itself, and the tracer would then
+        # record every later use of x as the float32 copy.
         f = x if (h, w) == (sh, sw) else F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
-        f = f.to(torch.float32, memory_format=torch.contiguous_format, copy=True).view(b, sh * sw, -1)
+        f = f.to(torch.float32, copy=True)
         if prob.shape[-2:] != (sh, sw):
             prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False)
-        prob = prob.to(torch.float32, memory_format=torch.contiguous_format, copy=True).view(b, self.ctx, sh * sw)
-        context = torch.bmm(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
+        prob = prob.to(torch.float32, copy=True).reshape(b, self.ctx, sh * sw)
+        context = context_sums(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
 
         # (b, h*w, depth) and back as transposed views: in NHWC memory neither copies.
         query = self.conv_query(x).flatten(2).transpose(1, 2)
@@ -239,6 +238,27 @@ class SICA(nn.Module):
 
         x = self.conv_out3(self.conv_out2(torch.cat([x, context], dim=1)))
         return x, self.conv_out4(x)
+
+
+def context_sums(prob: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """bmm(prob, f.reshape(b, h*w, -1)): upstream's context sums, which read the map
+    f [b, c, h, w] through its NCHW element order ((b, h*w, c) rows cut from the
+    channel planes: row i, column j is element i*c + j of the flattened NCHW map).
+
+    -> (b, ctx, c). When c divides h*w, row i = k*(h*w/c) + r lies in channel k, at
+    pixels r*c .. r*c + c - 1, so the sum splits by r into one small matrix product
+    each, which reads f in pixel-major order: a free view of an NHWC map. That
+    avoids converting a [1, 64, 1024, 1024] map to NCHW order (a strided copy that
+    took 1.7 ms on an H100). Otherwise, the plain reshape."""
+    b, c, h, w = f.shape
+    hw = h * w
+    if hw % c != 0:
+        return torch.bmm(prob, f.reshape(b, hw, c))
+    r = hw // c
+    ctx = prob.shape[1]
+    pixels = f.permute(0, 2, 3, 1).reshape(b * r, c, c)  # [(b, r), j, channel]
+    weights = prob.view(b, ctx, c, r).permute(0, 3, 1, 2).reshape(b * r, ctx, c)  # [(b, r), ctx, channel]
+    return torch.bmm(weights, pixels.transpose(1, 2)).view(b, r, ctx, c).sum(1)
 
 
 def gaussian_kernel(ksize: int = 7, sigma: float = 1.0) -> torch.Tensor:
