@@ -240,6 +240,15 @@ def test_exported_file_follows_the_weights_dtype(exported):
     assert float((got.float() - want).abs().max()) <= 1e-5
 
 
+def test_exported_file_keeps_the_fused_cuda_convolutions(exported):
+    """SICA's conv + bias + ReLU layers (five a SICA, three SICAs) run as one cuDNN call
+    on CUDA; the file carries that branch beside the plain one the CPU takes."""
+    path, _, _ = exported
+    graph = torch.jit.load(str(path), map_location="cpu").inlined_graph
+    assert len(graph.findAllNodes("aten::cudnn_convolution_relu")) == 15
+    assert len(graph.findAllNodes("prim::is_cuda")) >= 15
+
+
 def test_graph_is_device_and_dtype_neutral(exported):
     """libpetmatte converts precision with module.to(fp16/bf16) and moves the module to
     CUDA at load. A traced factory call (zeros_like, arange, ...) records a fixed

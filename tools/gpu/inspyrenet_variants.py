@@ -20,6 +20,7 @@ Then a split of the fastest eager form (backbone alone vs the whole model) and t
 top kernels by GPU time from torch.profiler. Usage (a CUDA PyTorch 2.x):
 
     python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile] [--ops]
+        [--forms nchw,cl,cl:bn]
 
 Not a test: a measurement to decide what the exporter and the library do.
 """
@@ -82,6 +83,7 @@ def main():
     p.add_argument("--skip-profile", action="store_true")
     p.add_argument("--ops", action="store_true",
                    help="also the top operators by GPU time, by source line and by input shape")
+    p.add_argument("--forms", default="nchw,cl,cl:bn", help="module forms to time (default: all three)")
     args = p.parse_args()
     dtype = DTYPES[args.precision]
     torch.backends.cudnn.benchmark = True
@@ -92,6 +94,7 @@ def main():
     rows, ref = [], None
     # name -> (channels_last, BatchNorm folded as the exporter does)
     forms = {"nchw": (False, True), "cl": (True, True), "cl:bn": (True, False)}
+    forms = {k: v for k, v in forms.items() if k in args.forms.split(",")}
     for name, (cl, fold) in forms.items():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()

@@ -33,6 +33,18 @@ from torch import nn
 from .swin import swin_b
 
 
+@torch.jit.script
+def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                   padding: List[int], dilation: List[int]) -> torch.Tensor:
+    """relu(conv2d(x) + bias), stride 1. On CUDA one cuDNN call that applies the bias
+    and the ReLU to the convolution's accumulator (PyTorch's conv2d adds a bias in a
+    second pass over the output, and ReLU is a third); elsewhere the plain ops.
+    Scripted, so that a traced file keeps both branches and runs on either device."""
+    if x.is_cuda:
+        return torch.cudnn_convolution_relu(x, weight, bias, [1, 1], padding, dilation, 1)
+    return torch.relu(F.conv2d(x, weight, bias, [1, 1], padding, dilation, 1))
+
+
 class ConvBN(nn.Module):
     """Conv2d with 'same' padding (odd kernels), no bias by default, then optional
     BatchNorm and ReLU. Attribute names (`conv`, `bn`) match the checkpoints; with
@@ -48,6 +60,9 @@ class ConvBN(nn.Module):
         self.relu = nn.ReLU(inplace=True) if relu else None
 
     def forward(self, x):
+        if self.bn is None and self.relu is not None:  # folded (fold_batchnorm), or no BatchNorm
+            conv = self.conv
+            return conv_bias_relu(x, conv.weight, conv.bias, list(conv.padding), list(conv.dilation))
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
