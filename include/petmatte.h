@@ -100,10 +100,12 @@ typedef struct pm_params {
     uint64_t max_pixels;       /* largest accepted image, width*height; default 100e6 */
     uint64_t max_encoded_bytes;/* largest accepted encoded image; default 256 MiB */
     int cpu_threads;           /* torch intra-op threads on CPU; 0 = leave torch's setting */
-    int warmup_min_runs;       /* inferences warm-up always runs; 0 = auto (default): 3 on
-                                  CUDA (autotuning, then the CUDA graph's capture) and with
-                                  jit_optimize on, 1 on the CPU (its first forward does all
-                                  the one-time work; each more is a whole inference) */
+    int warmup_min_runs;       /* inferences warm-up always runs; 0 = auto (default): what
+                                  the device needs, 3 on CUDA (autotuning, then the CUDA
+                                  graph's capture) and with jit_optimize on, 1 on the CPU
+                                  (its first forward does all the one-time work; each more
+                                  is a whole inference). A lower value still runs that
+                                  many, unless warmup_max_runs is lower */
     int warmup_max_runs;       /* give up waiting for stability after this many; default 20 */
     double warmup_tolerance;   /* stable when the last min(3, warmup_min_runs) runs are
                                   within this fraction of their median; default 0.15 */

@@ -68,8 +68,9 @@ static int latency_is_stable(const double *ms, int n, int window, double toleran
     return fabs(last[0] - median) <= tolerance * median && fabs(last[window - 1] - median) <= tolerance * median;
 }
 
-/* warmup_min_runs 0 (auto): how many inferences the device needs before a call is
- * at warm latency. On CUDA three: two eager runs (cuDNN autotuning, lazy kernel
+/* How many inferences the device needs before a call is at warm latency: what
+ * warmup_min_runs 0 (auto) means, and a floor under a lower explicit count (a warm-up
+ * that stopped sooner would leave the CUDA graph's capture to a caller). On CUDA three: two eager runs (cuDNN autotuning, lazy kernel
  * loading; the profiling executor's passes when jit_optimize is on) and the run that
  * captures the CUDA graph. On the CPU one, which does all the one-time work (thread
  * pool, oneDNN primitives, allocator): a CPU forward has nothing lazy after it
@@ -150,8 +151,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     }
     double w0 = pm_now_ms();
     int runs = 0;
-    int min_runs = c->warmup_min_runs > 0 ? c->warmup_min_runs : auto_min_runs(c);
-    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs;
+    int min_runs = auto_min_runs(c);
+    if (c->warmup_min_runs > min_runs) min_runs = c->warmup_min_runs;
+    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs; /* the host's ceiling wins */
     const int window = min_runs < 3 ? min_runs : 3;
     int expected = min_runs > 5 ? min_runs : (c->warmup_max_runs < 5 ? c->warmup_max_runs : 5);
     if (window == 1) expected = 1;
