@@ -36,11 +36,14 @@ from .swin import swin_b
 @torch.jit.script
 def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                    padding: List[int], dilation: List[int]) -> torch.Tensor:
-    """relu(conv2d(x) + bias), stride 1. On CUDA one cuDNN call that applies the bias
-    and the ReLU to the convolution's accumulator (PyTorch's conv2d adds a bias in a
-    second pass over the output, and ReLU is a third); elsewhere the plain ops.
-    Scripted, so that a traced file keeps both branches and runs on either device."""
-    if x.is_cuda:
+    """relu(conv2d(x) + bias), stride 1. On CUDA, for the layout libpetmatte runs
+    (input and weights NHWC, one dtype), one cuDNN call that applies the bias and the
+    ReLU to the convolution's accumulator (PyTorch's conv2d adds a bias in a second
+    pass over the output, and ReLU is a third); otherwise the plain ops, which also
+    keeps the file usable under torch.autocast (fp16 input, fp32 weights: cuDNN has no
+    fused engine for that mix). Scripted, so a traced file keeps both branches."""
+    if (x.is_cuda and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last)
+            and weight.is_contiguous(memory_format=torch.channels_last)):
         return torch.cudnn_convolution_relu(x, weight, bias, [1, 1], padding, dilation, 1)
     return torch.relu(F.conv2d(x, weight, bias, [1, 1], padding, dilation, 1))
 
