@@ -107,8 +107,9 @@ typedef struct pm_params {
                                   is a whole inference). A lower value still runs that
                                   many, unless warmup_max_runs is lower */
     int warmup_max_runs;       /* give up waiting for stability after this many; default 20 */
-    double warmup_tolerance;   /* stable when the last min(3, warmup_min_runs) runs are
-                                  within this fraction of their median; default 0.15 */
+    double warmup_tolerance;   /* stable when the last 3 runs (or all, when warm-up must
+                                  make fewer: one CPU run is stable at once) are within
+                                  this fraction of their median; default 0.15 */
     /* How the model runs. -1 = auto (the default): what measured fastest for the
      * device (docs/benchmarks.md); 0 = off; 1 = on. */
     int cuda_graph;            /* CUDA: capture the forward pass in warm-up, replay it after;
