@@ -168,25 +168,28 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
                            "no memory for a %dx%d output with %d channels", img->width,
                            img->height, channels);
     }
-    const uint8_t *src = pm_rgba_pixels(img);
-    const size_t stride = pm_rgba_stride(img);
-    const size_t sc = (size_t)pm_rgba_channels(img); /* 3 or 4 */
+    /* The colours: clean-edge estimates (tight RGB) or the image's own pixels (its
+     * stride, 3 or 4 channels), read as rows with a per-pixel step. */
+    const uint8_t *colours = fg != NULL ? fg : pm_rgba_pixels(img);
+    const size_t colour_stride = fg != NULL ? w * 3u : pm_rgba_stride(img);
+    const size_t step = fg != NULL ? 3u : (size_t)pm_rgba_channels(img);
     switch (opt->output) {
     case PM_OUTPUT_MASK:
         memcpy(px, matte, n);
         break;
     case PM_OUTPUT_RGBA:
+        if (in_place && fg == NULL) { /* the colours are already there: alpha only */
+            for (size_t i = 0; i < n; i++)
+                px[i * 4 + 3] = matte[i];
+            break;
+        }
         for (size_t y = 0; y < h; y++) {
-            const uint8_t *s = src + y * stride;
-            for (size_t x = 0; x < w; x++) {
-                const size_t i = y * w + x;
-                uint8_t *d = px + i * 4;
-                /* In place without clean edges the colours are already there. */
-                if (fg != NULL)
-                    memcpy(d, fg + i * 3, 3);
-                else if (!in_place)
-                    memcpy(d, s + x * sc, 3);
-                d[3] = matte[i];
+            const uint8_t *c = colours + y * colour_stride;
+            uint8_t *d = px + y * w * 4u;
+            const uint8_t *m = matte + y * w;
+            for (size_t x = 0; x < w; x++, c += step, d += 4) {
+                memcpy(d, c, 3);
+                d[3] = m[x];
             }
         }
         break;
@@ -194,12 +197,11 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
         const unsigned bg[3] = {(opt->background_rgb >> 16) & 0xFFu,
                                 (opt->background_rgb >> 8) & 0xFFu, opt->background_rgb & 0xFFu};
         for (size_t y = 0; y < h; y++) {
-            const uint8_t *s = src + y * stride;
-            for (size_t x = 0; x < w; x++) {
-                const size_t i = y * w + x;
-                const uint8_t *c = fg != NULL ? fg + i * 3 : s + x * sc;
-                unsigned a = matte[i];
-                uint8_t *d = px + i * 3;
+            const uint8_t *c = colours + y * colour_stride;
+            uint8_t *d = px + y * w * 3u;
+            const uint8_t *m = matte + y * w;
+            for (size_t x = 0; x < w; x++, c += step, d += 3) {
+                const unsigned a = m[x];
                 for (int k = 0; k < 3; k++)
                     d[k] = div255(a * c[k] + (255u - a) * bg[k]);
             }

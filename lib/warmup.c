@@ -68,20 +68,6 @@ static int latency_is_stable(const double *ms, int n, int window, double toleran
     return fabs(last[0] - median) <= tolerance * median && fabs(last[window - 1] - median) <= tolerance * median;
 }
 
-/* How many inferences the device needs before a call is at warm latency: what
- * warmup_min_runs 0 (auto) means, and a floor under a lower explicit count (a warm-up
- * that stopped sooner would leave the CUDA graph's capture to a caller). On CUDA three: two eager runs (cuDNN autotuning, lazy kernel
- * loading; the profiling executor's passes when jit_optimize is on) and the run that
- * captures the CUDA graph. On the CPU one, which does all the one-time work (thread
- * pool, oneDNN primitives, allocator): a CPU forward has nothing lazy after it
- * unless the profiling executor re-optimises (jit_optimize on: three). Every run is
- * a whole inference (seconds for IS-Net on two cores), so each extra CPU run would
- * only delay READY (docs/benchmarks.md, "CPU warm-up"). */
-static int auto_min_runs(const pm_ctx *c) {
-    if (c->kind == PM_DEVICE_CUDA || c->jit_optimize == 1) return 3;
-    return 1;
-}
-
 /* One whole warm-up: load, configure, run until stable. On success the model is
  * published in c->model; on failure nothing is left allocated. */
 static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
@@ -151,12 +137,16 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     }
     double w0 = pm_now_ms();
     int runs = 0;
-    int min_runs = auto_min_runs(c);
+    /* What the device needs is both the auto value of warmup_min_runs and a floor
+     * under a lower one (stopping sooner would leave the CUDA graph's capture to a
+     * caller); only the host's warmup_max_runs goes below it. */
+    int min_runs = pm_shim_warmup_runs(model);
     if (c->warmup_min_runs > min_runs) min_runs = c->warmup_min_runs;
-    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs; /* the host's ceiling wins */
+    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs;
     const int window = min_runs < 3 ? min_runs : 3;
-    int expected = min_runs > 5 ? min_runs : (c->warmup_max_runs < 5 ? c->warmup_max_runs : 5);
-    if (window == 1) expected = 1;
+    /* progress: a one-run warm-up is done after it; else about five runs or more */
+    int expected = window == 1 ? 1 : min_runs > 5 ? min_runs : 5;
+    if (expected > c->warmup_max_runs) expected = c->warmup_max_runs;
     while (runs < c->warmup_max_runs) {
         if (closing(c)) {
             rc = PM_ERR_CANCELLED;

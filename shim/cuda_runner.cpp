@@ -284,6 +284,8 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 
 bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
 
+int cuda_warmup_runs(const pm_shim_model &) { return 3; }
+
 void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body) {
     CudaRunner &r = *model.cuda;
     const bool large = pixels > int64_t(model.config.input_width) * model.config.input_height;

@@ -485,6 +485,14 @@ uint64_t pm_shim_forward_passes(pm_shim_model *model) { return model ? model->ba
 
 int pm_shim_frozen(const pm_shim_model *model) { return model && model->frozen ? 1 : 0; }
 
+int pm_shim_warmup_runs(const pm_shim_model *model) {
+    if (!model) return 1;
+#ifdef PETMATTE_WITH_CUDA
+    if (model->cuda) return petmatte::cuda_warmup_runs(*model);
+#endif
+    return model->opts.jit_optimize ? 3 : 1;
+}
+
 int pm_shim_uses_cuda_graph(const pm_shim_model *model) {
 #ifdef PETMATTE_WITH_CUDA
     return model && model->cuda && petmatte::cuda_runner_has_graph(*model->cuda) ? 1 : 0;

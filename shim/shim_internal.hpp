@@ -130,6 +130,8 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
 // caching allocator unless the host configured it (PYTORCH_CUDA_ALLOC_CONF or
 // PYTORCH_ALLOC_CONF set). See the definition for why.
 void configure_cuda_allocator();
+// pm_shim_warmup_runs for a CUDA model.
+int cuda_warmup_runs(const pm_shim_model &model);
 // run_pipeline for a CUDA model: its own pool stream for pre/post-processing, the
 // forward pass on the model's stream, replayed from a CUDA graph once captured.
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,

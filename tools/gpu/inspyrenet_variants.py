@@ -67,7 +67,7 @@ def build(dtype, channels_last, fold=True):
     m = inspyrenet_swinb()
     randomize_(m, 0)
     m.eval()
-    if fold and hasattr(m, "fold_batchnorm"):  # (older module versions have none)
+    if fold:
         m.fold_batchnorm()
     m.prepare(1024, 1024)
     m = m.to("cuda", dtype)

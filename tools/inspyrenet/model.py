@@ -73,7 +73,6 @@ class ConvBN(nn.Module):
             x = self.relu(x)
         return x
 
-
     def fold_batchnorm(self) -> None:
         """Merges the BatchNorm (its running statistics: eval mode) into the convolution:
         w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps) + beta,
