@@ -101,10 +101,10 @@ typedef struct pm_params {
     uint64_t max_encoded_bytes;/* largest accepted encoded image; default 256 MiB */
     int cpu_threads;           /* torch intra-op threads on CPU; 0 = leave torch's setting */
     int warmup_min_runs;       /* inferences warm-up always runs; 0 = auto (default): what
-                                  the device needs, 3 on CUDA (autotuning, then the CUDA
-                                  graph's capture) and with jit_optimize on, 1 on the CPU
+                                  the device needs: 3 on CUDA (autotuning, then the CUDA
+                                  graph's capture; 4 with jit_optimize on), 1 on the CPU
                                   (its first forward does all the one-time work; each more
-                                  is a whole inference). A lower value still runs that
+                                  is a whole inference; 3 with jit_optimize on). A lower value still runs that
                                   many, unless warmup_max_runs is lower */
     int warmup_max_runs;       /* give up waiting for stability after this many; default 20 */
     double warmup_tolerance;   /* stable when the last 3 runs (or all, when warm-up must

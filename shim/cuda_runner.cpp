@@ -15,6 +15,7 @@
 // another stream may still read.
 #include "shim_internal.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <map>
@@ -284,7 +285,12 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 
 bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
 
-int cuda_warmup_runs(const pm_shim_model &) { return 3; }
+// The eager runs the capture waits for, then the capture run itself; at least three,
+// so that warm-up judges stability over three runs.
+int cuda_warmup_runs(const pm_shim_model &model) {
+    const int capture = model.opts.cuda_graph != 0 ? 1 : 0;
+    return std::max(3, eager_runs_before_capture(model) + capture);
+}
 
 void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body) {
     CudaRunner &r = *model.cuda;

@@ -111,7 +111,8 @@ int pm_shim_frozen(const pm_shim_model *model);
 
 /* Inferences the model needs before a call runs at warm latency, for its device and
  * options: 3 on CUDA (two eager runs for cuDNN's autotuning and lazy kernel loading,
- * then the run that captures the CUDA graph); on the CPU 1, whose first forward does
+ * then the run that captures the CUDA graph; 4 with jit_optimize, whose profiling
+ * executor needs a third eager run before the capture); on the CPU 1, whose first forward does
  * all the one-time work (thread pool, oneDNN primitives, allocator), or 3 with
  * jit_optimize (the profiling executor's runs and its re-optimisation). */
 int pm_shim_warmup_runs(const pm_shim_model *model);

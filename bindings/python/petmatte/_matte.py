@@ -328,7 +328,8 @@ class Matte:
         cpu_threads: torch intra-op threads on CPU; None or 0 = torch's setting.
         warmup_min_runs, warmup_max_runs, warmup_tolerance: warm-up inferences
             always run / at most run, and the stability tolerance (defaults: min
-            auto = 3 on CUDA and with jit_optimize, 1 on the CPU; max 20; 0.15).
+            auto = what the device needs: 3 on CUDA, 1 on the CPU, more with
+            jit_optimize; max 20; 0.15).
         cuda_graph, channels_last, jit_optimize, freeze: True / False, or None for
             the library's per-device choice (pm_params' -1 = auto). freeze: the
             model frozen in warm-up (weights as constants, BatchNorm folded into
