@@ -326,6 +326,12 @@ def print_table(results, header):
                           "python": pyv and {k: pyv[k] for k in ("n", "median", "min", "max")}, "lib_over_python": ratio})
         for e in res["errors"]:
             print("error: %s" % e)
+        bad = [r for r in [res["python"].get("warm") or {}] + (res["python"].get("cold_runs") or [])
+               if r.get("output_nonfinite")]
+        if bad:
+            print("warning: the Python path's output held %d non-finite values of %d (%s): its timings are of a "
+                  "failed computation" % (bad[0]["output_nonfinite"], bad[0]["output_values"],
+                                          bad[0].get("half_mode") or bad[0].get("precision")))
         res["table"] = table
     sys.stdout.flush()
 

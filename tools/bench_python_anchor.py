@@ -296,6 +296,12 @@ def main():
                     [timed(rgba_from_jpeg, np, Image, ImageOps, pipe, data)[0] for _ in range(args.jpeg_runs)])
                 if device.type == "cuda":
                     res["gpu_max_reserved_after_jpeg_mib"] = torch.cuda.max_memory_reserved(device) / 1048576.0
+    # Whether the output was usable: under fp16 a model can overflow (inf, then NaN)
+    # and still be timed; bench.py says so instead of letting it pass as a speed.
+    with torch.inference_mode():
+        out = pipe.forward(pipe.model_input(rgb)).float()
+        res["output_values"] = int(out.numel())
+        res["output_nonfinite"] = int((~torch.isfinite(out)).sum().item())
     res["host_rss_mib"] = proc_status_mib("VmRSS")
     res["host_peak_rss_mib"] = proc_status_mib("VmHWM")
     sys.stdout.write(json.dumps(res) + "\n")

@@ -119,12 +119,22 @@ def test_python_anchor_cold_and_full(tmp_path):
         for key in ("import_torch_ms", "load_ms", "first_inference_ms"):
             assert math.isfinite(r[key]) and r[key] >= 0
         assert r["t_main"] <= r["t_loaded"]
+        assert r["output_nonfinite"] == 0 and r["output_values"] == 32 * 32
         if mode == "full":
             check_figure(r["warm_latency_ms"], 3)
             check_figure(r["jpeg_rgba_ms"], 2)
             assert (r["jpeg_width"], r["jpeg_height"]) == (64, 48)
         else:
             assert "warm_latency_ms" not in r
+
+
+def test_python_anchor_counts_a_models_non_finite_output():
+    model = os.path.join(os.path.dirname(red32()), "nan_output.pt")
+    p = subprocess.run([sys.executable, ANCHOR, "--model", model, "--device", "cpu", "--threads", "1",
+                        "--mode", "cold"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["output_values"] > 0 and r["output_nonfinite"] == r["output_values"]
 
 
 def test_driver_one_invocation(tmp_path):
