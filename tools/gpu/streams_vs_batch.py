@@ -87,7 +87,10 @@ def main():
     torch._C._set_graph_executor_optimize(False)
     cl = not args.no_channels_last
     fmt = torch.channels_last if cl else torch.contiguous_format
-    model = torch.jit.load(args.model, map_location="cuda").eval()
+    # Loaded on the CPU, then moved: a traced file's 0-dim constants stay on the CPU,
+    # as libpetmatte keeps them (on the GPU every shape computation would sync, and
+    # capture would fail).
+    model = torch.jit.load(args.model, map_location="cpu").eval().to("cuda")
     for t in list(model.parameters()) + list(model.buffers()):
         if t.is_floating_point():
             t.data = t.data.half()
