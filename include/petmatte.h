@@ -154,6 +154,19 @@ typedef struct pm_params {
                                   process; a cudaFree, which waits for the device; the next
                                   large call allocates again). -1 = auto (default): 4096; 0 =
                                   after every such call; at most 1048576 (in effect never) */
+    int forward_streams;       /* CUDA, one image a pass: the forward passes of concurrent
+                                  callers run on up to this many streams at once, each
+                                  replaying a CUDA graph of its own (the same shapes: no more
+                                  autotuning, but each graph holds its own activations). A
+                                  small model leaves a GPU part idle at batch 1: IS-Net on an
+                                  H100 went from 4.5 to 3.3 ms of GPU time an image with 3
+                                  (docs/benchmarks.md); a lone caller is not slowed. -1 =
+                                  auto (default): the manifest's gpu.forward_streams, else 1;
+                                  1..8. Needs CUDA graphs (one stream when the model cannot
+                                  be captured); ignored on the CPU. Batching and streams are
+                                  two ways to serve concurrent callers: max_batch > 1 and
+                                  forward_streams > 1 together are refused, and an explicit
+                                  max_batch > 1 makes auto streams 1 */
 } pm_params;
 
 PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
@@ -226,6 +239,8 @@ typedef struct pm_status {
     uint64_t forward_passes;   /* forward passes run for pm_remove_bg calls since READY;
                                   images_processed / forward_passes ~ the mean batch */
     int frozen;                /* 1 when the model runs frozen (pm_params.freeze) */
+    int forward_streams;       /* streams forward passes run on at once (pm_params.forward_streams;
+                                  1 = one pass at a time); 0 until READY */
 } pm_status;
 
 PM_API void pm_status_init_sized(pm_status *status, size_t struct_size);

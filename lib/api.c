@@ -68,6 +68,7 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.batch_wait_us = 0;
     d.freeze = -1;
     d.device_cache_mb = -1;
+    d.forward_streams = -1;
     init_sized(p, struct_size, &d, sizeof d);
 }
 
@@ -193,6 +194,13 @@ static pm_code validate_params(const pm_params *p) {
     if (p->freeze < -1 || p->freeze > 1) return BAD("params.freeze %d is not -1, 0 or 1", p->freeze);
     if (p->device_cache_mb < -1 || p->device_cache_mb > PM_MAX_DEVICE_CACHE_MB)
         return BAD("params.device_cache_mb %d is not -1 (auto) or 0..%d", p->device_cache_mb, PM_MAX_DEVICE_CACHE_MB);
+    if (p->forward_streams != -1 && (p->forward_streams < 1 || p->forward_streams > PM_MAX_FORWARD_STREAMS))
+        return BAD("params.forward_streams %d is not -1 (auto) or 1..%d", p->forward_streams, PM_MAX_FORWARD_STREAMS);
+    if (p->forward_streams > 1 && p->max_batch > 1)
+        return BAD("params.forward_streams %d with max_batch %d: batching and streams are two ways to serve "
+                   "concurrent callers; choose one", p->forward_streams, p->max_batch);
+    if (p->forward_streams > 1 && p->cuda_graph == 0)
+        return BAD("params.forward_streams %d needs CUDA graphs (cuda_graph is 0)", p->forward_streams);
 #undef BAD
     return PM_OK;
 }
@@ -247,6 +255,7 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     c->batch_wait_us = p.batch_wait_us;
     c->freeze = p.freeze;
     c->device_cache_mb = p.device_cache_mb;
+    c->forward_streams = p.forward_streams;
     c->warmup_min_runs = p.warmup_min_runs;
     c->warmup_max_runs = p.warmup_max_runs;
     c->warmup_tolerance = p.warmup_tolerance;

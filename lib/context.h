@@ -35,6 +35,7 @@ struct pm_ctx {
     int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0, 1 (pm_params) */
     int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
     int device_cache_mb;                         /* pm_params; -1 = auto */
+    int forward_streams;                         /* pm_params; -1 = auto */
     int warmup_min_runs, warmup_max_runs;
     double warmup_tolerance;
     double open_ms;

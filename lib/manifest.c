@@ -22,6 +22,7 @@ void pm_manifest_defaults(pm_model_config *cfg, int size, const char *name) {
     cfg->align_corners = 1;
     cfg->random_weights = 0;
     cfg->channels_last = 0;
+    cfg->forward_streams = 1;
 }
 
 static pm_code bad(char *err, size_t cap, const char *what) {
@@ -122,6 +123,13 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
         if (cl) {
             if (!json_is_boolean(cl)) return bad(err, cap, "gpu.channels_last must be a boolean");
             cfg->channels_last = json_is_true(cl);
+        }
+        json_t *fs = json_object_get(v, "forward_streams");
+        if (fs) {
+            if (!json_is_integer(fs) || json_integer_value(fs) < 1 ||
+                json_integer_value(fs) > PM_MAX_FORWARD_STREAMS)
+                return bad(err, cap, "gpu.forward_streams must be an integer in 1..8");
+            cfg->forward_streams = (int)json_integer_value(fs);
         }
     }
     if ((v = json_object_get(root, "random_weights"))) {

@@ -41,6 +41,7 @@ pm_code pm_get_status(pm_ctx *c, pm_status *out) {
     s.max_batch = c->model ? pm_shim_max_batch(c->model) : 0;
     s.forward_passes = c->model ? pm_shim_forward_passes(c->model) : 0;
     s.frozen = c->model ? pm_shim_frozen(c->model) : 0;
+    s.forward_streams = c->model ? pm_shim_forward_streams(c->model) : 0;
     s.last_error_code = c->last_error_code;
     snprintf(s.last_error, sizeof s.last_error, "%s", c->last_error);
     pthread_mutex_unlock(&c->mu);

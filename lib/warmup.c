@@ -103,6 +103,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         /* auto (-1) = off: freezing costs warm-up time (pm_params.freeze). */
         .freeze = c->freeze == 1,
         .device_cache_mb = c->device_cache_mb >= 0 ? c->device_cache_mb : PM_AUTO_DEVICE_CACHE_MB,
+        /* auto (-1) = the manifest's gpu.forward_streams, decided by pm_shim_configure;
+         * the CPU runs one pass at a time, and batching replaces streams. */
+        .forward_streams = !cuda || c->max_batch > 1 ? 1 : c->forward_streams,
     };
     rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);
     if (rc != PM_OK) return rc;

@@ -44,6 +44,18 @@ struct GraphSlot {
     at::Tensor in, out;
 };
 
+// A further stream for one-image passes (pm_shim_options.forward_streams): a small
+// model leaves much of a GPU idle at batch 1, and passes on several streams fill it
+// without batching's wait for company or its autotuning of new shapes. The lane's
+// graph is captured from the same input shape into a memory pool of its own, since
+// its replays overlap the other streams'; its lock orders the callers queueing on it.
+struct Lane {
+    explicit Lane(const c10::cuda::CUDAStream &s) : stream(s) {}
+    c10::cuda::CUDAStream stream;
+    GraphSlot slot;
+    std::mutex mu;
+};
+
 struct CudaRunner {
     explicit CudaRunner(const c10::Device &device)
         : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())) {
@@ -71,6 +83,10 @@ struct CudaRunner {
     std::map<int, GraphSlot> graphs;
     bool have_pool = false;
     decltype(at::cuda::graph_pool_handle()) pool{};
+    // Lanes 1.. of forward_streams (lane 0 is `stream` with graphs[1]); filled when the
+    // batch-1 graph is captured, read-only after warm-up. Calls take them in turn.
+    std::vector<std::unique_ptr<Lane>> lanes;
+    std::atomic<unsigned> next_lane{0};
     // The allocator's reserved bytes on this device after warm-up (the largest seen
     // at the end of a warm-up step): the footprint device_cache_mb is counted from.
     std::atomic<int64_t> warm_reserved{0};
@@ -96,6 +112,42 @@ namespace {
 // profiling executor, a profiling pass and the re-optimisation; capture must see
 // the settled graph, which then never changes.
 int eager_runs_before_capture(const pm_shim_model &model) { return model.opts.jit_optimize ? 3 : 2; }
+
+// One more batch-1 graph on a stream of its own for each further forward stream
+// asked for, after the first graph's capture (so cuDNN has chosen every algorithm).
+// A lane that cannot be captured (device memory, say) is left out: the model runs on
+// fewer streams, as pm_status reports; the first graph stands.
+void capture_lanes(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
+    while (int(r.lanes.size()) + 1 < model.opts.forward_streams) {
+        auto lane = std::make_unique<Lane>(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, model.device.index()));
+        try {
+            at::cuda::CUDAEvent ready;
+            ready.record(r.stream);
+            ready.block(lane->stream);
+            c10::cuda::CUDAStreamGuard on_lane(lane->stream);
+            lane->slot.in = example.clone(at::MemoryFormat::Preserve);
+            lane->stream.synchronize();
+            auto graph = std::make_unique<at::cuda::CUDAGraph>();
+            graph->capture_begin(at::cuda::graph_pool_handle(), cudaStreamCaptureModeThreadLocal);
+            try {
+                lane->slot.out = eager_forward(model, lane->slot.in);
+            } catch (...) {
+                try {
+                    graph->capture_end();
+                } catch (...) {
+                }
+                throw;
+            }
+            graph->capture_end();
+            lane->slot.graph = std::move(graph);
+            lane->stream.synchronize();
+        } catch (const std::exception &) {
+            (void)cudaGetLastError(); // a failed capture leaves a sticky "last error"
+            return;
+        }
+        r.lanes.push_back(std::move(lane));
+    }
+}
 
 // Captures model.forward on r.stream (the current stream) for inputs shaped like
 // `example` (its batch size names the graph). On failure with cuda_graph == -1
@@ -129,6 +181,7 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
         slot.out = out;
         slot.graph = std::move(graph);
         r.graphs[n] = std::move(slot);
+        if (n == 1) capture_lanes(model, r, example);
         // The eager passes' activations sit in the allocator's cache; the graph keeps
         // its own pool, so hand the rest back to the driver.
         r.stream.synchronize();
@@ -216,10 +269,39 @@ void run_on_model_stream(pm_shim_model &model, CudaRunner &r, const std::vector<
     }
 }
 
+// One image on a further stream: the same steps as the first stream's graph replay,
+// under the lane's own lock, so its replays overlap the other streams'.
+void run_on_lane(Lane &lane, BatchRequest &req) {
+    CallerSync &s = sync_of(&req);
+    at::cuda::CUDAEvent done;
+    at::Tensor prediction;
+    {
+        std::lock_guard<std::mutex> lock(lane.mu);
+        s.input_ready.block(lane.stream);
+        c10::cuda::CUDAStreamGuard on_lane(lane.stream);
+        lane.slot.in.copy_(req.input);
+        lane.slot.graph->replay();
+        prediction = lane.slot.out.clone(); // the static output is overwritten by the next replay
+        done.record(lane.stream);
+    }
+    // Made on the lane's stream, used and freed on the caller's.
+    prediction.record_stream(s.stream);
+    done.block(s.stream);
+    req.prediction = prediction;
+}
+
 } // namespace
 
 void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
     CudaRunner &r = *model.cuda;
+    if (batch.size() == 1 && !r.lanes.empty()) {
+        // Lanes exist only once the batch-1 graph does. Lane 0 is the path below.
+        const unsigned k = r.next_lane.fetch_add(1, std::memory_order_relaxed) % unsigned(r.lanes.size() + 1);
+        if (k > 0) {
+            run_on_lane(*r.lanes[k - 1], *batch[0]);
+            return;
+        }
+    }
     at::cuda::CUDAEvent done;
     {
         std::lock_guard<std::mutex> lock(model.forward_mu);
@@ -284,6 +366,8 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 }
 
 bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
+
+int cuda_runner_streams(const CudaRunner &runner) { return 1 + int(runner.lanes.size()); }
 
 // The eager runs the capture waits for, then the capture run itself; at least three,
 // so that warm-up judges stability over three runs.

@@ -417,6 +417,13 @@ pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, c
             model->opts.channels_last = model->device.is_cuda() && config->channels_last ? 1 : 0;
             if (model->opts.channels_last) petmatte::to_channels_last(model->module);
         }
+        // auto: the manifest's hint; the CPU runs one pass at a time whatever was asked.
+        if (!model->device.is_cuda()) {
+            model->opts.forward_streams = 1;
+        } else if (model->opts.forward_streams < 1) {
+            model->opts.forward_streams = config->forward_streams;
+        }
+        model->opts.forward_streams = std::min(std::max(model->opts.forward_streams, 1), PM_MAX_FORWARD_STREAMS);
         petmatte::maybe_freeze(*model);
         petmatte::prepare_config(*model, *config);
         model->configured = true;
@@ -491,6 +498,14 @@ int pm_shim_warmup_runs(const pm_shim_model *model) {
     if (model->cuda) return petmatte::cuda_warmup_runs(*model);
 #endif
     return model->opts.jit_optimize ? 3 : 1;
+}
+
+int pm_shim_forward_streams(const pm_shim_model *model) {
+    if (!model) return 0;
+#ifdef PETMATTE_WITH_CUDA
+    if (model->cuda) return petmatte::cuda_runner_streams(*model->cuda);
+#endif
+    return 1;
 }
 
 int pm_shim_uses_cuda_graph(const pm_shim_model *model) {

@@ -24,6 +24,10 @@ typedef enum pm_output_activation {
     PM_ACTIVATION_LOGIT = 1        /* apply a sigmoid */
 } pm_output_activation;
 
+/* Most streams one model's forward passes may use at once (pm_params.forward_streams
+ * and the manifest's gpu.forward_streams). */
+#define PM_MAX_FORWARD_STREAMS 8
+
 typedef struct pm_model_config {
     char name[64];
     int input_width, input_height;
@@ -33,6 +37,8 @@ typedef struct pm_model_config {
     int align_corners;           /* bilinear upsampling back to the image size */
     int random_weights;
     int channels_last;           /* manifest's gpu.channels_last: NHWC runs faster on a GPU */
+    int forward_streams;         /* manifest's gpu.forward_streams (1..8): streams concurrent
+                                    callers' forward passes may use at once on a GPU */
 } pm_model_config;
 
 typedef struct pm_shim_model pm_shim_model;
@@ -65,6 +71,10 @@ typedef struct pm_shim_options {
                                constants, BatchNorm folds into convolutions); 0: no */
     int device_cache_mb;    /* CUDA: after a call larger than the model input, cached device
                                memory beyond the warm footprint + this many MiB is released */
+    int forward_streams;    /* CUDA, one image a pass: batch-1 forward passes may run on this
+                               many streams at once (1..8), each replaying its own CUDA graph;
+                               -1: the manifest's hint, decided by pm_shim_configure; an
+                               uncapturable model runs on one */
 } pm_shim_options;
 
 /* Loads the TorchScript archive at path straight onto the device, in eval mode,
@@ -108,6 +118,9 @@ int pm_shim_max_batch(const pm_shim_model *model);
 uint64_t pm_shim_forward_passes(pm_shim_model *model);
 /* 1 when the module was frozen (pm_shim_options.freeze). */
 int pm_shim_frozen(const pm_shim_model *model);
+/* Streams the forward passes run on at once: 1 + the extra CUDA graphs captured for
+ * pm_shim_options.forward_streams (1 on the CPU, without a graph, or before warm-up). */
+int pm_shim_forward_streams(const pm_shim_model *model);
 
 /* Inferences the model needs before a call runs at warm latency, for its device and
  * options: 3 on CUDA (two eager runs for cuDNN's autotuning and lazy kernel loading,

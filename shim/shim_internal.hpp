@@ -137,6 +137,8 @@ int cuda_warmup_runs(const pm_shim_model &model);
 void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                        int channels, uint8_t *alpha_out, bool warm_up);
 bool cuda_runner_has_graph(const CudaRunner &runner);
+// 1 + the extra batch-1 graphs captured for pm_shim_options.forward_streams.
+int cuda_runner_streams(const CudaRunner &runner);
 // run_batch on CUDA: the inputs are ordered after their callers' streams (via
 // BatchRequest::device_sync), each prediction is handed back to its caller's stream.
 void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &batch);

@@ -1,7 +1,9 @@
 /* Batching concurrent callers (pm_params.max_batch / batch_wait_us) on the CPU with
  * tiny models: callers started together share forward passes and each still gets
  * its own image's matte; a lone caller runs alone; a model that mixes the images of
- * a batch is refused; one bad image does not fail the others in its batch. */
+ * a batch is refused; one bad image does not fail the others in its batch. Also the
+ * other way to serve concurrent callers, forward_streams: its checks at open, and
+ * one stream on the CPU. */
 #include <pthread.h>
 
 #include "test_util.h"
@@ -186,8 +188,68 @@ static void test_batch_parameters_out_of_range_are_refused_at_open(void **state)
     assert_int_equal(p.batch_wait_us, 0);
 }
 
+static pm_code open_with_streams(int forward_streams, int max_batch, int cuda_graph, pm_ctx **ctx) {
+    pm_params p;
+    cpu_params(&p, "red32.pt");
+    p.forward_streams = forward_streams;
+    p.max_batch = max_batch;
+    p.cuda_graph = cuda_graph;
+    return pm_open(&p, ctx);
+}
+
+static void test_forward_streams_out_of_range_or_beside_batching_are_refused_at_open(void **state) {
+    (void)state;
+    const struct {
+        int streams, max_batch, cuda_graph;
+        const char *says;
+    } cases[] = {
+        {0, -1, -1, "forward_streams 0"},
+        {-2, -1, -1, "forward_streams -2"},
+        {9, -1, -1, "forward_streams 9"},
+        {2, 2, -1, "choose one"},
+        {8, 64, -1, "choose one"},
+        {2, -1, 0, "CUDA graphs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pm_ctx *ctx = (pm_ctx *)0x1;
+        assert_int_equal(open_with_streams(cases[i].streams, cases[i].max_batch, cases[i].cuda_graph, &ctx),
+                         PM_ERR_INVALID_ARGUMENT);
+        assert_null(ctx);
+        if (!strstr(pm_errmsg(NULL), cases[i].says)) fprintf(stderr, "case %zu: %s\n", i, pm_errmsg(NULL));
+        assert_non_null(strstr(pm_errmsg(NULL), cases[i].says));
+    }
+    pm_params p;
+    pm_params_init(&p);
+    assert_int_equal(p.forward_streams, -1);
+}
+
+static void test_forward_streams_run_one_pass_at_a_time_on_the_cpu(void **state) {
+    (void)state;
+    /* Streams are a CUDA matter: the CPU context accepts the setting (a host may set it
+     * for every device) and reports the one stream it runs, 0 before READY. The
+     * streams' own behaviour needs a GPU (tools/gpu/streams_vs_batch.py, petmatte-bench). */
+    const int settings[] = {-1, 1, 4, 8};
+    for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
+        pm_ctx *ctx = NULL;
+        assert_int_equal(open_with_streams(settings[k], -1, -1, &ctx), PM_OK);
+        assert_int_equal(status_of(ctx).forward_streams, 0);
+        assert_int_equal(pm_warmup(ctx), PM_OK);
+        assert_int_equal(status_of(ctx).forward_streams, 1);
+        const uint8_t reds[CALLERS] = {10, 90, 170, 250};
+        struct caller c[CALLERS];
+        run_callers(ctx, reds, c);
+        for (int i = 0; i < CALLERS; i++) {
+            assert_int_equal(c[i].rc, PM_OK);
+            assert_int_equal(c[i].wrong_pixels, 0);
+        }
+        pm_close(ctx);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_streams_out_of_range_or_beside_batching_are_refused_at_open),
+        cmocka_unit_test(test_forward_streams_run_one_pass_at_a_time_on_the_cpu),
         cmocka_unit_test(test_callers_started_together_share_passes_and_each_gets_its_own_matte),
         cmocka_unit_test(test_sequential_calls_each_run_their_own_pass),
         cmocka_unit_test(test_auto_and_one_mean_no_batching_on_the_cpu),

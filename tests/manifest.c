@@ -29,7 +29,7 @@ static void test_a_full_manifest_sets_every_field(void **state) {
         "{\"format\":\"petmatte-manifest\",\"version\":1,\"name\":\"isnet\","
         "\"input\":{\"width\":1024,\"height\":768,\"mean\":[0.5,0.5,0.5],\"std\":[1,1,1]},"
         "\"output\":{\"activation\":\"logit\",\"normalize\":\"none\",\"resize\":\"bilinear\","
-        "\"align_corners\":false},\"gpu\":{\"channels_last\":true},\"random_weights\":true,"
+        "\"align_corners\":false},\"gpu\":{\"channels_last\":true,\"forward_streams\":3},\"random_weights\":true,"
         "\"license\":\"MIT\",\"extra\":{\"x\":1}}";
     assert_int_equal(parse(json, &c, err, sizeof err), PM_OK);
     assert_string_equal(c.name, "isnet");
@@ -41,6 +41,7 @@ static void test_a_full_manifest_sets_every_field(void **state) {
     assert_int_equal(c.align_corners, 0);
     assert_int_equal(c.random_weights, 1);
     assert_int_equal(c.channels_last, 1);
+    assert_int_equal(c.forward_streams, 3);
 }
 
 static void test_missing_fields_keep_their_defaults(void **state) {
@@ -51,6 +52,7 @@ static void test_missing_fields_keep_their_defaults(void **state) {
     assert_string_equal(c.name, "only-name");
     assert_int_equal(c.input_width, 1024);
     assert_int_equal(c.minmax_normalize, 1);
+    assert_int_equal(c.forward_streams, 1);
 }
 
 static void test_malformed_manifests_are_model_errors_naming_the_field(void **state) {
@@ -79,6 +81,10 @@ static void test_malformed_manifests_are_model_errors_naming_the_field(void **st
         {"{\"random_weights\":1}", "random_weights"},
         {"{\"gpu\":true}", "gpu"},
         {"{\"gpu\":{\"channels_last\":1}}", "gpu.channels_last"},
+        {"{\"gpu\":{\"forward_streams\":0}}", "gpu.forward_streams"},
+        {"{\"gpu\":{\"forward_streams\":9}}", "gpu.forward_streams"},
+        {"{\"gpu\":{\"forward_streams\":2.5}}", "gpu.forward_streams"},
+        {"{\"gpu\":{\"forward_streams\":\"2\"}}", "gpu.forward_streams"},
         {"{\"name\":\"a\",\"name\":\"b\"}", "JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

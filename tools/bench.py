@@ -192,7 +192,7 @@ def bench_precision(args, precision, jpeg, tmp):
                  "--clean-edges", args.clean_edges]
         if jpeg:
             extra += ["--jpeg", jpeg]
-        for flag in ("cuda_graph", "channels_last", "jit_optimize", "max_batch", "batch_wait_us"):
+        for flag in ("cuda_graph", "channels_last", "jit_optimize", "max_batch", "batch_wait_us", "forward_streams"):
             if getattr(args, flag) is not None:
                 extra += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
         try:
@@ -370,6 +370,7 @@ def main():
     ap.add_argument("--channels-last", choices=["auto", "on", "off"], help="pass to petmatte-bench")
     ap.add_argument("--jit-optimize", choices=["auto", "on", "off"], help="pass to petmatte-bench")
     ap.add_argument("--max-batch", type=int, help="pass to petmatte-bench (-1 auto, 1..64)")
+    ap.add_argument("--forward-streams", type=int, help="pass to petmatte-bench (-1 auto, 1..8)")
     ap.add_argument("--batch-wait-us", type=int, help="pass to petmatte-bench (0..100000)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python anchor")
     ap.add_argument("--python-cast", action="store_true",

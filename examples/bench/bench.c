@@ -72,6 +72,7 @@ typedef struct options {
     int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0 off, 1 on */
     int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
     int device_cache_mb;                         /* pm_params; -1 = auto */
+    int forward_streams;                         /* pm_params; -1 = auto */
     unsigned figures;
     int cold_child_fd; /* >= 0: this process is a cold child writing to that fd */
 } options;
@@ -236,6 +237,7 @@ static void usage(FILE *f) {
           "  --channels-last W     auto (default), on, off   (pm_params.channels_last)\n"
           "  --jit-optimize W      auto (default), on, off   (pm_params.jit_optimize)\n"
           "  --max-batch N         -1 = auto (default), 1..64  (pm_params.max_batch)\n"
+          "  --forward-streams N   -1 = auto (default), 1..8   (pm_params.forward_streams)\n"
           "  --batch-wait-us N     0 (default)..100000         (pm_params.batch_wait_us)\n"
           "  --freeze W            auto (default), on, off   (pm_params.freeze)\n"
           "  --device-cache-mb N   -1 = auto (default), 0..1048576 (pm_params.device_cache_mb)\n"
@@ -325,6 +327,7 @@ static void parse_args(options *o, int argc, char **argv) {
     o->clean_edges = CLEAN_BOTH;
     o->cuda_graph = o->channels_last = o->jit_optimize = o->freeze = -1;
     o->max_batch = -1;
+    o->forward_streams = -1;
     o->device_cache_mb = -1;
     o->figures = FIG_ALL;
     o->cold_child_fd = -1;
@@ -362,6 +365,7 @@ static void parse_args(options *o, int argc, char **argv) {
         else if (!strcmp(a, "--channels-last")) o->channels_last = parse_switch(a, v);
         else if (!strcmp(a, "--jit-optimize")) o->jit_optimize = parse_switch(a, v);
         else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, -1, 64);
+        else if (!strcmp(a, "--forward-streams")) o->forward_streams = parse_int(a, v, -1, 8);
         else if (!strcmp(a, "--batch-wait-us")) o->batch_wait_us = parse_int(a, v, 0, 100000);
         else if (!strcmp(a, "--freeze")) o->freeze = parse_switch(a, v);
         else if (!strcmp(a, "--device-cache-mb")) o->device_cache_mb = parse_int(a, v, -1, 1048576);
@@ -397,6 +401,7 @@ static pm_code open_context(const options *o, pm_ctx **ctx) {
     p.batch_wait_us = o->batch_wait_us;
     p.freeze = o->freeze;
     p.device_cache_mb = o->device_cache_mb;
+    p.forward_streams = o->forward_streams;
     return pm_open(&p, ctx);
 }
 
@@ -821,11 +826,11 @@ static void print_table(const options *o, const pm_status *st) {
     else snprintf(threads, sizeof threads, "torch default");
     if (st)
         printf("\npetmatte-bench %s | model %s (%dx%d%s) | device %s | precision %s | cpu threads %s | "
-               "cuda graph %s | max batch %d | frozen %s\n",
+               "cuda graph %s | max batch %d | forward streams %d | frozen %s\n",
                pm_version(), st->model_name, st->input_width, st->input_height,
                st->random_weights ? ", random weights" : "", st->device,
                pm_precision_name((pm_precision)st->precision), threads, st->cuda_graph ? "on" : "off",
-               st->max_batch, st->frozen ? "yes" : "no");
+               st->max_batch, st->forward_streams, st->frozen ? "yes" : "no");
     else
         printf("\npetmatte-bench %s | model %s | device %s | precision %s | cpu threads %s\n", pm_version(),
                o->model, o->device, pm_precision_name((pm_precision)o->precision), threads);
@@ -893,8 +898,9 @@ static void write_json_context(FILE *f, const pm_status *st, double parent_open_
     json_number(f, st->load_ms);
     fprintf(f, ", \"warmup_ms\": ");
     json_number(f, st->warmup_ms);
-    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_passes\": %llu, \"frozen\": %d}",
-            st->warmup_runs, (unsigned long long)st->images_processed, st->max_batch,
+    fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_streams\": %d, "
+               "\"forward_passes\": %llu, \"frozen\": %d}",
+            st->warmup_runs, (unsigned long long)st->images_processed, st->max_batch, st->forward_streams,
             (unsigned long long)st->forward_passes, st->frozen);
 }
 
@@ -918,10 +924,10 @@ static void write_json(const options *o, const pm_status *st, double parent_open
     else fputs("null", f);
     fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"cuda_graph\": \"%s\", \"channels_last\": \"%s\", "
                "\"jit_optimize\": \"%s\", \"max_batch\": %d, \"batch_wait_us\": %d, \"freeze\": \"%s\", "
-               "\"device_cache_mb\": %d},\n",
+               "\"device_cache_mb\": %d, \"forward_streams\": %d},\n",
             o->jpeg_runs, o->clean_edges == CLEAN_BOTH ? "both" : o->clean_edges == CLEAN_ON ? "on" : "off",
             sw[o->cuda_graph + 1], sw[o->channels_last + 1], sw[o->jit_optimize + 1], o->max_batch,
-            o->batch_wait_us, sw[o->freeze + 1], o->device_cache_mb);
+            o->batch_wait_us, sw[o->freeze + 1], o->device_cache_mb, o->forward_streams);
     write_json_context(f, st, parent_open_ms);
     fprintf(f, ",\n  \"figures\": {");
     int first = 1;

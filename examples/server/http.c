@@ -140,7 +140,7 @@ static json_t *status_json(const srv_app *app) {
     if (s.last_error_code != PM_OK)
         last_error = json_pack("{s:s, s:s}", "code", code_name(s.last_error_code), "message", s.last_error);
     return json_pack("{s:s, s:b, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:s, s:s, s:s, s:i, s:i, s:b,"
-                     " s:I, s:I, s:i, s:I, s:o, s:s, s:I}",
+                     " s:I, s:I, s:i, s:I, s:i, s:o, s:s, s:I}",
                      "state", pm_state_name((pm_state)s.state),
                      "ready", s.state == PM_STATE_READY,
                      "progress", round(s.progress * 1e4) / 1e4,
@@ -160,6 +160,7 @@ static json_t *status_json(const srv_app *app) {
                      "device_memory_bytes", (json_int_t)s.device_memory_bytes,
                      "max_batch", s.max_batch,
                      "forward_passes", (json_int_t)s.forward_passes,
+                     "forward_streams", s.forward_streams,
                      "last_error", last_error,
                      "library_version", pm_version(),
                      "max_upload_bytes", (json_int_t)app->max_upload_bytes);

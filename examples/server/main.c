@@ -42,6 +42,7 @@ typedef struct options {
     int warmup_at_start;
     int warmup_min_runs, warmup_max_runs; /* 0 = the library's default */
     int max_batch, batch_wait_us;         /* pm_params; max_batch 0 = the library's default */
+    int forward_streams;                  /* pm_params; 0 = the library's default */
 } options;
 
 static void usage(FILE *f) {
@@ -63,6 +64,8 @@ static void usage(FILE *f) {
             "  --max-batch N         requests gathered into one forward pass, 1..64\n"
             "                        (library default: 1, no batching)\n"
             "  --batch-wait-us N     how long a pass may wait to fill its batch (default 0)\n"
+            "  --forward-streams N   CUDA: forward passes of concurrent requests on up to N\n"
+            "                        streams at once, 1..8 (library default: the model's hint)\n"
             "  --help, --version\n");
 }
 
@@ -92,7 +95,7 @@ static int parse_precision(const char *text, int *out) {
 /* 0 = run, 1 = exit successfully (help, version), 2 = usage error */
 static int parse_args(int argc, char **argv, options *o) {
     enum { O_HOST = 256, O_PORT, O_MODEL, O_DEVICE, O_PRECISION, O_THREADS, O_STATIC, O_UPLOAD, O_CONN,
-           O_WARMUP, O_WMIN, O_WMAX, O_BATCH, O_BATCH_WAIT, O_HELP, O_VERSION };
+           O_WARMUP, O_WMIN, O_WMAX, O_BATCH, O_BATCH_WAIT, O_STREAMS, O_HELP, O_VERSION };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
@@ -108,6 +111,7 @@ static int parse_args(int argc, char **argv, options *o) {
         {"warmup-max-runs", required_argument, NULL, O_WMAX},
         {"max-batch", required_argument, NULL, O_BATCH},
         {"batch-wait-us", required_argument, NULL, O_BATCH_WAIT},
+        {"forward-streams", required_argument, NULL, O_STREAMS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -136,6 +140,7 @@ static int parse_args(int argc, char **argv, options *o) {
         case O_WARMUP: o->warmup_at_start = 1; break;
         case O_BATCH: if (!parse_int("--max-batch", optarg, 1, 64, &o->max_batch)) return 2; break;
         case O_BATCH_WAIT: if (!parse_int("--batch-wait-us", optarg, 0, 100000, &o->batch_wait_us)) return 2; break;
+        case O_STREAMS: if (!parse_int("--forward-streams", optarg, 1, 8, &o->forward_streams)) return 2; break;
         case O_WMIN: if (!parse_int("--warmup-min-runs", optarg, 1, 100000, &o->warmup_min_runs)) return 2; break;
         case O_WMAX: if (!parse_int("--warmup-max-runs", optarg, 1, 100000, &o->warmup_max_runs)) return 2; break;
         case 'h':
@@ -223,6 +228,7 @@ int main(int argc, char **argv) {
     if (o.warmup_max_runs) params.warmup_max_runs = o.warmup_max_runs;
     if (o.max_batch) params.max_batch = o.max_batch;
     params.batch_wait_us = o.batch_wait_us;
+    if (o.forward_streams) params.forward_streams = o.forward_streams;
     if (params.warmup_max_runs < params.warmup_min_runs) params.warmup_max_runs = params.warmup_min_runs;
     if (pm_open(&params, &app.ctx) != PM_OK) {
         fprintf(stderr, "petmatte-server: cannot open the model %s: %s\n", params.model_path, pm_errmsg(NULL));

@@ -124,6 +124,7 @@ int main(void) {
     F(pm_params, warmup_max_runs) F(pm_params, warmup_tolerance) F(pm_params, cuda_graph)
     F(pm_params, channels_last) F(pm_params, jit_optimize) F(pm_params, max_batch)
     F(pm_params, batch_wait_us) F(pm_params, freeze) F(pm_params, device_cache_mb)
+    F(pm_params, forward_streams)
     S(pm_status) F(pm_status, struct_size) F(pm_status, state) F(pm_status, progress)
     F(pm_status, open_ms) F(pm_status, load_ms) F(pm_status, warmup_ms) F(pm_status, warmup_runs)
     F(pm_status, last_warmup_run_ms) F(pm_status, ready_unix) F(pm_status, device)
@@ -131,7 +132,7 @@ int main(void) {
     F(pm_status, input_height) F(pm_status, random_weights) F(pm_status, images_processed)
     F(pm_status, device_memory_bytes) F(pm_status, last_error_code) F(pm_status, last_error)
     F(pm_status, cuda_graph) F(pm_status, max_batch) F(pm_status, forward_passes)
-    F(pm_status, frozen)
+    F(pm_status, frozen) F(pm_status, forward_streams)
     S(pm_image) F(pm_image, struct_size) F(pm_image, format) F(pm_image, data)
     F(pm_image, size) F(pm_image, width) F(pm_image, height) F(pm_image, stride)
     S(pm_remove_options) F(pm_remove_options, struct_size) F(pm_remove_options, output)
@@ -183,7 +184,7 @@ def test_init_sized_fills_the_library_defaults():
     assert p.warmup_tolerance == pytest.approx(0.15)
     assert (p.cuda_graph, p.channels_last, p.jit_optimize) == (-1, -1, -1)
     assert (p.max_batch, p.batch_wait_us) == (-1, 0)
-    assert (p.freeze, p.device_cache_mb) == (-1, -1)
+    assert (p.freeze, p.device_cache_mb, p.forward_streams) == (-1, -1, -1)
     o = lib.new_options()
     assert (o.output, o.encoding, o.background_rgb) == (0, 0, 0xFFFFFF)
     assert o.threshold == -1.0
@@ -725,6 +726,22 @@ def test_freeze_and_device_cache_out_of_range_are_invalid_argument():
     for kw in ({"device_cache_mb": -2}, {"device_cache_mb": 1048577}):
         with pytest.raises(petmatte.InvalidArgumentError, match=next(iter(kw))):
             Matte(RED32, device="cpu", **kw)
+
+
+def test_forward_streams_out_of_range_or_beside_batching_is_invalid_argument():
+    for kw, says in (({"forward_streams": 0}, "forward_streams 0"), ({"forward_streams": 9}, "forward_streams 9"),
+                     ({"forward_streams": 2, "max_batch": 2}, "choose one"),
+                     ({"forward_streams": 2, "cuda_graph": False}, "CUDA graphs")):
+        with pytest.raises(petmatte.InvalidArgumentError, match=says):
+            Matte(RED32, device="cpu", **kw)
+
+
+def test_forward_streams_status_shows_one_stream_on_the_cpu():
+    with Matte(RED32, device="cpu", cpu_threads=1, forward_streams=4) as m:
+        assert m.status().forward_streams == 0  # until ready
+        assert m.warmup().forward_streams == 1
+        img = rng_image(32, 32)
+        np.testing.assert_array_equal(m.remove_bg(img, output="mask"), img[..., 0])
 
 
 def test_max_batch_out_of_range_is_invalid_argument():

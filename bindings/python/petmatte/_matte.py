@@ -86,6 +86,7 @@ class Status:
     max_batch: int  # images one forward pass may serve (1 = no batching); 0 until ready
     forward_passes: int  # forward passes for remove_bg calls since ready
     frozen: bool  # the model runs frozen (BatchNorm folded; see Matte's freeze)
+    forward_streams: int  # streams forward passes run on at once (1 = one at a time); 0 until ready
 
     @property
     def ready(self) -> bool:
@@ -143,6 +144,7 @@ def _status_from_c(s: _native.PmStatus) -> Status:
         max_batch=s.max_batch,
         forward_passes=s.forward_passes,
         frozen=bool(s.frozen),
+        forward_streams=s.forward_streams,
     )
 
 
@@ -341,6 +343,10 @@ class Matte:
         device_cache_mb: CUDA memory the allocator may keep cached beyond the
             warm footprint after a call larger than the model input (0..1048576
             MiB); None = auto (4096).
+        forward_streams: CUDA, one image a pass: concurrent calls' forward
+            passes run on up to this many streams at once, each replaying its own
+            CUDA graph (1..8); None = auto (the manifest's gpu.forward_streams,
+            else 1). Not together with max_batch > 1.
         lib_path: the libpetmatte shared library to use (see load_library).
 
         Every None means the library's default (pm_params_init). The binding
@@ -373,6 +379,7 @@ class Matte:
         batch_wait_us: Optional[int] = None,
         freeze: Optional[bool] = None,
         device_cache_mb: Optional[int] = None,
+        forward_streams: Optional[int] = None,
         lib_path: Optional[PathLike] = None,
     ) -> None:
         self._ctx: Optional[int] = None
@@ -391,7 +398,8 @@ class Matte:
         for name, value in (("input_size", input_size), ("cpu_threads", cpu_threads),
                             ("warmup_min_runs", warmup_min_runs),
                             ("warmup_max_runs", warmup_max_runs), ("max_batch", max_batch),
-                            ("batch_wait_us", batch_wait_us), ("device_cache_mb", device_cache_mb)):
+                            ("batch_wait_us", batch_wait_us), ("device_cache_mb", device_cache_mb),
+                            ("forward_streams", forward_streams)):
             if value is not None:
                 setattr(params, name, _c_int(name, value))
         for name, value in (("max_pixels", max_pixels), ("max_encoded_bytes", max_encoded_bytes)):

@@ -51,6 +51,7 @@ class PmParams(ctypes.Structure):
         ("batch_wait_us", ctypes.c_int),
         ("freeze", ctypes.c_int),
         ("device_cache_mb", ctypes.c_int),
+        ("forward_streams", ctypes.c_int),
     ]
 
 
@@ -79,6 +80,7 @@ class PmStatus(ctypes.Structure):
         ("max_batch", ctypes.c_int),
         ("forward_passes", ctypes.c_uint64),
         ("frozen", ctypes.c_int),
+        ("forward_streams", ctypes.c_int),
     ]
 
 
