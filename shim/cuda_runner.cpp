@@ -54,7 +54,6 @@ struct Lane {
     c10::cuda::CUDAStream stream;
     GraphSlot slot;
     std::mutex mu;
-    at::cuda::CUDAEvent last_done; // the end of its latest pass (under mu)
 };
 
 struct CudaRunner {
@@ -88,7 +87,6 @@ struct CudaRunner {
     // batch-1 graph is captured, read-only after warm-up. Calls take them in turn.
     std::vector<std::unique_ptr<Lane>> lanes;
     std::atomic<unsigned> next_lane{0};
-    at::cuda::CUDAEvent first_done; // the end of the latest pass on `stream` (under forward_mu)
     // The allocator's reserved bytes on this device after warm-up (the largest seen
     // at the end of a warm-up step): the footprint device_cache_mb is counted from.
     std::atomic<int64_t> warm_reserved{0};
@@ -285,29 +283,11 @@ void run_on_lane(Lane &lane, BatchRequest &req) {
         lane.slot.graph->replay();
         prediction = lane.slot.out.clone(); // the static output is overwritten by the next replay
         done.record(lane.stream);
-        lane.last_done.record(lane.stream);
     }
     // Made on the lane's stream, used and freed on the caller's.
     prediction.record_stream(s.stream);
     done.block(s.stream);
     req.prediction = prediction;
-}
-
-// The stream for the next one-image pass: the first whose latest pass has finished,
-// so a lone caller keeps to the first stream (with every stream in turn, its calls
-// measured 0.5 ms slower on an H100: 6.2 against 5.7 ms for IS-Net) and concurrent
-// callers spread over the others as the first fills; all busy: in turn. A lane
-// another thread is queueing on counts as busy. 0 = the first stream.
-unsigned pick_lane(pm_shim_model &model, CudaRunner &r) {
-    {
-        std::unique_lock<std::mutex> lock(model.forward_mu, std::try_to_lock);
-        if (lock.owns_lock() && r.first_done.query()) return 0;
-    }
-    for (size_t i = 0; i < r.lanes.size(); ++i) {
-        std::unique_lock<std::mutex> lock(r.lanes[i]->mu, std::try_to_lock);
-        if (lock.owns_lock() && r.lanes[i]->last_done.query()) return unsigned(i) + 1;
-    }
-    return r.next_lane.fetch_add(1, std::memory_order_relaxed) % unsigned(r.lanes.size() + 1);
 }
 
 } // namespace
@@ -316,7 +296,7 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
     CudaRunner &r = *model.cuda;
     if (batch.size() == 1 && !r.lanes.empty()) {
         // Lanes exist only once the batch-1 graph does. Lane 0 is the path below.
-        const unsigned k = pick_lane(model, r);
+        const unsigned k = r.next_lane.fetch_add(1, std::memory_order_relaxed) % unsigned(r.lanes.size() + 1);
         if (k > 0) {
             run_on_lane(*r.lanes[k - 1], *batch[0]);
             return;
@@ -331,7 +311,6 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
             run_on_model_stream(model, r, batch);
         }
         done.record(r.stream);
-        r.first_done.record(r.stream);
         for (const BatchRequest *req : batch) done.block(sync_of(req).stream);
     }
     // With batching on, the pass counts as running until the GPU has finished it:
