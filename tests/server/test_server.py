@@ -354,6 +354,15 @@ def test_concurrent_requests_share_forward_passes_with_max_batch(start_server):
     assert 1 <= st["forward_passes"] < len(images)
 
 
+def test_forward_streams_reaches_the_library_and_its_status(start_server):
+    s = start_server("red32.pt", "--forward-streams", "3", "--warmup")
+    assert s.wait_for({"ready", "failed"})["state"] == "ready"
+    assert s.status()["forward_streams"] == 1  # a CPU context runs one stream whatever was asked
+    images = [pattern() ^ np.uint8(7 * i) for i in range(4)]
+    for rgb, out in zip(images, cut_outs_in_parallel(s, images)):
+        assert np.array_equal(out[..., 3], rgb[..., 0])
+
+
 def test_concurrent_requests(red_server):
     before = red_server.status()["images_processed"]
     images = [pattern() ^ np.uint8(i) for i in range(8)]

