@@ -159,8 +159,9 @@ typedef struct pm_params {
                                   replaying a CUDA graph of its own (the same shapes: no more
                                   autotuning, but each graph holds its own activations). A
                                   small model leaves a GPU part idle at batch 1: IS-Net on an
-                                  H100 went from 4.5 to 3.3 ms of GPU time an image with 3
-                                  (docs/benchmarks.md); a lone caller is not slowed. -1 =
+                                  H100 went from 4.62 to 3.53 ms an image with 4 callers and 3
+                                  streams, for 372 MiB more memory; a lone caller waits for no
+                                  company but measured ~0.5 ms slower (docs/benchmarks.md). -1 =
                                   auto (default): the manifest's gpu.forward_streams, else 1;
                                   1..8. Needs CUDA graphs (one stream when the model cannot
                                   be captured); ignored on the CPU. Batching and streams are
