@@ -309,8 +309,9 @@ def print_table(results, header):
     for res in results:
         lw = res["lib"].get("warm", {}).get("context", {})
         py = res["python"].get("warm") or (res["python"].get("cold_runs") or [{}])[0]
-        lib_desc = "lib: %s %s, cuda graph %s" % (lw.get("device"), lw.get("precision"),
-                                                  "on" if lw.get("cuda_graph") else "off") if lw else "lib: -"
+        lib_desc = "lib: %s %s, cuda graph %s, forward streams %s" % (
+            lw.get("device"), lw.get("precision"), "on" if lw.get("cuda_graph") else "off",
+            lw.get("forward_streams", "-")) if lw else "lib: -"
         py_desc = "python: %s %s%s, torch %s" % (py.get("device"), py.get("precision"),
                                                  " (%s)" % py["half_mode"] if py.get("half_mode") else "",
                                                  py.get("torch")) if py else "python: -"

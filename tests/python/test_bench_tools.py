@@ -147,6 +147,7 @@ def test_driver_one_invocation(tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "lib/py" in p.stdout and "cold: process start -> first matte" in p.stdout
+    assert "lib: cpu fp32, cuda graph off, forward streams 1" in p.stdout
     doc = json.loads(out.read_text())
     (res,) = doc["results"]
     assert res["precision"] == "fp32" and not res["errors"]
