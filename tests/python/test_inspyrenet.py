@@ -167,6 +167,50 @@ def test_channels_last_gives_the_same_output():
     assert float((nhwc - nchw).abs().max()) <= 1e-5
 
 
+def reference_sdpa(calls):
+    """softmax(q k^T / sqrt(d) + attn_mask) v, PyTorch 2's scaled_dot_product_attention
+    for a float mask, written out (Debian's torch 1.13 has no such function)."""
+    def sdpa(q, k, v, attn_mask=None):
+        calls.append(tuple(attn_mask.shape))
+        attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5 + attn_mask
+        return attn.softmax(dim=-1) @ v
+    return sdpa
+
+
+def test_sdpa_attention_gives_the_matmul_output_for_one_image_and_a_batch(monkeypatch):
+    """The "sdpa" form hands scaled_dot_product_attention the position bias (plain
+    windows) or bias + shifted-window mask, repeated per image of a batch: with the
+    function written out, the output is the matmul form's, image by image."""
+    calls = []
+    monkeypatch.setattr(F, "scaled_dot_product_attention", reference_sdpa(calls), raising=False)
+    model = random_model().fold_batchnorm().prepare(SIZE, SIZE).set_attention("matmul")
+    a = example_input()
+    b = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        want_a, want_b = model(a), model(b)
+        model.set_attention("sdpa")
+        got_a = model(a)
+        assert len(calls) == 24  # one call a Swin block: depths 2, 2, 18, 2
+        assert (1, 4, 144, 144) in calls or (4, 4, 144, 144) in calls
+        got = model(torch.cat([a, b]))
+    assert float((got_a - want_a).abs().max()) <= 1e-5
+    assert float((got[0:1] - want_a).abs().max()) <= 1e-5
+    assert float((got[1:2] - want_b).abs().max()) <= 1e-5
+    assert float((want_a - want_b).abs().max()) > 1e-3  # the images differ, so the check can fail
+
+
+def test_attention_form_falls_back_to_matmul_without_sdpa(monkeypatch):
+    monkeypatch.delattr(F, "scaled_dot_product_attention", raising=False)
+    assert swin.default_attention() == "matmul"
+    model = random_model()
+    with pytest.raises(ValueError, match="2.0"):
+        model.set_attention("sdpa")
+    with pytest.raises(ValueError, match="expected one of"):
+        model.set_attention("flash")
+    monkeypatch.setattr(F, "scaled_dot_product_attention", reference_sdpa([]), raising=False)
+    assert swin.default_attention() == "sdpa"
+
+
 # -- (3) export -> load -> run ------------------------------------------------------------
 
 def example_input():
@@ -207,6 +251,7 @@ def test_export_load_run(exported):
     assert m["output"] == {"activation": "probability", "normalize": "minmax", "resize": "bilinear",
                            "align_corners": True}
     assert m["random_weights"] is True and len(m["name"].encode()) <= 63
+    assert m["attention"] == swin.default_attention()  # what this torch can write
 
     x = example_input()
     with torch.no_grad():
@@ -247,6 +292,21 @@ def test_exported_file_keeps_the_fused_cuda_convolutions(exported):
     graph = torch.jit.load(str(path), map_location="cpu").inlined_graph
     assert len(graph.findAllNodes("aten::cudnn_convolution_relu")) == 15
     assert len(graph.findAllNodes("prim::is_cuda")) >= 15
+
+
+def test_exported_file_keeps_the_pointwise_products(exported):
+    """The folded 1x1 convolutions without ReLU run as matrix products over the
+    pixels on CUDA (pointwise_conv); the file carries that branch beside the
+    convolution the CPU takes, once per such layer."""
+    path, _, model = exported
+    pointwise = [m for m in model.modules()
+                 if isinstance(m, model_module.ConvBN) and m.pointwise_as_product and m.relu is None]
+    assert len(pointwise) == 124  # per PAA encoder 2 + 3 x (1 + 2 x 3), five encoders; decoder 6; SICA 3
+    swin_linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    graph = torch.jit.load(str(path), map_location="cpu").inlined_graph
+    assert len(graph.findAllNodes("aten::linear")) == swin_linears + len(pointwise)
+    # the CPU branch: pointwise_conv's and conv_bias_relu's conv2d (15) beside them
+    assert len(graph.findAllNodes("aten::conv2d")) == len(pointwise) + 15
 
 
 def test_graph_is_device_and_dtype_neutral(exported):

@@ -9,6 +9,11 @@ first form's output:
   nchw           as exported (BatchNorm folded into the convolutions)
   cl             weights and input in channels_last (NHWC) order
   cl:bn          the same with the BatchNorm layers kept (the checkpoint's form)
+  cl:matmul      cl with Swin's window attention as matmul + bias + mask + softmax +
+                 matmul instead of scaled_dot_product_attention
+  cl:conv1x1     cl with the 1x1 convolutions as cuDNN convolutions instead of
+                 matrix products (pointwise_conv)
+  cl:before      cl with both (the exporter's form before the seventh session)
   <fastest>:frozen  the fastest one traced, after torch.jit.freeze and
                     torch.jit.optimize_for_inference
 
@@ -20,7 +25,7 @@ Then a split of the fastest eager form (backbone alone vs the whole model) and t
 top kernels by GPU time from torch.profiler. Usage (a CUDA PyTorch 2.x):
 
     python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile] [--ops]
-        [--forms nchw,cl,cl:bn]
+        [--forms nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before]
 
 Not a test: a measurement to decide what the exporter and the library do.
 """
@@ -63,13 +68,14 @@ def graph_median_ms(fn, x, runs):
     return statistics.median(times), min(times), max(times), result.float().clone()
 
 
-def build(dtype, channels_last, fold=True):
+def build(dtype, channels_last, fold=True, attention="sdpa", pointwise=True):
     m = inspyrenet_swinb()
     randomize_(m, 0)
     m.eval()
     if fold:
         m.fold_batchnorm()
     m.prepare(1024, 1024)
+    m.set_attention(attention).set_pointwise(pointwise)
     m = m.to("cuda", dtype)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -83,7 +89,8 @@ def main():
     p.add_argument("--skip-profile", action="store_true")
     p.add_argument("--ops", action="store_true",
                    help="also the top operators by GPU time, by source line and by input shape")
-    p.add_argument("--forms", default="nchw,cl,cl:bn", help="module forms to time (default: all three)")
+    p.add_argument("--forms", default="nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before",
+                   help="module forms to time (default: all)")
     args = p.parse_args()
     dtype = DTYPES[args.precision]
     torch.backends.cudnn.benchmark = True
@@ -92,14 +99,17 @@ def main():
           f"1x3x1024x1024, median of {args.runs} graph replays", flush=True)
     x0 = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
     rows, ref = [], None
-    # name -> (channels_last, BatchNorm folded as the exporter does)
-    forms = {"nchw": (False, True), "cl": (True, True), "cl:bn": (True, False)}
+    # name -> (channels_last, BatchNorm folded as the exporter does, attention, 1x1 as products)
+    forms = {"nchw": (False, True, "sdpa", True), "cl": (True, True, "sdpa", True),
+             "cl:bn": (True, False, "sdpa", True), "cl:matmul": (True, True, "matmul", True),
+             "cl:conv1x1": (True, True, "sdpa", False), "cl:before": (True, True, "matmul", False)}
     forms = {k: v for k, v in forms.items() if k in args.forms.split(",")}
-    for name, (cl, fold) in forms.items():
+    for name, form in forms.items():
+        cl = form[0]
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         t = time.time()
-        m = build(dtype, cl, fold)
+        m = build(dtype, *form)
         x = x0.to("cuda", dtype)
         if cl:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -118,8 +128,8 @@ def main():
         del m
 
     best = min(rows, key=lambda r: r[1])[0]
-    cl, fold = forms[best]
-    m = build(dtype, cl, fold)
+    cl = forms[best][0]
+    m = build(dtype, *forms[best])
     x = x0.to("cuda", dtype)
     if cl:
         x = x.contiguous(memory_format=torch.channels_last)

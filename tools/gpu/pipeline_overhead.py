@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a warm call costs beyond the model: one IS-Net-like TorchScript file at its
+"""What a warm call costs beyond the model: one TorchScript file (IS-Net, InSPyReNet) at its
 1024x1024 input, fp16, channels_last, cuDNN autotuning on, executor optimisation off
 (libpetmatte's CUDA settings), timed three ways in one process:
 
@@ -19,7 +19,12 @@ A measurement (docs/benchmarks.md), not part of the library.
 """
 import sys, time, statistics, torch
 torch.backends.cudnn.benchmark = True; torch.set_grad_enabled(False); torch._C._set_graph_executor_optimize(False)
-m = torch.jit.load(sys.argv[1], map_location="cuda").half().to(memory_format=torch.channels_last)
+# Loaded as libpetmatte runs it: the graph's 0-dim constants stay on the CPU (a CUDA
+# one read by int() would synchronise inside the capture), fp16, NHWC convolution weights.
+m = torch.jit.load(sys.argv[1], map_location="cpu").to("cuda").half()
+for p in m.parameters():
+    if p.dim() == 4:
+        p.data = p.data.contiguous(memory_format=torch.channels_last)
 H = W = 1024
 host = torch.randint(0, 256, (H, W, 3), dtype=torch.uint8)
 mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)

@@ -9,6 +9,10 @@ shared libraries the library links) and prints milliseconds per phase:
   bench_off    the same with cudnn.benchmark off (first forward and eager median)
   prewarm      context init; a tiny fp16 conv + matmul (loads cuDNN and cuBLAS);
                jit.load onto the CPU; .to(cuda); fp16; channels_last; first forward
+  profile      (with --profile-first, instead of the others) the sequential steps, with
+               the first forward under torch.profiler: its operators by CPU time, to
+               see what a first inference spends on autotuning, library set-up and
+               kernel loading
 A measurement (docs/benchmarks.md), not a test.
 """
 import argparse
@@ -55,7 +59,15 @@ x = torch.rand(1, 3, size, size, device="cuda", dtype=torch.half)
 if cl:
     x = x.contiguous(memory_format=torch.channels_last)
 with torch.no_grad():
-    m(x)
+    if variant == "profile":
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            m(x)
+            torch.cuda.synchronize()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30,
+                                        max_name_column_width=60), file=sys.stderr)
+    else:
+        m(x)
     t = mark("first forward", t)
     m(x); m(x)
     t = mark("forwards 2-3", t)
@@ -74,7 +86,15 @@ def main():
     ap.add_argument("model")
     ap.add_argument("--channels-last", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--profile-first", action="store_true",
+                    help="one process whose first forward runs under torch.profiler")
     args = ap.parse_args()
+    if args.profile_first:
+        r = subprocess.run([sys.executable, "-c", CHILD, "profile", args.model, str(args.channels_last)],
+                           capture_output=True, text=True, timeout=300)
+        print(r.stderr[-12000:])
+        print(f"profile     {r.stdout.strip()}", flush=True)
+        return
     for variant in ("sequential", "bench_off", "prewarm"):
         for _ in range(args.repeats):
             r = subprocess.run([sys.executable, "-c", CHILD, variant, args.model, str(args.channels_last)],

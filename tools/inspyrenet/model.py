@@ -48,6 +48,20 @@ def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     return torch.relu(F.conv2d(x, weight, bias, [1, 1], padding, dilation, 1))
 
 
+@torch.jit.script
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """conv2d with a 1x1 kernel (stride 1, no padding). On CUDA, for NHWC input of the
+    weights' dtype, the same product as a matrix product over the pixels (F.linear on
+    the NHWC view, whose result is NHWC again): cuBLASLt adds the bias in the product's
+    epilogue, where cuDNN's convolution leaves it to a second pass over the output;
+    2.0-2.6x less time for the decoder's shapes on an H200 (tools/gpu/op_rewrites.py).
+    Otherwise the plain convolution. Scripted, so a traced file keeps both branches."""
+    if x.is_cuda and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last):
+        out = F.linear(x.permute(0, 2, 3, 1), weight.reshape(weight.shape[0], weight.shape[1]), bias)
+        return out.permute(0, 3, 1, 2)
+    return F.conv2d(x, weight, bias)
+
+
 class ConvBN(nn.Module):
     """Conv2d with 'same' padding (odd kernels), no bias by default, then optional
     BatchNorm and ReLU. Attribute names (`conv`, `bn`) match the checkpoints; with
@@ -61,11 +75,14 @@ class ConvBN(nn.Module):
         self.conv = nn.Conv2d(cin, cout, (kh, kw), stride=1, padding=pad, dilation=dilation, bias=bias)
         self.bn = nn.BatchNorm2d(cout) if bn else None
         self.relu = nn.ReLU(inplace=True) if relu else None
+        self.pointwise_as_product = (kh, kw) == (1, 1)  # see pointwise_conv; set_pointwise
 
     def forward(self, x):
         if self.bn is None and self.relu is not None:  # folded (fold_batchnorm), or no BatchNorm
             conv = self.conv
             return conv_bias_relu(x, conv.weight, conv.bias, list(conv.padding), list(conv.dilation))
+        if self.bn is None and self.pointwise_as_product:
+            return pointwise_conv(x, self.conv.weight, self.conv.bias)
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
@@ -337,6 +354,20 @@ class InSPyReNet(nn.Module):
         """Precompute size- and weight-dependent constants (Swin masks, window
         indices, position biases) for this input size. Call after loading weights."""
         self.backbone.prepare(height, width)
+        return self
+
+    def set_attention(self, form: str) -> "InSPyReNet":
+        """Swin's window attention as "sdpa" (the default where torch has it) or
+        "matmul" (loads in libtorch 1.x too): swin.py's docstring."""
+        self.backbone.set_attention(form)
+        return self
+
+    def set_pointwise(self, as_product: bool) -> "InSPyReNet":
+        """Whether the folded 1x1 convolutions without ReLU take pointwise_conv's
+        matrix product on CUDA (the default) or always the convolution."""
+        for m in self.modules():
+            if isinstance(m, ConvBN):
+                m.pointwise_as_product = as_product and tuple(m.conv.kernel_size) == (1, 1)
         return self
 
     def fold_batchnorm(self) -> "InSPyReNet":

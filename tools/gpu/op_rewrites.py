@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Candidate rewrites of InSPyReNet Swin-B's hottest operations, each timed against
+the form the exporter writes now, on a CUDA device (fp16, NHWC, the shapes of a
+1024x1024 input). A measurement to decide what the exporter writes, not a test.
+
+    python3 tools/gpu/op_rewrites.py [--runs 200]
+
+  attention   Swin window attention of each stage, plain and shifted windows:
+              matmul + bias (+ mask) + softmax + matmul as now, against
+              scaled_dot_product_attention with the bias (and mask) as attn_mask,
+              with the backend PyTorch picks and with the memory-efficient one forced
+  conv1x1     a 1x1 convolution with a bias on an NHWC map (cuDNN, then a separate
+              bias pass) against the same product as F.linear on the NHWC view
+              (cuBLASLt adds the bias in the product's epilogue)
+  upsample2x  a 2x bilinear resize (align_corners=False) of an NHWC map against the
+              same stencil as two separable passes of lerps
+
+Every row prints the median time of a CUDA graph replay of 20 calls (divided by 20)
+and the largest difference from the current form's result.
+"""
+import argparse
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+REPS = 20  # calls per graph replay, so that launch gaps do not dominate small ops
+
+
+def time_ms(fn, runs):
+    """Median ms of one call of fn(), from CUDA graph replays of REPS calls."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            out = fn()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(REPS):
+            out = fn()
+    times = []
+    for _ in range(runs):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / REPS)
+    return statistics.median(times), out
+
+
+def row(name, ms, base_ms, diff):
+    print(f"  {name:44s} {ms * 1e3:9.1f} us  {base_ms / ms:5.2f}x  max|d| {diff:.2e}", flush=True)
+
+
+def attention(runs):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    n, d = 144, 32
+    # stage: (windows, heads) at 1024x1024 (token maps 256, 128, 64, 32; window 12)
+    stages = [(484, 4), (121, 8), (36, 16), (9, 32)]
+    print("attention (per call; Swin-B runs 2, 2, 18, 2 blocks a stage, half of them shifted):")
+    for nw, heads in stages:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        c = heads * d
+        qkv_out = torch.randn(nw, n, 3 * c, device="cuda", dtype=torch.half, generator=g)
+        bias = 0.02 * torch.randn(1, heads, n, n, device="cuda", dtype=torch.half, generator=g)
+        mask = torch.where(torch.rand(nw, n, n, device="cuda", generator=g) < 0.2, -100.0, 0.0).half()
+        scale = d ** -0.5
+
+        def current(with_mask):
+            qkv = qkv_out.reshape(nw, n, 3, heads, d).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            attn = (q * scale) @ k.transpose(-2, -1) + bias
+            if with_mask:
+                attn = (attn.view(1, nw, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, n, n)
+            attn = attn.softmax(dim=-1)
+            return (attn @ v).transpose(1, 2).reshape(nw, n, c)
+
+        def sdpa(with_mask):
+            qkv = qkv_out.reshape(nw, n, 3, heads, d).permute(2, 0, 3, 1, 4)
+            am = bias.expand(nw, heads, n, n)
+            if with_mask:
+                am = bias + mask.unsqueeze(1)
+            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=am)
+            return out.transpose(1, 2).reshape(nw, n, c)
+
+        for with_mask in (False, True):
+            label = f"{nw} windows x {heads} heads, {'shifted' if with_mask else 'plain'}"
+            base, ref = time_ms(lambda: current(with_mask), runs)
+            row(label + ": now", base, base, 0.0)
+            ms, out = time_ms(lambda: sdpa(with_mask), runs)
+            row(label + ": sdpa (picked)", ms, base, (out.float() - ref.float()).abs().max().item())
+            try:
+                with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
+                    ms, out = time_ms(lambda: sdpa(with_mask), runs)
+                row(label + ": sdpa (efficient)", ms, base, (out.float() - ref.float()).abs().max().item())
+            except RuntimeError as e:
+                print(f"  {label}: sdpa (efficient) refused: {str(e).splitlines()[0][:120]}")
+
+
+def conv1x1(runs):
+    print("1x1 convolution + bias, NHWC:")
+    for cin, cout, side in [(64, 8, 256), (64, 64, 256), (128, 64, 256), (64, 64, 512), (128, 64, 512),
+                            (64, 8, 64), (256, 64, 64)]:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        x = torch.randn(1, cin, side, side, device="cuda", dtype=torch.half, generator=g)
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = (torch.randn(cout, cin, 1, 1, device="cuda", dtype=torch.half, generator=g) / cin ** 0.5)
+        w = w.contiguous(memory_format=torch.channels_last)
+        b = torch.randn(cout, device="cuda", dtype=torch.half, generator=g)
+        base, ref = time_ms(lambda: F.conv2d(x, w, b), runs)
+        row(f"[1,{cin},{side},{side}] -> {cout}: conv2d", base, base, 0.0)
+        ms, out = time_ms(lambda: F.linear(x.permute(0, 2, 3, 1), w.view(cout, cin), b).permute(0, 3, 1, 2), runs)
+        row(f"[1,{cin},{side},{side}] -> {cout}: linear", ms, base, (out.float() - ref.float()).abs().max().item())
+
+
+def upsample2x(runs):
+    print("2x bilinear upsample (align_corners=False), NHWC:")
+
+    def separable(x):
+        # out[2i] = 0.25 x[i-1] + 0.75 x[i], out[2i+1] = 0.75 x[i] + 0.25 x[i+1], edges clamped;
+        # in NHWC memory, interleaving along W and H is a stack and a free view.
+        b, c, h, w = x.shape
+        t = x.permute(0, 2, 3, 1)  # (b, h, w, c), contiguous
+        left = torch.cat([t[:, :, :1], t[:, :, :-1]], dim=2)
+        right = torch.cat([t[:, :, 1:], t[:, :, -1:]], dim=2)
+        t = torch.stack([torch.lerp(t, left, 0.25), torch.lerp(t, right, 0.25)], dim=3).view(b, h, 2 * w, c)
+        up = torch.cat([t[:, :1], t[:, :-1]], dim=1)
+        down = torch.cat([t[:, 1:], t[:, -1:]], dim=1)
+        t = torch.stack([torch.lerp(t, up, 0.25), torch.lerp(t, down, 0.25)], dim=2).view(b, 2 * h, 2 * w, c)
+        return t.permute(0, 3, 1, 2)
+
+    for c, side in [(64, 256), (64, 512), (1, 512)]:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        x = torch.randn(1, c, side, side, device="cuda", dtype=torch.half, generator=g)
+        x = x.contiguous(memory_format=torch.channels_last)
+        size = (2 * side, 2 * side)
+        base, ref = time_ms(lambda: F.interpolate(x, size=size, mode="bilinear", align_corners=False), runs)
+        row(f"[1,{c},{side},{side}]: interpolate", base, base, 0.0)
+        ms, out = time_ms(lambda: separable(x), runs)
+        row(f"[1,{c},{side},{side}]: separable lerps", ms, base, (out.float() - ref.float()).abs().max().item())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--only", default="attention,conv1x1,upsample2x")
+    args = p.parse_args()
+    torch.backends.cudnn.benchmark = True
+    torch.set_grad_enabled(False)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, fp16", flush=True)
+    for name in args.only.split(","):
+        globals()[name](args.runs)
+
+
+if __name__ == "__main__":
+    main()
