@@ -368,6 +368,33 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
     return std::make_shared<CudaRunner>(device);
 }
 
+// Why a second thread: a cold start spends ~0.3 s creating the context and
+// 0.2-0.3 s loading cuDNN (dlopen of its libraries, the handle) before the first
+// convolution runs, and the model file's load (0.3 s for IS-Net, 0.6 s for
+// InSPyReNet Swin-B) needs the CPU, not those. The work is the same either way; the
+// thread only moves it beside the load. 8 interleaved cold starts each way on an
+// H200: IS-Net READY 1319 against 1455 ms (the load 67 ms longer, the warm-up 145 ms
+// shorter), InSPyReNet 3410 against 3519 ms (docs/benchmarks.md, seventh session).
+// Only cuDNN: warming cuBLAS too held 62 MiB more device memory (its workspace for
+// this thread's stream) and a conv net such as IS-Net never calls it.
+CudaLibraryWarmer::CudaLibraryWarmer(const c10::Device &device, at::ScalarType dtype) {
+    thread_ = std::thread([device, dtype] {
+        try {
+            c10::cuda::CUDAGuard guard(device);
+            const auto opts = at::TensorOptions().device(device).dtype(dtype);
+            const at::Tensor x = at::zeros({1, 8, 16, 16}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+            const at::Tensor w = at::zeros({8, 8, 3, 3}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+            (void)at::conv2d(x, w);
+            c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
+        } catch (...) { // the load and the first inference report any such failure themselves
+        }
+    });
+}
+
+CudaLibraryWarmer::~CudaLibraryWarmer() {
+    if (thread_.joinable()) thread_.join();
+}
+
 bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
 
 int cuda_runner_streams(const CudaRunner &runner) { return 1 + int(runner.lanes.size()); }

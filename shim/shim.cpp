@@ -24,6 +24,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #ifdef PETMATTE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -208,6 +209,11 @@ torch::jit::Module load_module(const char *path, const c10::Device &device, std:
         if (m.find("PytorchStreamReader") != std::string::npos || m.find("zip archive") != std::string::npos ||
             m.find("file not found") != std::string::npos)
             fail(PM_ERR_MODEL, "not a TorchScript archive (or truncated): %s: %s", path, short_message(e).c_str());
+        // A file written by a newer torch may call operators this libtorch lacks
+        // (InSPyReNet exports from torch 2.x use scaled_dot_product_attention).
+        if (m.find("Unknown builtin op") != std::string::npos)
+            fail(PM_ERR_MODEL, "cannot load TorchScript model %s: it uses an operator libtorch %s lacks "
+                 "(a file from a newer torch?): %s", path, TORCH_VERSION, short_message(e).c_str());
         if (device.is_cuda() && m.find("CUDA") != std::string::npos)
             fail(PM_ERR_DEVICE, "cannot load %s onto %s: %s", path, device_name(device).c_str(),
                  short_message(e).c_str());
@@ -388,9 +394,16 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, co
         auto model = std::make_unique<pm_shim_model>();
         std::string manifest;
 #ifdef PETMATTE_WITH_CUDA
-        if (device.is_cuda()) petmatte::configure_cuda_allocator(); // before the weights' first segment
+        std::unique_ptr<petmatte::CudaLibraryWarmer> warmer;
+        if (device.is_cuda()) {
+            petmatte::configure_cuda_allocator(); // before the weights' first segment
+            warmer = std::make_unique<petmatte::CudaLibraryWarmer>(device, dtype);
+        }
 #endif
         model->module = petmatte::load_module(path, device, manifest);
+#ifdef PETMATTE_WITH_CUDA
+        warmer.reset(); // joined: the library loads are done (or failed) before the model runs
+#endif
         model->module.eval();
         if (dtype != at::kFloat) petmatte::convert_floating(model->module, dtype);
         if (device.is_cuda()) petmatte::scalar_constants_to_cpu(model->module);

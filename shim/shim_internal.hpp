@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include <torch/script.h>
@@ -130,6 +131,20 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device);
 // caching allocator unless the host configured it (PYTORCH_CUDA_ALLOC_CONF or
 // PYTORCH_ALLOC_CONF set). See the definition for why.
 void configure_cuda_allocator();
+// Starts a thread that creates the device's CUDA context and loads cuDNN (a tiny
+// convolution in dtype) while the caller reads the model file; the first inference
+// would otherwise pay for them after the load.
+// Failures are left for the load and the inferences to report. Join before use.
+class CudaLibraryWarmer {
+public:
+    CudaLibraryWarmer(const c10::Device &device, at::ScalarType dtype);
+    ~CudaLibraryWarmer(); // joins
+    CudaLibraryWarmer(const CudaLibraryWarmer &) = delete;
+    CudaLibraryWarmer &operator=(const CudaLibraryWarmer &) = delete;
+
+private:
+    std::thread thread_;
+};
 // pm_shim_warmup_runs for a CUDA model.
 int cuda_warmup_runs(const pm_shim_model &model);
 // run_pipeline for a CUDA model: its own pool stream for pre/post-processing, the

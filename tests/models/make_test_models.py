@@ -34,6 +34,11 @@ class Red(torch.nn.Module):
         return x[:, 0:1]
 
 
+class SigmoidOfRed(torch.nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x[:, 0:1])
+
+
 class RedImageNet(torch.nn.Module):
     """Undoes ImageNet normalisation of the red channel: for manifest-less tests."""
 
@@ -172,6 +177,17 @@ def save_scripted(module, path, extra=None):
     torch.jit.save(scripted, path, _extra_files=files)
 
 
+def rewrite_code(path, old, new):
+    """Replaces old by new in the TorchScript source the archive holds (code/*.py)."""
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info.filename)) for info in z.infolist()]
+    if not any(old in data for info, data in entries if info.filename.endswith(".py")):
+        raise SystemExit(f"{path}: {old!r} is not in its code")
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in entries:
+            z.writestr(info, data.replace(old, new) if info.filename.endswith(".py") else data)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     p = lambda name: os.path.join(out, name)
@@ -193,6 +209,11 @@ def main(out):
     save_traced(Red(), p("bad_json.pt"), extra="{\"name\": \"bad\", ")
     save_traced(Red(), p("absurd_size.pt"), extra=manifest("absurd", size=100000))
     save_traced(Red(), p("future_version.pt"), extra=json.dumps({"format": "petmatte-manifest", "version": 99}))
+
+    # A file from a newer torch: its code calls an operator this libtorch does not have
+    # (as InSPyReNet exports from torch 2.x call scaled_dot_product_attention).
+    save_scripted(SigmoidOfRed(), p("future_op.pt"), extra=manifest("future-op"))
+    rewrite_code(p("future_op.pt"), b"torch.sigmoid(", b"torch.petmatte_future_op(")
 
     # Files that are not models.
     open(p("empty.pt"), "wb").close()
