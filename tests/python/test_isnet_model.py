@@ -151,7 +151,7 @@ def alpha_through_torch():
 @needs_model
 def test_cat_photo():
     if not os.path.isfile(CAT):
-        pytest.skip("%s is missing (Debian package python3-skimage-lib)" % CAT)
+        pytest.skip("%s is missing (Debian package python3-skimage)" % CAT)
     libpath = os.environ.get("PETMATTE_LIBRARY")
     if libpath:
         alpha, how = alpha_through_library(libpath), "libpetmatte " + libpath
