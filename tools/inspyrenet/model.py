@@ -54,7 +54,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     weights' dtype, the same product as a matrix product over the pixels (F.linear on
     the NHWC view, whose result is NHWC again): cuBLASLt adds the bias in the product's
     epilogue, where cuDNN's convolution leaves it to a second pass over the output;
-    2.0-2.6x less time for the decoder's shapes on an H200 (tools/gpu/op_rewrites.py).
+    1.5-2.6x less time for the decoder's shapes on an H200 (tools/gpu/op_rewrites.py).
     Otherwise the plain convolution. Scripted, so a traced file keeps both branches."""
     if x.is_cuda and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last):
         out = F.linear(x.permute(0, 2, 3, 1), weight.reshape(weight.shape[0], weight.shape[1]), bias)
