@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -193,9 +194,16 @@ def test_sdpa_attention_gives_the_matmul_output_for_one_image_and_a_batch(monkey
         assert len(calls) == 24  # one call a Swin block: depths 2, 2, 18, 2
         assert (1, 4, 144, 144) in calls or (4, 4, 144, 144) in calls
         got = model(torch.cat([a, b]))
+        # Traced at one image (as the exporter does), the mask's repetition follows the
+        # batch: its size is read from the input, not baked in.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(model, a, check_trace=False)
+        traced_batch = traced(torch.cat([a, b]))
     assert float((got_a - want_a).abs().max()) <= 1e-5
     assert float((got[0:1] - want_a).abs().max()) <= 1e-5
     assert float((got[1:2] - want_b).abs().max()) <= 1e-5
+    assert float((traced_batch - got).abs().max()) <= 1e-5
     assert float((want_a - want_b).abs().max()) > 1e-3  # the images differ, so the check can fail
 
 
