@@ -23,6 +23,7 @@
 #include <vector>
 #include <mutex>
 #include <string>
+#include <system_error>
 
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAEvent.h>
@@ -378,17 +379,20 @@ std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
 // Only cuDNN: warming cuBLAS too held 62 MiB more device memory (its workspace for
 // this thread's stream) and a conv net such as IS-Net never calls it.
 CudaLibraryWarmer::CudaLibraryWarmer(const c10::Device &device, at::ScalarType dtype) {
-    thread_ = std::thread([device, dtype] {
-        try {
-            c10::cuda::CUDAGuard guard(device);
-            const auto opts = at::TensorOptions().device(device).dtype(dtype);
-            const at::Tensor x = at::zeros({1, 8, 16, 16}, opts).contiguous(at::MemoryFormat::ChannelsLast);
-            const at::Tensor w = at::zeros({8, 8, 3, 3}, opts).contiguous(at::MemoryFormat::ChannelsLast);
-            (void)at::conv2d(x, w);
-            c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
-        } catch (...) { // the load and the first inference report any such failure themselves
-        }
-    });
+    try {
+        thread_ = std::thread([device, dtype] {
+            try {
+                c10::cuda::CUDAGuard guard(device);
+                const auto opts = at::TensorOptions().device(device).dtype(dtype);
+                const at::Tensor x = at::zeros({1, 8, 16, 16}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+                const at::Tensor w = at::zeros({8, 8, 3, 3}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+                (void)at::conv2d(x, w);
+                c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
+            } catch (...) { // the load and the first inference report any such failure themselves
+            }
+        });
+    } catch (const std::system_error &) { // no thread to spare: the load then does this work itself
+    }
 }
 
 CudaLibraryWarmer::~CudaLibraryWarmer() {
