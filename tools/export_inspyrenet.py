@@ -116,12 +116,11 @@ def build(args):
     # BatchNorm merged into the convolutions (one kernel a layer fewer at run time),
     # then the size- and weight-dependent constants.
     model.eval().fold_batchnorm().prepare(size, size)
-    requested = getattr(args, "attention", "auto")
-    attention = default_attention() if requested == "auto" else requested
+    attention = default_attention() if args.attention == "auto" else args.attention
     try:
         model.set_attention(attention)
     except ValueError as e:
-        raise SystemExit(f"--attention {requested}: {e}")
+        raise SystemExit(f"--attention {args.attention}: {e}")
     extra.update({"architecture": "InSPyReNet Swin-B, depth 64", "base_size": base, "attention": attention,
                   "exporter": "libpetmatte tools/export_inspyrenet.py", "torch": torch.__version__})
     manifest = make_manifest(name, size, not args.checkpoint, source, license_text, extra)

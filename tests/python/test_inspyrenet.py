@@ -231,7 +231,8 @@ def exported(tmp_path_factory):
     torch.set_grad_enabled(False)
     path = tmp_path_factory.mktemp("inspyrenet") / f"inspyrenet_random_{SIZE}.pt"
     args = argparse.Namespace(
-        checkpoint=None, random_weights=True, seed=SEED, size=SIZE, base_size=None, name=None)
+        checkpoint=None, random_weights=True, seed=SEED, size=SIZE, base_size=None, name=None,
+        attention="auto")
     model, size, manifest = export_inspyrenet.build(args)
     assert size == SIZE
     export_inspyrenet.export(model, size, manifest, str(path), verify=False, log=lambda *a: None)

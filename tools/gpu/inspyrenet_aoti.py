@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inspyrenet_variants import build, graph_median_ms  # noqa: E402
+from gpu_util import graph_median_ms  # noqa: E402
+from inspyrenet_variants import build  # noqa: E402
 
 
 def sample_input():

@@ -31,7 +31,6 @@ Not a test: a measurement to decide what the exporter and the library do.
 """
 import argparse
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -41,31 +40,10 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from inspyrenet import inspyrenet_swinb, randomize_  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_util import graph_median_ms  # noqa: E402
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def graph_median_ms(fn, x, runs):
-    """Median ms of one CUDA graph replay of fn(x), after eager warm-up on a side stream."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            fn(x)
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        out = fn(x)
-    times = []
-    for _ in range(runs):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    result = out[0] if isinstance(out, (list, tuple)) else out
-    return statistics.median(times), min(times), max(times), result.float().clone()
 
 
 def build(dtype, channels_last, fold=True, attention="sdpa", pointwise=True):

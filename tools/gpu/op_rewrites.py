@@ -19,36 +19,22 @@ Every row prints the median time of a CUDA graph replay of 20 calls (divided by 
 and the largest difference from the current form's result.
 """
 import argparse
-import statistics
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_util import graph_median_ms  # noqa: E402
 
 REPS = 20  # calls per graph replay, so that launch gaps do not dominate small ops
 
 
 def time_ms(fn, runs):
-    """Median ms of one call of fn(), from CUDA graph replays of REPS calls."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            out = fn()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(REPS):
-            out = fn()
-    times = []
-    for _ in range(runs):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / REPS)
-    return statistics.median(times), out
+    """Median ms of one call of fn() and its output, from CUDA graph replays of REPS calls."""
+    med, _, _, out = graph_median_ms(lambda _: fn(), None, runs, reps=REPS)
+    return med, out
 
 
 def row(name, ms, base_ms, diff):

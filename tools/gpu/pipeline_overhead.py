@@ -17,14 +17,11 @@ Also the GPU time of the model graph alone and of the whole graph. Usage:
 Normalisation constants are fixed (mean 0.5, std 1): they do not change the timing.
 A measurement (docs/benchmarks.md), not part of the library.
 """
-import sys, time, statistics, torch
+import os, sys, time, statistics, torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_util import load_like_library
 torch.backends.cudnn.benchmark = True; torch.set_grad_enabled(False); torch._C._set_graph_executor_optimize(False)
-# Loaded as libpetmatte runs it: the graph's 0-dim constants stay on the CPU (a CUDA
-# one read by int() would synchronise inside the capture), fp16, NHWC convolution weights.
-m = torch.jit.load(sys.argv[1], map_location="cpu").to("cuda").half()
-for p in m.parameters():
-    if p.dim() == 4:
-        p.data = p.data.contiguous(memory_format=torch.channels_last)
+m = load_like_library(sys.argv[1])
 H = W = 1024
 host = torch.randint(0, 256, (H, W, 3), dtype=torch.uint8)
 mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)

@@ -89,16 +89,19 @@ def main():
     ap.add_argument("--profile-first", action="store_true",
                     help="one process whose first forward runs under torch.profiler")
     args = ap.parse_args()
+
+    def child(variant):
+        return subprocess.run([sys.executable, "-c", CHILD, variant, args.model, str(args.channels_last)],
+                              capture_output=True, text=True, timeout=300)
+
     if args.profile_first:
-        r = subprocess.run([sys.executable, "-c", CHILD, "profile", args.model, str(args.channels_last)],
-                           capture_output=True, text=True, timeout=300)
+        r = child("profile")
         print(r.stderr[-12000:])
         print(f"profile     {r.stdout.strip()}", flush=True)
         return
     for variant in ("sequential", "bench_off", "prewarm"):
         for _ in range(args.repeats):
-            r = subprocess.run([sys.executable, "-c", CHILD, variant, args.model, str(args.channels_last)],
-                               capture_output=True, text=True, timeout=300)
+            r = child(variant)
             line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr.strip()[-300:]
             print(f"{variant:11s} {line}", flush=True)
 

@@ -22,9 +22,14 @@ A measurement for docs/benchmarks.md, not part of the library.
 import argparse
 import json
 import time
+import os
+import sys
 import zipfile
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_util import load_like_library  # noqa: E402
 
 
 def manifest(path):
@@ -87,17 +92,7 @@ def main():
     torch._C._set_graph_executor_optimize(False)
     cl = not args.no_channels_last
     fmt = torch.channels_last if cl else torch.contiguous_format
-    # Loaded on the CPU, then moved: a traced file's 0-dim constants stay on the CPU,
-    # as libpetmatte keeps them (on the GPU every shape computation would sync, and
-    # capture would fail).
-    model = torch.jit.load(args.model, map_location="cpu").eval().to("cuda")
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            t.data = t.data.half()
-    if cl:
-        for t in model.parameters():
-            if t.dim() == 4:
-                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    model = load_like_library(args.model, channels_last=cl)
     h, w = input_size(args.model)
     gen = torch.Generator().manual_seed(0)
 

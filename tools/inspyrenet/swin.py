@@ -333,7 +333,7 @@ class SwinTransformer(nn.Module):
         """"sdpa" or "matmul" (see the module's docstring) for every block."""
         if form not in ATTENTION_FORMS:
             raise ValueError(f"attention form {form!r}: expected one of {ATTENTION_FORMS}")
-        if form == "sdpa" and not hasattr(F, "scaled_dot_product_attention"):
+        if form == "sdpa" and default_attention() != "sdpa":
             raise ValueError(f"torch {torch.__version__} has no scaled_dot_product_attention (2.0+ has)")
         for m in self.modules():
             if isinstance(m, WindowAttention):
