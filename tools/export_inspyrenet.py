@@ -34,7 +34,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inspyrenet import (KNOWN_CHECKPOINTS, extract_state_dict, inspyrenet_swinb,  # noqa: E402
+from inspyrenet import (KNOWN_CHECKPOINTS, InSPyReNet, extract_state_dict, inspyrenet_swinb,  # noqa: E402
                         randomize_, valid_size)
 from inspyrenet.swin import default_attention  # noqa: E402
 
@@ -121,10 +121,26 @@ def build(args):
         model.set_attention(attention)
     except ValueError as e:
         raise SystemExit(f"--attention {args.attention}: {e}")
+    rewrites = parse_rewrites(args.rewrites)
+    model.set_rewrites(rewrites)
     extra.update({"architecture": "InSPyReNet Swin-B, depth 64", "base_size": base, "attention": attention,
                   "exporter": "libpetmatte tools/export_inspyrenet.py", "torch": torch.__version__})
     manifest = make_manifest(name, size, not args.checkpoint, source, license_text, extra)
     return model, size, manifest
+
+
+def parse_rewrites(text: str):
+    """--rewrites: "all", "none" or a comma list of InSPyReNet.REWRITES."""
+    if text == "all":
+        return InSPyReNet.REWRITES
+    if text == "none":
+        return ()
+    names = tuple(n for n in text.split(",") if n)
+    unknown = [n for n in names if n not in InSPyReNet.REWRITES]
+    if unknown:
+        raise SystemExit(f"--rewrites {text}: unknown {', '.join(unknown)} "
+                         f"(all, none, or some of {', '.join(InSPyReNet.REWRITES)})")
+    return names
 
 
 def export(model, size: int, manifest: str, out: str, verify: bool = True, log=print) -> torch.jit.ScriptModule:
@@ -186,6 +202,10 @@ def main(argv=None):
                    help="Swin's window attention: sdpa (scaled_dot_product_attention, 2.3-2.7x faster "
                         "on a GPU; the file then needs libtorch 2.0+), matmul (loads in libtorch 1.x "
                         "too), auto (default): sdpa when this torch has it")
+    p.add_argument("--rewrites", default="all",
+                   help="the eighth session's GPU rewrites to write (same formulas, faster in NHWC on a "
+                        "GPU): all (default), none, or a comma list of resize, context, axial "
+                        "(InSPyReNet.set_rewrites); for timing one against another")
     p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")
     p.add_argument("--out", required=True, help="output TorchScript file")
     p.add_argument("--no-verify", action="store_true", help="skip re-loading and running the written file")

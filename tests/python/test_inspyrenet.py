@@ -133,6 +133,92 @@ def test_context_sums_read_the_map_in_nchw_order_from_either_layout(c, h, w):
         assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("c,h,w", [(8, 4, 6), (8, 3, 5)])
+def test_context_sums_of_a_reduced_precision_map_come_out_in_float32(c, h, w):
+    """The sums run over a whole stage map: whatever the map's dtype, they are added
+    up in float32 (fp16 could not hold them), from products in the map's dtype."""
+    gen = torch.Generator().manual_seed(6)
+    f = 50 * torch.rand(1, c, h, w, generator=gen, dtype=torch.float64)
+    prob = torch.rand(1, 5, h * w, generator=gen, dtype=torch.float64)
+    want = torch.bmm(prob, f.reshape(1, h * w, c))
+    got = model_module.context_sums(prob.bfloat16(), f.bfloat16().contiguous(memory_format=torch.channels_last))
+    assert got.dtype == torch.float32
+    assert float(((got.double() - want).abs() / want.abs()).max()) < 0.02  # bfloat16 inputs: 8-bit mantissas
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("shape,size", [((2, 5, 7, 9), (14, 18)), ((1, 64, 16, 16), (32, 32)),
+                                        ((1, 6, 12, 10), (5, 7)), ((1, 3, 1, 4), (2, 8))])
+def test_resize_by_products_gives_interpolate_output_in_nhwc_order(shape, size, align_corners):
+    """resize_bilinear's matrix products (NHWC maps of several channels): up and down,
+    either corner rule, a batch of two; the result stays NHWC-ordered."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last)
+    want = F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+    got = model_module.resize_bilinear(x, size[0], size[1], align_corners, True)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_resize_bilinear_leaves_other_maps_to_interpolate():
+    """NCHW maps, one-channel maps and the switch turned off take F.interpolate itself:
+    bit for bit the same result."""
+    gen = torch.Generator().manual_seed(10)
+    nchw = torch.randn(1, 8, 6, 6, generator=gen)
+    one = torch.randn(1, 1, 6, 6, generator=gen).contiguous(memory_format=torch.channels_last)
+    nhwc = torch.randn(1, 8, 6, 6, generator=gen).contiguous(memory_format=torch.channels_last)
+    for x, on in ((nchw, True), (one, True), (nhwc, False)):
+        want = F.interpolate(x, size=(12, 12), mode="bilinear", align_corners=False)
+        assert torch.equal(model_module.resize_bilinear(x, 12, 12, False, on), want)
+
+
+@pytest.mark.parametrize("b,h,w,axis", [(1, 6, 6, 6), (2, 6, 6, 6), (1, 4, 6, 6), (1, 4, 6, 4)])
+def test_axial_mix_gives_upstreams_view_product(b, h, w, axis):
+    """axial_mix: upstream's bmm over the (b, -1, axis) view of an NCHW map, for NCHW
+    and NHWC value maps, one image or two; a row length other than the map's width
+    (the 'h' mode on a non-square map) reinterprets memory, and must still match."""
+    gen = torch.Generator().manual_seed(11)
+    v = torch.randn(b, 8, h, w, generator=gen, dtype=torch.float64)
+    attn = torch.softmax(torch.randn(b, axis, axis, generator=gen, dtype=torch.float64), -1)
+    want = torch.bmm(v.reshape(b, -1, axis), attn.permute(0, 2, 1)).view(b, 8, h, w)
+    for mf in (torch.contiguous_format, torch.channels_last):
+        got = model_module.axial_mix(v.contiguous(memory_format=mf), attn, axis, True)
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_rewrites_keep_the_output_in_either_layout_one_image_or_two():
+    """The eighth session's rewrites (InSPyReNet.set_rewrites) change how the map is
+    computed, not what: with all of them on an NHWC module gives, image by image, the
+    output of the module without them in NCHW, also traced at one image and run on two."""
+    model = random_model().fold_batchnorm().prepare(SIZE, SIZE)
+    a = example_input()
+    b = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(8))
+    x = torch.cat([a, b])
+    with torch.no_grad():
+        want = model.set_rewrites(())(x)
+        nhwc = model.set_rewrites().to(memory_format=torch.channels_last)
+        xc = x.contiguous(memory_format=torch.channels_last)
+        got = nhwc(xc)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(nhwc, xc[:1], check_trace=False)
+        got_traced = traced(xc)
+    assert float((got - want).abs().max()) <= 1e-5
+    assert float((got_traced - want).abs().max()) <= 1e-5
+    assert float((want[0] - want[1]).abs().max()) > 1e-3  # the images differ, so the check can fail
+    with pytest.raises(ValueError):
+        model.set_rewrites(("resize", "fusion"))
+
+
+def test_exporter_rewrites_option():
+    assert export_inspyrenet.parse_rewrites("all") == ("resize", "context", "axial")
+    assert export_inspyrenet.parse_rewrites("none") == ()
+    assert export_inspyrenet.parse_rewrites("context,axial") == ("context", "axial")
+    with pytest.raises(SystemExit):
+        export_inspyrenet.parse_rewrites("context,fusion")
+
+
 def test_batchnorm_folding_keeps_the_output():
     model = random_model()
     x = example_input()
@@ -232,7 +318,7 @@ def exported(tmp_path_factory):
     path = tmp_path_factory.mktemp("inspyrenet") / f"inspyrenet_random_{SIZE}.pt"
     args = argparse.Namespace(
         checkpoint=None, random_weights=True, seed=SEED, size=SIZE, base_size=None, name=None,
-        attention="auto")
+        attention="auto", rewrites="all")
     model, size, manifest = export_inspyrenet.build(args)
     assert size == SIZE
     export_inspyrenet.export(model, size, manifest, str(path), verify=False, log=lambda *a: None)

@@ -13,7 +13,11 @@ first form's output:
                  matmul instead of scaled_dot_product_attention
   cl:conv1x1     cl with the 1x1 convolutions as cuDNN convolutions instead of
                  matrix products (pointwise_conv)
-  cl:before      cl with both (the exporter's form before the seventh session)
+  cl:before      cl:s7 with both (the exporter's form before the seventh session)
+  cl:s7          cl without the eighth session's rewrites (InSPyReNet.set_rewrites):
+                 the seventh session's export
+  cl:-resize, cl:-context, cl:-axial
+                 cl without that one rewrite
   <fastest>:frozen  the fastest one traced, after torch.jit.freeze and
                     torch.jit.optimize_for_inference
 
@@ -25,7 +29,7 @@ Then a split of the fastest eager form (backbone alone vs the whole model) and t
 top kernels by GPU time from torch.profiler. Usage (a CUDA PyTorch 2.x):
 
     python3 tools/gpu/inspyrenet_variants.py [--precision fp16] [--runs 50] [--skip-profile] [--ops]
-        [--forms nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before]
+        [--forms nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before,cl:s7,cl:-resize,cl:-context,cl:-axial]
 
 Not a test: a measurement to decide what the exporter and the library do.
 """
@@ -38,7 +42,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from inspyrenet import inspyrenet_swinb, randomize_  # noqa: E402
+from inspyrenet import InSPyReNet, inspyrenet_swinb, randomize_  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_util import graph_median_ms  # noqa: E402
@@ -46,14 +50,17 @@ from gpu_util import graph_median_ms  # noqa: E402
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def build(dtype, channels_last, fold=True, attention="sdpa", pointwise=True):
+ALL = InSPyReNet.REWRITES
+
+
+def build(dtype, channels_last, fold=True, attention="sdpa", pointwise=True, rewrites=ALL):
     m = inspyrenet_swinb()
     randomize_(m, 0)
     m.eval()
     if fold:
         m.fold_batchnorm()
     m.prepare(1024, 1024)
-    m.set_attention(attention).set_pointwise(pointwise)
+    m.set_attention(attention).set_pointwise(pointwise).set_rewrites(rewrites)
     m = m.to("cuda", dtype)
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
@@ -67,7 +74,7 @@ def main():
     p.add_argument("--skip-profile", action="store_true")
     p.add_argument("--ops", action="store_true",
                    help="also the top operators by GPU time, by source line and by input shape")
-    p.add_argument("--forms", default="nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before",
+    p.add_argument("--forms", default="nchw,cl,cl:bn,cl:matmul,cl:conv1x1,cl:before,cl:s7",
                    help="module forms to time (default: all)")
     args = p.parse_args()
     dtype = DTYPES[args.precision]
@@ -77,10 +84,14 @@ def main():
           f"1x3x1024x1024, median of {args.runs} graph replays", flush=True)
     x0 = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
     rows, ref = [], None
-    # name -> (channels_last, BatchNorm folded as the exporter does, attention, 1x1 as products)
-    forms = {"nchw": (False, True, "sdpa", True), "cl": (True, True, "sdpa", True),
-             "cl:bn": (True, False, "sdpa", True), "cl:matmul": (True, True, "matmul", True),
-             "cl:conv1x1": (True, True, "sdpa", False), "cl:before": (True, True, "matmul", False)}
+    # name -> (channels_last, BatchNorm folded as the exporter does, attention, 1x1 as products,
+    #          the eighth session's rewrites)
+    forms = {"nchw": (False, True, "sdpa", True, ALL), "cl": (True, True, "sdpa", True, ALL),
+             "cl:bn": (True, False, "sdpa", True, ALL), "cl:matmul": (True, True, "matmul", True, ALL),
+             "cl:conv1x1": (True, True, "sdpa", False, ALL), "cl:before": (True, True, "matmul", False, ()),
+             "cl:s7": (True, True, "sdpa", True, ())}
+    for name in ALL:
+        forms[f"cl:-{name}"] = (True, True, "sdpa", True, tuple(r for r in ALL if r != name))
     forms = {k: v for k, v in forms.items() if k in args.forms.split(",")}
     for name, form in forms.items():
         cl = form[0]

@@ -13,7 +13,15 @@ the form the exporter writes now, on a CUDA device (fp16, NHWC, the shapes of a
               bias pass) against the same product as F.linear on the NHWC view
               (cuBLASLt adds the bias in the product's epilogue)
   upsample2x  a 2x bilinear resize (align_corners=False) of an NHWC map against the
-              same stencil as two separable passes of lerps
+              same stencil as two separable passes of lerps, and as two matrix
+              products with the interpolation weights (model.resize_by_products)
+  context     SICA's context sums: float32 copies of the map and the weights, then
+              the products (the seventh session's form), against the products in
+              the map's dtype with float32 partial sums (model.context_sums now)
+  axial       the axial attention's value mix and residual: the NCHW-order view of
+              an NHWC value map (a copy) against model.axial_mix's NHWC product
+  layernorm   Swin's LayerNorm over C channels of [tokens, C] (F.layer_norm)
+              against var_mean + two addcmul passes, and F.group_norm with one group
 
 Every row prints the median time of a CUDA graph replay of 20 calls (divided by 20)
 and the largest difference from the current form's result.
@@ -27,6 +35,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_util import graph_median_ms  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from inspyrenet import model as insp  # noqa: E402
 
 REPS = 20  # calls per graph replay, so that launch gaps do not dominate small ops
 
@@ -127,12 +138,76 @@ def upsample2x(runs):
         row(f"[1,{c},{side},{side}]: interpolate", base, base, 0.0)
         ms, out = time_ms(lambda: separable(x), runs)
         row(f"[1,{c},{side},{side}]: separable lerps", ms, base, (out.float() - ref.float()).abs().max().item())
+        ms, out = time_ms(lambda: insp.resize_by_products(x, 2 * side, 2 * side, False), runs)
+        row(f"[1,{c},{side},{side}]: two matrix products", ms, base, (out.float() - ref.float()).abs().max().item())
+
+
+def rand(*shape, channels_last=False, scale=1.0, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    t = scale * torch.randn(*shape, device="cuda", dtype=torch.half, generator=g)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+
+def context(runs):
+    print("SICA context sums (f NHWC, prob [1, ctx, h*w]; result float32):")
+
+    def before(prob, f):
+        return insp.context_sums(prob.to(torch.float32, copy=True), f.to(torch.float32, copy=True))
+
+    for c, side, ctx in [(64, 1024, 5), (128, 512, 5), (128, 256, 3)]:
+        f = rand(1, c, side, side, channels_last=True).relu()
+        prob = rand(1, ctx, side * side, seed=1).sigmoid()
+        base, ref = time_ms(lambda: before(prob, f), runs)
+        row(f"[1,{c},{side},{side}] x {ctx}: float32 copies", base, base, 0.0)
+        ms, out = time_ms(lambda: insp.context_sums(prob, f), runs)
+        rel = ((out - ref).abs().max() / ref.abs().max()).item()
+        row(f"[1,{c},{side},{side}] x {ctx}: in the map's dtype", ms, base, (out - ref).abs().max().item())
+        print(f"  {'':44s} largest difference / largest sum: {rel:.2e}")
+
+
+def axial(runs):
+    print("axial attention value mix + gated residual (v, x NHWC; attn [1, w, w]):")
+    for c, side in [(64, 256), (64, 128), (64, 64)]:
+        x = rand(1, c, side, side, channels_last=True)
+        v = rand(1, c, side, side, channels_last=True, seed=1)
+        attn = torch.softmax(rand(1, side, side, seed=2).float(), -1).half()
+        gamma = torch.full((1,), 0.1, device="cuda", dtype=torch.half)
+
+        def before():
+            out = torch.bmm(v.reshape(1, -1, side), attn.permute(0, 2, 1)).view(1, c, side, side)
+            return torch.addcmul(x, gamma, out)
+
+        base, ref = time_ms(before, runs)
+        row(f"[1,{c},{side},{side}]: NCHW-order view", base, base, 0.0)
+        ms, out = time_ms(lambda: torch.addcmul(x, gamma, insp.axial_mix(v, attn, side, True)), runs)
+        row(f"[1,{c},{side},{side}]: NHWC product", ms, base, (out.float() - ref.float()).abs().max().item())
+
+
+def layernorm(runs):
+    print("LayerNorm over the channels of [tokens, C] (Swin's stages at 1024x1024):")
+    for tokens, c in [(65536, 128), (16384, 256), (4096, 512), (1024, 1024)]:
+        x = rand(tokens, c, scale=2.0) + 0.5
+        w = rand(c, seed=1, scale=0.05) + 1.0
+        b = rand(c, seed=2, scale=0.05)
+
+        def stats_form():
+            var, mean = torch.var_mean(x, -1, keepdim=True, unbiased=False)
+            a = torch.rsqrt(var.float() + 1e-5)
+            y = torch.addcmul((-mean.float() * a).half(), x, a.half())
+            return torch.addcmul(b, y, w)
+
+        base, ref = time_ms(lambda: F.layer_norm(x, (c,), w, b, 1e-5), runs)
+        row(f"[{tokens},{c}]: layer_norm", base, base, 0.0)
+        ms, out = time_ms(stats_form, runs)
+        row(f"[{tokens},{c}]: var_mean + 2 addcmul", ms, base, (out.float() - ref.float()).abs().max().item())
+        ms, out = time_ms(lambda: F.group_norm(x, 1, w, b, 1e-5), runs)
+        row(f"[{tokens},{c}]: group_norm, 1 group", ms, base, (out.float() - ref.float()).abs().max().item())
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=200)
-    p.add_argument("--only", default="attention,conv1x1,upsample2x")
+    p.add_argument("--only", default="attention,conv1x1,upsample2x,context,axial,layernorm")
     args = p.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.set_grad_enabled(False)

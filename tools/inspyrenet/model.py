@@ -62,6 +62,71 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     return F.conv2d(x, weight, bias)
 
 
+def resize_matrix(n_out: int, n_in: int, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
+    """[n_out, n_in]: row i holds the weights F.interpolate's bilinear formula gives
+    the n_in source positions for output position i along one axis: the identity
+    matrix resized along its first axis (computed in float64 and stored in like's
+    dtype and device; for a doubling, 0.25 and 0.75, exact in any dtype)."""
+    eye = torch.eye(n_in, dtype=torch.float64, device=like.device).view(1, 1, n_in, n_in)
+    m = F.interpolate(eye, size=[n_out, n_in], mode="bilinear", align_corners=align_corners)
+    return m.view(n_out, n_in).to(like.dtype)
+
+
+def resize_by_products(x: torch.Tensor, height: int, width: int, align_corners: bool) -> torch.Tensor:
+    """Bilinear resize of a map in NHWC memory order as two matrix products with
+    resize_matrix's weights: along the columns, one product per image row (the
+    weights shared: a stride-0 batch), then along the rows, one product over the
+    whole [h, w*c] image. Bilinear resizing is separable, so this is F.interpolate's
+    formula (the intermediate rounded once more to the map's dtype); the products
+    multiply mostly zeros, which tensor cores do faster than PyTorch's NHWC kernel
+    gathers four pixels per output element: a [1, 64, 512, 512] fp16 map to
+    1024x1024 took that kernel 595 us on an H200 (tools/gpu/op_rewrites.py,
+    upsample2x). The output is NHWC-ordered again."""
+    b, c, h, w = x.shape
+    t = x.permute(0, 2, 3, 1).reshape(b * h, w, c)  # image rows, a view
+    mw = resize_matrix(width, w, align_corners, x)
+    cols = torch.bmm(mw.expand(b * h, width, w), t).view(b, h, width * c)
+    mh = resize_matrix(height, h, align_corners, x)
+    rows = torch.matmul(mh, cols)  # [b, height, width * c]
+    return rows.view(b, height, width, c).permute(0, 3, 1, 2)
+
+
+@torch.jit.script
+def resize_bilinear(x: torch.Tensor, height: int, width: int, align_corners: bool,
+                    by_products: bool) -> torch.Tensor:
+    """F.interpolate(x, (height, width), 'bilinear', align_corners), through
+    resize_by_products when by_products and x is a map of several channels in NHWC
+    order (the layout libpetmatte runs on CUDA) with no side longer than 1024 (the
+    products' work grows with the cube of the side; at 1024 they were still
+    faster). Scripted, so a traced file keeps both branches."""
+    if (by_products and x.shape[1] > 1 and max(max(height, width), max(x.shape[2], x.shape[3])) <= 1024
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+        return resize_by_products(x, height, width, align_corners)
+    return F.interpolate(x, size=[height, width], mode="bilinear", align_corners=align_corners)
+
+
+@torch.jit.script
+def axial_mix(v: torch.Tensor, attn: torch.Tensor, axis: int, nhwc: bool) -> torch.Tensor:
+    """The axial attention's output, upstream's bmm(v.view(b, -1, axis), attn^T) viewed
+    back as [b, c, h, w]: out[b, c, y, i] = sum_j v[b, c, y, j] * attn[b, i, j] when each
+    row of that view is one image row (axis == w; the 'h' mode's rows are image rows
+    too when h == w, as at every square input size). Then, for a value map in NHWC
+    order and nhwc set, the same sums as one batched product per image over the image
+    rows, reading v and writing the output in NHWC order (the attention matrix shared
+    by every row: a stride-0 batch), where the view would first copy v to NCHW order and
+    leave an NCHW result for the NHWC residual to read across. Scripted, so a traced
+    file keeps both branches."""
+    b, c, h, w = v.shape
+    if (nhwc and axis == w and not v.is_contiguous()
+            and v.is_contiguous(memory_format=torch.channels_last)):
+        rows = v.permute(0, 2, 3, 1)  # [b, h, w, c], contiguous
+        out = torch.empty_like(rows)
+        for i in range(b):
+            torch.bmm(attn[i].expand(h, w, w), rows[i], out=out[i])
+        return out.permute(0, 3, 1, 2)
+    return torch.bmm(v.reshape(b, -1, axis), attn.permute(0, 2, 1)).view(b, c, h, w)
+
+
 class ConvBN(nn.Module):
     """Conv2d with 'same' padding (odd kernels), no bias by default, then optional
     BatchNorm and ReLU. Attribute names (`conv`, `bn`) match the checkpoints; with
@@ -138,6 +203,7 @@ class AxialAttention(nn.Module):
         self.key_conv = ConvBN(channels, channels // 8, 1)
         self.value_conv = ConvBN(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self.mix_nhwc = True  # axial_mix's NHWC product; InSPyReNet.set_rewrites
 
     def forward(self, x):
         b, c, h, w = x.shape
@@ -149,8 +215,7 @@ class AxialAttention(nn.Module):
         q = self.query_conv(x).reshape(b, -1, axis).permute(0, 2, 1)
         k = self.key_conv(x).reshape(b, -1, axis)
         attn = torch.softmax(torch.bmm(q, k), dim=-1)
-        v = self.value_conv(x).reshape(b, -1, axis)
-        out = torch.bmm(v, attn.permute(0, 2, 1)).view(b, c, h, w)
+        out = axial_mix(self.value_conv(x), attn, axis, self.mix_nhwc)
         return torch.addcmul(x, self.gamma, out)  # x + gamma * out, one pass
 
 
@@ -201,11 +266,12 @@ class PAADecoder(nn.Module):
         self.conv5 = ConvBN(depth, cout, 3, bn=False)
         self.Hattn = AxialAttention(depth, "h")
         self.Wattn = AxialAttention(depth, "w")
+        self.resize_as_products = True  # resize_bilinear; InSPyReNet.set_rewrites
 
     def forward(self, fine, mid, coarse) -> Tuple[torch.Tensor, torch.Tensor]:
-        size = fine.shape[-2:]
-        mid = F.interpolate(mid, size=size, mode="bilinear", align_corners=True)
-        coarse = F.interpolate(coarse, size=size, mode="bilinear", align_corners=True)
+        h, w = fine.shape[-2], fine.shape[-1]
+        mid = resize_bilinear(mid, h, w, True, self.resize_as_products)
+        coarse = resize_bilinear(coarse, h, w, True, self.resize_as_products)
         x = self.conv1(torch.cat([coarse, mid, fine], dim=1))
         x = self.conv2(self.Hattn(x) + self.Wattn(x))
         x = self.conv4(self.conv3(x))
@@ -233,6 +299,10 @@ class SICA(nn.Module):
         self.threshold = nn.Parameter(torch.tensor([0.5]))
         if lmap_in:
             self.lthreshold = nn.Parameter(torch.tensor([0.5]))
+        # InSPyReNet.set_rewrites: resize_bilinear's products; context sums read
+        # from the map in its own dtype (context_sums) rather than a float32 copy.
+        self.resize_as_products = True
+        self.context_in_map_dtype = True
 
     def forward(self, x, smap, lmap: Optional[torch.Tensor] = None):
         b, c, h, w = x.shape
@@ -248,19 +318,23 @@ class SICA(nn.Module):
 
         sh, sw = self.stage_size
         # The context vectors are sums over the whole stage map (a million pixels at
-        # base size 1024), far beyond fp16's range: they and the small key/value
-        # branches that read them run in float32 whatever the module's dtype. In
-        # float32 this is exactly upstream's computation, up to the order of the sums.
-        # Resizing to the size a map already has is skipped (bilinear,
-        # align_corners=False, same size: the identity). copy=True: when tracing in
-        # float32 a no-op .to() would hand back x itself, and the tracer would then
-        # record every later use of x as the float32 copy.
-        f = x if (h, w) == (sh, sw) else F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
-        f = f.to(torch.float32, copy=True)
+        # base size 1024), far beyond fp16's range: they are summed in float32
+        # (context_sums), and the small key/value branches that read them run in
+        # float32 whatever the module's dtype. In float32 this is exactly upstream's
+        # computation, up to the order of the sums. Resizing to the size a map
+        # already has is skipped (bilinear, align_corners=False, same size: the
+        # identity).
+        f = x if (h, w) == (sh, sw) else resize_bilinear(x, sh, sw, False, self.resize_as_products)
         if prob.shape[-2:] != (sh, sw):
-            prob = F.interpolate(prob, size=(sh, sw), mode="bilinear", align_corners=False)
-        prob = prob.to(torch.float32, copy=True).reshape(b, self.ctx, sh * sw)
-        context = context_sums(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1)
+            prob = resize_bilinear(prob, sh, sw, False, self.resize_as_products)
+        if not self.context_in_map_dtype:
+            # The sixth session's form: float32 copies of both (copy=True: when
+            # tracing in float32 a no-op .to() would hand back x itself, and the
+            # tracer would then record every later use of x as the copy).
+            f = f.to(torch.float32, copy=True)
+            prob = prob.to(torch.float32, copy=True)
+        prob = prob.reshape(b, self.ctx, sh * sw)
+        context = context_sums(prob, f).permute(0, 2, 1).unsqueeze(3)  # (b, c, ctx, 1), float32
 
         # (b, h*w, depth) and back as transposed views: in NHWC memory neither copies.
         query = self.conv_query(x).flatten(2).transpose(1, 2)
@@ -275,24 +349,32 @@ class SICA(nn.Module):
 
 
 def context_sums(prob: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """bmm(prob, f.reshape(b, h*w, -1)): upstream's context sums, which read the map
-    f [b, c, h, w] through its NCHW element order ((b, h*w, c) rows cut from the
-    channel planes: row i, column j is element i*c + j of the flattened NCHW map).
+    """bmm(prob, f.reshape(b, h*w, -1)) in float32: upstream's context sums, which
+    read the map f [b, c, h, w] through its NCHW element order ((b, h*w, c) rows cut
+    from the channel planes: row i, column j is element i*c + j of the flattened NCHW
+    map). prob: [b, ctx, h*w].
 
-    -> (b, ctx, c). When c divides h*w, row i = k*(h*w/c) + r lies in channel k, at
-    pixels r*c .. r*c + c - 1, so the sum splits by r into one small matrix product
-    each, which reads f in pixel-major order: a free view of an NHWC map. That
-    avoids converting a [1, 64, 1024, 1024] map to NCHW order (a strided copy that
-    took 1.7 ms on an H100). Otherwise, the plain reshape."""
+    -> (b, ctx, c), float32. When c divides h*w, row i = k*(h*w/c) + r lies in
+    channel k, at pixels r*c .. r*c + c - 1, so the sum splits by r into one small
+    matrix product each, which reads f in pixel-major order: a free view of an NHWC
+    map (converting a [1, 64, 1024, 1024] map to NCHW order took 1.7 ms on an H100).
+    Those products run in f's own dtype, with prob scaled by 1/c so that each partial
+    sum of c terms stays within the largest |f| (in range for fp16 too; the product
+    accumulates in float32 inside), and only the c-times-smaller partial sums are
+    added up in float32, then scaled back: no float32 copy of the map (256 MB at
+    1024x1024). Otherwise, the plain reshape, in float32."""
     b, c, h, w = f.shape
     hw = h * w
     if hw % c != 0:
-        return torch.bmm(prob, f.reshape(b, hw, c))
+        acc = torch.float64 if f.dtype == torch.float64 else torch.float32
+        return torch.bmm(prob.to(acc), f.reshape(b, hw, c).to(acc))
     r = hw // c
     ctx = prob.shape[1]
     pixels = f.permute(0, 2, 3, 1).reshape(b * r, c, c)  # [(b, r), j, channel]
-    weights = prob.view(b, ctx, c, r).permute(0, 3, 1, 2).reshape(b * r, ctx, c)  # [(b, r), ctx, channel]
-    return torch.bmm(weights, pixels.transpose(1, 2)).view(b, r, ctx, c).sum(1)
+    weights = (prob * (1.0 / c)).type_as(f)  # type_as: a traced file keeps no fixed dtype
+    weights = weights.view(b, ctx, c, r).permute(0, 3, 1, 2).reshape(b * r, ctx, c)  # [(b, r), ctx, channel]
+    partial = torch.bmm(weights, pixels.transpose(1, 2)).view(b, r, ctx, c)
+    return partial.sum(1, dtype=torch.float64 if f.dtype == torch.float64 else torch.float32) * c
 
 
 def gaussian_kernel(ksize: int = 7, sigma: float = 1.0) -> torch.Tensor:
@@ -325,6 +407,7 @@ class InSPyReNet(nn.Module):
         self.attention0 = SICA(depth, depth, stage(0), lmap_in=True)
         self.attention1 = SICA(depth * 2, depth, stage(1), lmap_in=True)
         self.attention2 = SICA(depth * 2, depth, stage(2), lmap_in=False)
+        self.resize_as_products = True  # resize_bilinear's products; set_rewrites
         # Laplacian pyramid kernel: not part of the checkpoints (non-persistent).
         self.register_buffer("pyramid_kernel", gaussian_kernel(7, 1.0), persistent=False)
 
@@ -370,6 +453,27 @@ class InSPyReNet(nn.Module):
                 m.pointwise_as_product = as_product and tuple(m.conv.kernel_size) == (1, 1)
         return self
 
+    REWRITES = ("resize", "context", "axial")
+
+    def set_rewrites(self, on=REWRITES) -> "InSPyReNet":
+        """Which of the eighth session's rewrites the module runs (all by default; the
+        others as before them): "resize" (resize_by_products), "context"
+        (context_sums read from the map in its dtype, no float32 copy), "axial"
+        (axial_mix's NHWC product). Each is the same formula as before it; they exist
+        as switches so tools/gpu/inspyrenet_variants.py can time each one."""
+        on = set(on)
+        unknown = on - set(self.REWRITES)
+        if unknown:
+            raise ValueError(f"unknown rewrites {sorted(unknown)}: expected some of {self.REWRITES}")
+        for m in self.modules():
+            if isinstance(m, (InSPyReNet, PAADecoder, SICA)):
+                m.resize_as_products = "resize" in on
+            if isinstance(m, SICA):
+                m.context_in_map_dtype = "context" in on
+            if isinstance(m, AxialAttention):
+                m.mix_nhwc = "axial" in on
+        return self
+
     def fold_batchnorm(self) -> "InSPyReNet":
         """Every BatchNorm merged into its convolution (ConvBN.fold_batchnorm), for
         inference: the exporter does it after loading the weights."""
@@ -390,8 +494,10 @@ class InSPyReNet(nn.Module):
 
         f3, d3 = self.decoder(x3, x4, x5)
 
-        def res(t, size):
-            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+        products = self.resize_as_products
+
+        def res(t, size: Tuple[int, int]):
+            return resize_bilinear(t, size[0], size[1], False, products)
 
         f3 = res(f3, (h // 4, w // 4))
         f2, p2 = self.attention2(torch.cat([x2, f3], dim=1), d3)
