@@ -16,10 +16,8 @@ shared libraries the library links) and prints milliseconds per phase:
 A measurement (docs/benchmarks.md), not a test.
 """
 import argparse
-import json
 import subprocess
 import sys
-import time
 
 CHILD = r'''
 import json, sys, time
