@@ -20,6 +20,9 @@ the form the exporter writes now, on a CUDA device (fp16, NHWC, the shapes of a
               the map's dtype with float32 partial sums (model.context_sums now)
   axial       the axial attention's value mix and residual: the NCHW-order view of
               an NHWC value map (a copy) against model.axial_mix's NHWC product
+  value_fold  SICA's similarity x value product and the 3x3 convolution after it,
+              against that convolution with the value vectors folded into its
+              weights, reading the ctx-channel similarity map (as is, or padded to 8)
   layernorm   Swin's LayerNorm over C channels of [tokens, C] (F.layer_norm)
               against var_mean + two addcmul passes, and F.group_norm with one group
 
@@ -181,6 +184,37 @@ def axial(runs):
         row(f"[1,{c},{side},{side}]: NCHW-order view", base, base, 0.0)
         ms, out = time_ms(lambda: torch.addcmul(x, gamma, insp.axial_mix(v, attn, side, True)), runs)
         row(f"[1,{c},{side},{side}]: NHWC product", ms, base, (out.float() - ref.float()).abs().max().item())
+
+
+def value_fold(runs):
+    print("SICA's similarity x value, then conv_out1 (3x3 conv + bias + ReLU), NHWC:")
+    for side, ctx in [(1024, 5), (512, 5), (256, 3)]:
+        depth = 64
+        sim = torch.softmax(rand(1, side * side, ctx).float(), -1).half()  # [b, h*w, ctx]
+        value = rand(1, ctx, depth, seed=1)
+        w1 = rand(depth, depth, 3, 3, seed=2, scale=1 / 24, channels_last=True)
+        b1 = rand(depth, seed=3, scale=0.05)
+
+        def before():
+            context = torch.bmm(sim, value).transpose(1, 2).view(1, depth, side, side)
+            return insp.conv_bias_relu(context, w1, b1, [1, 1], [1, 1])
+
+        def folded(pad_to):
+            # conv(W1, V s) = conv(W1 V, s): the convolution is linear and zero padding
+            # maps to zero padding, so it can read the ctx-channel similarity map.
+            smap = sim.transpose(1, 2).view(1, ctx, side, side)
+            wf = torch.einsum("ocyx,kc->okyx", w1.float(), value[0].float()).half()
+            if pad_to > ctx:
+                smap = F.pad(smap.permute(0, 2, 3, 1), (0, pad_to - ctx)).permute(0, 3, 1, 2)
+                wf = F.pad(wf, (0, 0, 0, 0, 0, pad_to - ctx))
+            wf = wf.contiguous(memory_format=torch.channels_last)
+            return insp.conv_bias_relu(smap, wf, b1, [1, 1], [1, 1])
+
+        base, ref = time_ms(before, runs)
+        row(f"{side}x{side}, {ctx} contexts: bmm + conv 64->64", base, base, 0.0)
+        for pad_to in (ctx, 8):
+            ms, out = time_ms(lambda: folded(pad_to), runs)
+            row(f"{side}x{side}: folded, conv {pad_to}->64", ms, base, (out.float() - ref.float()).abs().max().item())
 
 
 def layernorm(runs):
