@@ -135,12 +135,10 @@ def parse_rewrites(text: str):
         return InSPyReNet.REWRITES
     if text == "none":
         return ()
-    names = tuple(n for n in text.split(",") if n)
-    unknown = [n for n in names if n not in InSPyReNet.REWRITES]
-    if unknown:
-        raise SystemExit(f"--rewrites {text}: unknown {', '.join(unknown)} "
-                         f"(all, none, or some of {', '.join(InSPyReNet.REWRITES)})")
-    return names
+    try:
+        return InSPyReNet.check_rewrites(tuple(n for n in text.split(",") if n))
+    except ValueError as e:
+        raise SystemExit(f"--rewrites {text}: {e} (or all, none)")
 
 
 def export(model, size: int, manifest: str, out: str, verify: bool = True, log=print) -> torch.jit.ScriptModule:

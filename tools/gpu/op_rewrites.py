@@ -116,6 +116,12 @@ def conv1x1(runs):
         row(f"[1,{cin},{side},{side}] -> {cout}: linear", ms, base, (out.float() - ref.float()).abs().max().item())
 
 
+def rand(*shape, channels_last=False, scale=1.0, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    t = scale * torch.randn(*shape, device="cuda", dtype=torch.half, generator=g)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+
 def upsample2x(runs):
     print("2x bilinear upsample (align_corners=False), NHWC:")
 
@@ -133,9 +139,7 @@ def upsample2x(runs):
         return t.permute(0, 3, 1, 2)
 
     for c, side in [(64, 256), (64, 512), (1, 512)]:
-        g = torch.Generator(device="cuda").manual_seed(0)
-        x = torch.randn(1, c, side, side, device="cuda", dtype=torch.half, generator=g)
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = rand(1, c, side, side, channels_last=True)
         size = (2 * side, 2 * side)
         base, ref = time_ms(lambda: F.interpolate(x, size=size, mode="bilinear", align_corners=False), runs)
         row(f"[1,{c},{side},{side}]: interpolate", base, base, 0.0)
@@ -143,12 +147,6 @@ def upsample2x(runs):
         row(f"[1,{c},{side},{side}]: separable lerps", ms, base, (out.float() - ref.float()).abs().max().item())
         ms, out = time_ms(lambda: insp.resize_by_products(x, 2 * side, 2 * side, False), runs)
         row(f"[1,{c},{side},{side}]: two matrix products", ms, base, (out.float() - ref.float()).abs().max().item())
-
-
-def rand(*shape, channels_last=False, scale=1.0, seed=0):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    t = scale * torch.randn(*shape, device="cuda", dtype=torch.half, generator=g)
-    return t.contiguous(memory_format=torch.channels_last) if channels_last else t
 
 
 def context(runs):

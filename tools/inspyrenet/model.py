@@ -86,7 +86,8 @@ def resize_by_products(x: torch.Tensor, height: int, width: int, align_corners: 
     t = x.permute(0, 2, 3, 1).reshape(b * h, w, c)  # image rows, a view
     mw = resize_matrix(width, w, align_corners, x)
     cols = torch.bmm(mw.expand(b * h, width, w), t).view(b, h, width * c)
-    mh = resize_matrix(height, h, align_corners, x)
+    # A square map resized to a square (every resize in this model) has one matrix.
+    mh = mw if (height, h) == (width, w) else resize_matrix(height, h, align_corners, x)
     rows = torch.matmul(mh, cols)  # [b, height, width * c]
     return rows.view(b, height, width, c).permute(0, 3, 1, 2)
 
@@ -99,7 +100,7 @@ def resize_bilinear(x: torch.Tensor, height: int, width: int, align_corners: boo
     order (the layout libpetmatte runs on CUDA) with no side longer than 1024 (the
     products' work grows with the cube of the side; at 1024 they were still
     faster). Scripted, so a traced file keeps both branches."""
-    if (by_products and x.shape[1] > 1 and max(max(height, width), max(x.shape[2], x.shape[3])) <= 1024
+    if (by_products and x.shape[1] > 1 and max([height, width, x.shape[2], x.shape[3]]) <= 1024
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
         return resize_by_products(x, height, width, align_corners)
     return F.interpolate(x, size=[height, width], mode="bilinear", align_corners=align_corners)
@@ -365,8 +366,8 @@ def context_sums(prob: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     1024x1024). Otherwise, the plain reshape, in float32."""
     b, c, h, w = f.shape
     hw = h * w
+    acc = torch.float64 if f.dtype == torch.float64 else torch.float32
     if hw % c != 0:
-        acc = torch.float64 if f.dtype == torch.float64 else torch.float32
         return torch.bmm(prob.to(acc), f.reshape(b, hw, c).to(acc))
     r = hw // c
     ctx = prob.shape[1]
@@ -374,7 +375,7 @@ def context_sums(prob: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     weights = (prob * (1.0 / c)).type_as(f)  # type_as: a traced file keeps no fixed dtype
     weights = weights.view(b, ctx, c, r).permute(0, 3, 1, 2).reshape(b * r, ctx, c)  # [(b, r), ctx, channel]
     partial = torch.bmm(weights, pixels.transpose(1, 2)).view(b, r, ctx, c)
-    return partial.sum(1, dtype=torch.float64 if f.dtype == torch.float64 else torch.float32) * c
+    return partial.sum(1, dtype=acc) * c
 
 
 def gaussian_kernel(ksize: int = 7, sigma: float = 1.0) -> torch.Tensor:
@@ -455,16 +456,21 @@ class InSPyReNet(nn.Module):
 
     REWRITES = ("resize", "context", "axial")
 
+    @classmethod
+    def check_rewrites(cls, names):
+        """names, if each is one of REWRITES; else ValueError naming the others."""
+        unknown = sorted(set(names) - set(cls.REWRITES))
+        if unknown:
+            raise ValueError(f"unknown rewrites {unknown}: expected some of {cls.REWRITES}")
+        return names
+
     def set_rewrites(self, on=REWRITES) -> "InSPyReNet":
         """Which of the eighth session's rewrites the module runs (all by default; the
         others as before them): "resize" (resize_by_products), "context"
         (context_sums read from the map in its dtype, no float32 copy), "axial"
         (axial_mix's NHWC product). Each is the same formula as before it; they exist
         as switches so tools/gpu/inspyrenet_variants.py can time each one."""
-        on = set(on)
-        unknown = on - set(self.REWRITES)
-        if unknown:
-            raise ValueError(f"unknown rewrites {sorted(unknown)}: expected some of {self.REWRITES}")
+        on = set(self.check_rewrites(on))
         for m in self.modules():
             if isinstance(m, (InSPyReNet, PAADecoder, SICA)):
                 m.resize_as_products = "resize" in on
