@@ -67,12 +67,16 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
 pm_code pm_build_output(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
                         pm_output **out, char *err, size_t errcap);
 
-/* pm_build_output, with clean_edges computed by pm_shim_estimate_foreground on
- * fg_model's device when fg_model is not NULL (pm_remove_bg passes the model when it
- * runs on CUDA), else by pm_estimate_foreground on the CPU. See docs/clean-edges.md.
- * Extra errors from the device: PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY. */
+/* pm_build_output for pm_remove_bg: clean_edges are computed by
+ * pm_shim_estimate_foreground on fg_model's device when fg_model is not NULL
+ * (pm_remove_bg passes the model when it runs on CUDA), else by
+ * pm_estimate_foreground on the CPU (docs/clean-edges.md); and *matte, which must
+ * come from pm_pixels_alloc, may become the output's pixels (a raw MASK output
+ * takes it over, sparing a copy: *matte is NULL on return then). The caller frees
+ * *matte afterwards either way. Extra errors from the device: PM_ERR_DEVICE,
+ * PM_ERR_DEVICE_OUT_OF_MEMORY. */
 struct pm_shim_model;
-pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+pm_code pm_build_output_with(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
                              struct pm_shim_model *fg_model, pm_output **out, char *err,
                              size_t errcap);
 

@@ -89,14 +89,38 @@ static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
     return pm_check_remove_options(opt, err, errcap);
 }
 
+/* take_matte: the matte is a pm_pixels_alloc'd buffer that a raw MASK output may
+ * own; *took_matte says whether it did. */
+static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *took_matte,
+                            const pm_remove_options *opt, pm_shim_model *fg_model,
+                            pm_output **out, char *err, size_t errcap);
+
 pm_code pm_build_output(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
                         pm_output **out, char *err, size_t errcap)
 {
-    return pm_build_output_with(img, matte, opt, NULL, out, err, errcap);
+    int took = 0;
+    return build_output(img, matte, 0, &took, opt, NULL, out, err, errcap);
 }
 
-pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
+pm_code pm_build_output_with(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
                              pm_shim_model *fg_model, pm_output **out, char *err, size_t errcap)
+{
+    if (matte == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "pm_build_output: matte is NULL");
+    }
+    int took = 0;
+    pm_code rc = build_output(img, *matte, 1, &took, opt, fg_model, out, err, errcap);
+    if (took)
+        *matte = NULL;
+    return rc;
+}
+
+static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *took_matte,
+                            const pm_remove_options *opt, pm_shim_model *fg_model,
+                            pm_output **out, char *err, size_t errcap)
 {
     if (out == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "pm_build_output: out is NULL");
@@ -116,10 +140,12 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
                            img->height);
     const size_t n = (size_t)pixels;
 
-    /* 1. The final matte, in place. */
+    /* 1. The final matte, in place (a soft matte without invert or input alpha is
+     * final already: no pass over it). */
     uint8_t lut[256];
     matte_table(opt->threshold, opt->invert, lut);
     const int use_alpha = opt->keep_input_alpha && img->has_alpha && pm_rgba_channels(img) == 4;
+    const int identity = opt->threshold < 0.0f && !opt->invert;
     if (use_alpha) { /* rows: the pixels may be the caller's, with their stride */
         for (size_t y = 0; y < h; y++) {
             const uint8_t *s = pm_rgba_pixels(img) + y * pm_rgba_stride(img);
@@ -127,7 +153,7 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
             for (size_t x = 0; x < w; x++)
                 m[x] = div255((unsigned)lut[m[x]] * s[x * 4 + 3]);
         }
-    } else {
+    } else if (!identity) {
         for (size_t i = 0; i < n; i++)
             matte[i] = lut[matte[i]];
     }
@@ -159,9 +185,14 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
     /* 3. Output pixels, tightly packed. RGBA output is written over the image's
      * own buffer (the library's decode or copy, never the caller's), which the
      * output then takes over: a 12 MP call saves a 48 MB allocation, its page
-     * faults and a pass over the pixels. */
+     * faults and a pass over the pixels. A mask is the matte itself: encoded from
+     * it, or as raw pixels taken over when the caller allows (else copied). */
     const int in_place = opt->output == PM_OUTPUT_RGBA && img->px != NULL;
-    uint8_t *px = in_place ? img->px : pm_pixels_alloc(n * (size_t)channels);
+    const int mask = opt->output == PM_OUTPUT_MASK;
+    const int mask_copy = mask && opt->encoding == PM_ENCODING_RAW && !take_matte;
+    /* px is ours to free on failure (or after encoding) only when allocated here. */
+    const int px_allocated = !in_place && (!mask || mask_copy);
+    uint8_t *px = in_place ? img->px : (mask && !mask_copy) ? matte : pm_pixels_alloc(n * (size_t)channels);
     if (px == NULL) {
         free(fg);
         return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
@@ -175,7 +206,8 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
     const size_t step = fg != NULL ? 3u : (size_t)pm_rgba_channels(img);
     switch (opt->output) {
     case PM_OUTPUT_MASK:
-        memcpy(px, matte, n);
+        if (px != matte)
+            memcpy(px, matte, n);
         break;
     case PM_OUTPUT_RGBA:
         if (in_place && fg == NULL) { /* the colours are already there: alpha only */
@@ -213,7 +245,7 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
 
     pm_output *o = calloc(1, sizeof *o);
     if (o == NULL) {
-        if (!in_place)
+        if (px_allocated)
             free(px);
         return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY, "no memory for the output record");
     }
@@ -230,11 +262,12 @@ pm_code pm_build_output_with(pm_rgba *img, uint8_t *matte, const pm_remove_optio
         o->size = n * (size_t)channels;
         if (in_place)
             img->px = NULL; /* the output owns the pixels now */
+        *took_matte = px == matte;
     } else {
         uint8_t *png = NULL;
         size_t png_size = 0;
         rc = pm_stb_write_png(px, img->width, img->height, channels, &png, &png_size, err, errcap);
-        if (!in_place)
+        if (px_allocated)
             free(px);
         if (rc != PM_OK) {
             free(o);

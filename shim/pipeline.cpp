@@ -29,9 +29,13 @@ at::Tensor upload_rgb(const pm_shim_model &model, const uint8_t *pixels, int wid
     // as_strided, so the host never repacks the image.
     const int64_t row_bytes = int64_t(width) * channels;
     const int64_t span = int64_t(height - 1) * int64_t(stride) + row_bytes;
-    at::Tensor host = torch::from_blob(const_cast<uint8_t *>(pixels), {span},
-                                       at::TensorOptions().dtype(at::kByte));
-    at::Tensor bytes = host.to(model.device);
+    at::Tensor bytes;
+#ifdef PETMATTE_WITH_CUDA
+    if (stage_in_pinned(model, span)) bytes = upload_pinned(model, pixels, span);
+#endif
+    if (!bytes.defined())
+        bytes = torch::from_blob(const_cast<uint8_t *>(pixels), {span}, at::TensorOptions().dtype(at::kByte))
+                    .to(model.device);
     at::Tensor hwc = bytes.as_strided({height, width, channels}, {int64_t(stride), channels, 1});
     // RGB only (alpha is ignored here), NCHW, contiguous float.
     at::Tensor nchw = hwc.narrow(2, 0, 3).permute({2, 0, 1}).unsqueeze(0);
@@ -106,12 +110,16 @@ at::Tensor check_shape(const at::Tensor &pred, int64_t n) {
     return ok3 ? pred.unsqueeze(1) : pred;
 }
 
-// Model output -> [1, 1, height, width] uint8 matte on the model's device.
-at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int height, int width) {
+// Model output -> [1, 1, height, width] uint8 matte on the model's device. On a GPU
+// *finite is set to a 0-dim flag that download_matte checks: reading it here would
+// make the host wait for the forward pass before queueing the rest, and then again
+// for the download. Elsewhere the check is made here, before any conversion.
+at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int height, int width, at::Tensor *finite) {
     const pm_model_config &cfg = model.config;
     // Out-of-place first: the output may alias a tensor the model keeps.
     at::Tensor p = raw.to(at::kFloat);
-    if (!at::isfinite(p).all().item<bool>()) fail(PM_ERR_MODEL, "model output contains NaN or Inf");
+    *finite = at::isfinite(p).all();
+    if (!model.device.is_cuda() && !finite->item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
     if (cfg.activation == PM_ACTIVATION_LOGIT) p = p.sigmoid();
     if (cfg.minmax_normalize) {
         const at::Tensor lo = p.min(), hi = p.max();
@@ -311,10 +319,18 @@ void prepare_batches(pm_shim_model &model, int requested, bool explicit_request)
 
 void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
                  uint8_t *alpha_out) {
-    at::Tensor matte = to_matte(model, prediction, height, width);
-    // Straight into the caller's buffer (a synchronous device->host copy on CUDA).
-    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte))
-        .copy_(matte.reshape({height, width}));
+    at::Tensor finite;
+    const at::Tensor matte = to_matte(model, prediction, height, width, &finite).reshape({height, width});
+#ifdef PETMATTE_WITH_CUDA
+    if (stage_in_pinned(model, int64_t(width) * height)) {
+        download_matte(matte, finite, alpha_out);
+        return;
+    }
+#endif
+    // Straight into the caller's buffer (a synchronous device->host copy on CUDA,
+    // after which the flag is there to read).
+    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte)).copy_(matte);
+    if (!finite.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
 }
 
 void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,

@@ -113,8 +113,11 @@ void run_batch(pm_shim_model &model, const std::vector<BatchRequest *> &batch);
 // images of a batch independently and readies every batch size up to the limit.
 void prepare_batches(pm_shim_model &model, int requested, bool explicit_request);
 
+// The error message for a prediction holding NaN or Inf (PM_ERR_MODEL).
+constexpr const char *kNotFinite = "model output contains NaN or Inf";
+
 // Prediction -> activation / min-max -> width x height -> 8-bit, into alpha_out.
-// Throws ShimError when the prediction holds NaN or Inf.
+// Throws ShimError (kNotFinite) when the prediction holds NaN or Inf.
 void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
                  uint8_t *alpha_out);
 
@@ -163,6 +166,16 @@ void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one
 // A BatchRequest::device_sync for work queued so far on the calling thread's current
 // stream (the inputs it made); valid while the returned pointer lives.
 std::shared_ptr<void> caller_sync_cuda(const pm_shim_model &model);
+// Host bytes -> a byte tensor on the model's device, queued on the current stream
+// through a pinned staging buffer (see kPinnedStagingMax in cuda_runner.cpp).
+at::Tensor upload_pinned(const pm_shim_model &model, const uint8_t *bytes, int64_t count);
+// The finished [h, w] 8-bit matte and its "prediction was finite" flag (0-dim bool)
+// back to the host in one wait for the current stream; throws ShimError, after the
+// wait, when the flag is false. alpha_out then holds unspecified bytes.
+void download_matte(const at::Tensor &matte, const at::Tensor &finite, uint8_t *alpha_out);
+// Whether a copy of this many bytes between host and device goes through a pinned
+// staging buffer (upload_pinned, download_matte) rather than pageable memory.
+bool stage_in_pinned(const pm_shim_model &model, int64_t bytes);
 // Runs body with one of the model's I/O streams current (see cuda_runner.cpp).
 // pixels: the call's image size (width * height). Larger than the model input: the
 // large-work stream, then cached memory past the budget is released

@@ -86,6 +86,46 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     free(m);
 }
 
+/* pm_remove_bg's builder: a raw mask is the matte buffer itself, handed over (no
+ * copy); a PNG mask, or any other output, leaves the matte to the caller. */
+static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it(void **state) {
+    (void)state;
+    char err[256] = "";
+    const int outputs[] = {PM_OUTPUT_MASK, PM_OUTPUT_RGBA, PM_OUTPUT_COMPOSITE};
+    for (int encoding = PM_ENCODING_RAW; encoding <= PM_ENCODING_PNG; encoding++) {
+        for (size_t k = 0; k < sizeof outputs / sizeof outputs[0]; k++) {
+            pm_rgba img = make_img(0);
+            uint8_t *m = make_matte();
+            uint8_t *const given = m;
+            pm_remove_options o = opts(outputs[k]);
+            o.encoding = encoding;
+            o.invert = 1; /* the matte is changed in place first, taken over or not */
+            pm_output *out = NULL;
+            assert_int_equal(pm_build_output_with(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+            const int taken = outputs[k] == PM_OUTPUT_MASK && encoding == PM_ENCODING_RAW;
+            if (taken) {
+                assert_null(m);
+                assert_ptr_equal(out->data, given);
+                assert_int_equal(out->size, W * H);
+                for (int i = 0; i < W * H; i++) assert_int_equal(out->data[i], 255 - i);
+            } else {
+                assert_ptr_equal(m, given);
+                assert_ptr_not_equal(out->data, given);
+                for (int i = 0; i < W * H; i++) assert_int_equal(m[i], 255 - i);
+            }
+            free(m); /* NULL when taken: as pm_remove_bg does it */
+            pm_output_free(out);
+            pm_rgba_free(&img);
+        }
+    }
+    pm_remove_options o = opts(PM_OUTPUT_MASK);
+    pm_rgba img = make_img(0);
+    pm_output *out = (pm_output *)&o; /* must come back NULL */
+    assert_int_equal(pm_build_output_with(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_null(out);
+    pm_rgba_free(&img);
+}
+
 static int div255(int x) { return (int)lround(x / 255.0); }
 
 /* Raw RGB/RGBA input is read in place (borrowed, any stride); every output built
@@ -360,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_rgba_output_is_the_image_with_alpha_equal_to_the_matte),
         cmocka_unit_test(test_pixel_buffers_from_4_mib_are_2_mib_aligned_and_released_by_free),
         cmocka_unit_test(test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying),
+        cmocka_unit_test(test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it),
         cmocka_unit_test(test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs),
         cmocka_unit_test(test_mask_is_one_gray_byte_a_pixel),
         cmocka_unit_test(test_threshold_cuts_at_the_nearest_level_and_invert_follows_it),

@@ -19,45 +19,23 @@ A measurement (docs/benchmarks.md), not part of the library.
 """
 import os, sys, time, statistics, torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_util import load_like_library
-torch.backends.cudnn.benchmark = True; torch.set_grad_enabled(False); torch._C._set_graph_executor_optimize(False)
-m = load_like_library(sys.argv[1])
-H = W = 1024
-host = torch.randint(0, 256, (H, W, 3), dtype=torch.uint8)
-mean = torch.tensor([0.5, 0.5, 0.5], device="cuda").view(1, 3, 1, 1)
-std = torch.tensor([1.0, 1.0, 1.0], device="cuda").view(1, 3, 1, 1)
-def pre(u8):
-    x = u8.permute(2, 0, 1).unsqueeze(0).float().div_(255)
-    return x.sub_(mean).div_(std).half().contiguous(memory_format=torch.channels_last)
-def post(p):
-    p = p.float()
-    ok = torch.isfinite(p).all()
-    lo, hi = p.min(), p.max()
-    p = (p - lo) / (hi - lo + 1e-8)
-    return (p * 255).round_().clamp_(0, 255).to(torch.uint8), ok
+from gpu_util import LibraryMimic
+lib = LibraryMimic(sys.argv[1])
+m, host, s, pre, post, g = lib.model, lib.host, lib.stream, lib.pre, lib.post, lib.graph
+H, W = lib.H, lib.W
 def wall(fn, n=200):
     for _ in range(10): fn()
     ts = []
     for _ in range(n):
         a = time.perf_counter(); fn(); ts.append((time.perf_counter() - a) * 1e3)
     return statistics.median(ts), min(ts), max(ts)
-s = torch.cuda.Stream()
 with torch.cuda.stream(s):
-    x0 = pre(host.cuda())
-    for _ in range(3): m(x0)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph(); sin = x0.clone(memory_format=torch.preserve_format)
-    with torch.cuda.graph(g): sout = m(sin)
     u8 = host.cuda(); gb = torch.cuda.CUDAGraph()
     for _ in range(2): post(m(pre(u8)))
     torch.cuda.synchronize()
     with torch.cuda.graph(gb): bm, bok = post(m(pre(u8)))
     torch.cuda.synchronize()
-    def A():
-        d = host.cuda(); x = pre(d); sin.copy_(x); g.replay(); pred = sout.clone()
-        p, ok = post(pred)
-        if not ok.item(): raise SystemExit("nan")
-        return p.cpu()
+    A = lib.call
     pin_in = torch.empty_like(host).pin_memory(); pin_out = torch.empty((1, 1, H, W), dtype=torch.uint8).pin_memory(); pin_ok = torch.empty((), dtype=torch.bool).pin_memory()
     res = torch.empty((1, 1, H, W), dtype=torch.uint8)
     def B():
