@@ -17,7 +17,9 @@ convolution before it (the file's parameters are therefore not the checkpoint's)
 the Swin masks, window indices and position biases are precomputed for the size.
 Window attention is written as scaled_dot_product_attention where the exporting torch
 has it (2.0+; such a file loads in libtorch 2.0+), else, or with --attention matmul,
-as plain matrix products (any libtorch).
+as plain matrix products (any libtorch). --attention efficient names the
+memory-efficient kernel on CUDA (libtorch 2.1+): a shorter cold start, a slightly
+slower forward pass (docs/models.md).
 
 Files are float32. Half precision is chosen when the library loads the file
 (pm_params.precision: it converts the weights with module.to(dtype)), so one file
@@ -196,10 +198,12 @@ def main(argv=None):
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
                    help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
                         "(pm_params.precision), so one fp32 file serves all three")
-    p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "matmul"],
+    p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "efficient", "matmul"],
                    help="Swin's window attention: sdpa (scaled_dot_product_attention, 2.3-2.7x faster "
-                        "on a GPU; the file then needs libtorch 2.0+), matmul (loads in libtorch 1.x "
-                        "too), auto (default): sdpa when this torch has it")
+                        "on a GPU; the file then needs libtorch 2.0+), efficient (on CUDA always the "
+                        "memory-efficient kernel: no per-shape cuDNN set-up in a cold start, ~0.26 ms "
+                        "more per forward pass on an H200; needs libtorch 2.1+), matmul (loads in "
+                        "libtorch 1.x too), auto (default): sdpa when this torch has it")
     p.add_argument("--rewrites", default="all",
                    help="the eighth session's GPU rewrites to write (same formulas, faster in NHWC on a "
                         "GPU): all (default), none, or a comma list of resize, context, axial "

@@ -305,6 +305,40 @@ def test_attention_form_falls_back_to_matmul_without_sdpa(monkeypatch):
     assert swin.default_attention() == "sdpa"
 
 
+def test_efficient_attention_needs_torch_2_1_and_says_so(monkeypatch):
+    model = random_model()
+    if not swin.has_efficient_attention():  # Debian's torch 1.13
+        with pytest.raises(ValueError, match="2.1"):
+            model.set_attention("efficient")
+    monkeypatch.delattr(F, "scaled_dot_product_attention", raising=False)
+    assert not swin.has_efficient_attention()
+    with pytest.raises(ValueError, match="2.1"):
+        model.set_attention("efficient")
+
+
+@pytest.mark.skipif(not swin.has_efficient_attention(), reason="needs torch 2.1+ (runs on the GPU machine)")
+def test_efficient_attention_traced_gives_the_sdpa_output_on_cpu_and_cuda():
+    """The "efficient" form is the "sdpa" formula: on the CPU its traced file takes
+    scaled_dot_product_attention itself; on CUDA (fp16, NHWC, as libpetmatte runs it)
+    the memory-efficient kernel, within fp16 rounding of the sdpa form's output."""
+    model = random_model().fold_batchnorm().prepare(SIZE, SIZE).set_attention("sdpa")
+    a = example_input()
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        for device in devices:  # the CPU first: the model is converted for CUDA in place
+            x = a
+            if device == "cuda":
+                model = model.to(device="cuda", dtype=torch.float16, memory_format=torch.channels_last)
+                x = a.to(device="cuda", dtype=torch.float16).contiguous(memory_format=torch.channels_last)
+            want = model.set_attention("sdpa")(x).float()
+            traced = torch.jit.trace(model.set_attention("efficient"), x, check_trace=False)
+            got = traced(x).float()
+            assert "_scaled_dot_product_efficient_attention" in str(traced.inlined_graph)
+            tolerance = (2e-2 if device == "cuda" else 1e-5) * max(1.0, float(want.abs().max()))
+            assert float((got - want).abs().max()) <= tolerance, device
+
+
 # -- (3) export -> load -> run ------------------------------------------------------------
 
 def example_input():

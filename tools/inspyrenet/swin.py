@@ -32,6 +32,12 @@ module has it (2.0+), else as matmul + bias + mask + softmax + matmul: the same
 formula. On an H200 in fp16 the fused kernel took 2.3-2.7x less time per block than
 the five steps (tools/gpu/op_rewrites.py). A traced file then needs a libtorch that
 knows that operator (2.0+); `set_attention("matmul")` writes one for older ones.
+`set_attention("efficient")` calls the memory-efficient kernel's operator directly on
+CUDA (2.1+), where "sdpa" lets PyTorch pick (cuDNN's kernel on an H200): cuDNN builds
+a plan for each attention shape when first called, 38-44 ms each for this model's
+eight and ~0.5 s for its first, all paid in a cold start's first forward pass; the
+memory-efficient kernel starts in 3 ms for all eight and costs 0.26 ms more per
+forward pass (1.88 against 1.62 ms; tools/gpu/sdpa_backends.py, docs/benchmarks.md).
 """
 import math
 from typing import List, Optional, Tuple
@@ -118,12 +124,41 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-ATTENTION_FORMS = ("sdpa", "matmul")
+ATTENTION_FORMS = ("sdpa", "efficient", "matmul")
 
 
 def default_attention() -> str:
     """"sdpa" when this torch has scaled_dot_product_attention (2.0+), else "matmul"."""
     return "sdpa" if hasattr(F, "scaled_dot_product_attention") else "matmul"
+
+
+EFFICIENT_OP = "aten::_scaled_dot_product_efficient_attention"
+
+
+def has_efficient_attention() -> bool:
+    """Whether this torch has the memory-efficient kernel's operator with an additive
+    bias argument (PyTorch 2.1+; 2.0's had none), and scaled_dot_product_attention."""
+    if not hasattr(F, "scaled_dot_product_attention"):
+        return False
+    return any("attn_bias" in str(schema) for schema in torch._C._jit_get_schemas_for_operator(EFFICIENT_OP))
+
+
+_efficient_attention = None
+
+
+def efficient_attention():
+    """The "efficient" form's attention, scripted (so that a traced file keeps both
+    branches) on first use: the operator it names exists only in PyTorch 2.1+. On
+    CUDA the memory-efficient kernel, always (see the module's docstring); elsewhere
+    scaled_dot_product_attention, the same formula."""
+    global _efficient_attention
+    if _efficient_attention is None:
+        def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+            if q.is_cuda:
+                return torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, attn_mask, False)[0]
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        _efficient_attention = torch.jit.script(attention)
+    return _efficient_attention
 
 
 class WindowAttention(nn.Module):
@@ -157,7 +192,7 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         bias = self.position_bias if self.position_bias.dim() == 4 else self.table_bias()
-        if self.form == "sdpa":
+        if self.form != "matmul":  # "sdpa" or "efficient"
             # softmax(q k^T / sqrt(head dim) + bias (+ mask)) v, the default scale being
             # self.scale. The plain windows share one bias (a broadcast view); shifted
             # ones add the mask of their window, repeated for each image of a batch
@@ -171,7 +206,10 @@ class WindowAttention(nn.Module):
                 nw = mask.shape[0]
                 attn_mask = (bias + mask.unsqueeze(1)).unsqueeze(0).expand(bw // nw, nw, self.heads, n, n)
                 attn_mask = attn_mask.reshape(bw, self.heads, n, n)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            if self.form == "efficient":
+                out = efficient_attention()(q, k, v, attn_mask)
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
             return self.proj(out.transpose(1, 2).reshape(bw, n, c))
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (bw, heads, n, n)
         attn = attn + bias
@@ -330,11 +368,13 @@ class SwinTransformer(nn.Module):
             layer.prepare(h, w)
 
     def set_attention(self, form: str) -> None:
-        """"sdpa" or "matmul" (see the module's docstring) for every block."""
+        """"sdpa", "efficient" or "matmul" (see the module's docstring) for every block."""
         if form not in ATTENTION_FORMS:
             raise ValueError(f"attention form {form!r}: expected one of {ATTENTION_FORMS}")
         if form == "sdpa" and default_attention() != "sdpa":
             raise ValueError(f"torch {torch.__version__} has no scaled_dot_product_attention (2.0+ has)")
+        if form == "efficient" and not has_efficient_attention():
+            raise ValueError(f"torch {torch.__version__} has no {EFFICIENT_OP} with attn_bias (2.1+ has)")
         for m in self.modules():
             if isinstance(m, WindowAttention):
                 m.form = form
