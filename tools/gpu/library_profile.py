@@ -9,11 +9,11 @@ call and every kernel the library makes.
 
 Input: raw 8-bit RGB at the model's input size, output the raw mask (what
 petmatte-bench's warm figure times). With --mimic, the same steps written out in
-Python (gpu_util.LibraryMimic, pipeline_overhead.py's "A") instead of the library. Prints, for the call with the median wall time
-among the profiled ones: the host's CUDA runtime calls (> 15 us), the GPU's busy
-spans (kernels and copies less than 5 us apart merged) and the GPU's idle time; then
-totals over all profiled calls. A measurement (docs/benchmarks.md), not part of the
-library.
+Python (gpu_util.LibraryMimic, pipeline_overhead.py's "A") instead of the library.
+Prints the unprofiled median before and after profiling; for the profiled call with
+the median wall time, the host's CUDA runtime calls (> 15 us), the GPU's busy spans
+(kernels and copies less than 5 us apart merged) and the GPU's idle time; then totals
+over all profiled calls. A measurement (docs/benchmarks.md), not part of the library.
 """
 import argparse, os, statistics, sys, time
 import numpy as np
