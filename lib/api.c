@@ -342,8 +342,8 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
                        pm_rgba_channels(&img), matte, err, sizeof err);
     /* Clean edges run on the model's device when that is a GPU (docs/clean-edges.md). */
     if (rc == PM_OK)
-        rc = pm_build_output_with(&img, &matte, &opt, pm_shim_is_cuda(c->model) ? c->model : NULL, out,
-                                  err, sizeof err);
+        rc = pm_build_output(&img, &matte, &opt, pm_shim_is_cuda(c->model) ? c->model : NULL, out, err,
+                             sizeof err);
     free(matte); /* NULL when a raw mask output took it over */
     pm_rgba_free(&img);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);

@@ -60,24 +60,22 @@ void pm_rgba_free(pm_rgba *img);
 pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t errcap);
 
 /* Applies threshold / invert / input alpha to the matte (width*height bytes, modified
- * in place), builds the requested output kind and encodes it. RGBA output is built
- * in img's own pixels: with RAW encoding the output takes them over (img->px is
- * NULL on return), with PNG they are overwritten; other outputs leave img as is.
- * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_NO_MEMORY, PM_ERR_INTERNAL (encoder). */
-pm_code pm_build_output(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
-                        pm_output **out, char *err, size_t errcap);
-
-/* pm_build_output for pm_remove_bg: clean_edges are computed by
- * pm_shim_estimate_foreground on fg_model's device when fg_model is not NULL
- * (pm_remove_bg passes the model when it runs on CUDA), else by
- * pm_estimate_foreground on the CPU (docs/clean-edges.md); and *matte, which must
- * come from pm_pixels_alloc, may become the output's pixels (a raw MASK output
- * takes it over, sparing a copy: *matte is NULL on return then). The caller frees
- * *matte afterwards either way. Extra errors from the device: PM_ERR_DEVICE,
- * PM_ERR_DEVICE_OUT_OF_MEMORY. */
+ * in place), builds the requested output kind and encodes it. Ownership, so that
+ * no output copies what it can take over:
+ * - RGBA output is built in img's own pixels: with RAW encoding the output takes
+ *   them over (img->px is NULL on return), with PNG they are overwritten; other
+ *   outputs leave img as is;
+ * - a MASK output is the matte itself: with RAW encoding the output takes *matte
+ *   over (*matte is NULL on return). *matte must therefore come from
+ *   pm_pixels_alloc; the caller frees it afterwards either way.
+ * clean_edges are computed by pm_shim_estimate_foreground on fg_model's device when
+ * fg_model is not NULL (pm_remove_bg passes the model when it runs on CUDA), else
+ * by pm_estimate_foreground on the CPU (docs/clean-edges.md).
+ * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_NO_MEMORY, PM_ERR_INTERNAL (encoder), and
+ * from the device PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY. */
 struct pm_shim_model;
-pm_code pm_build_output_with(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
-                             struct pm_shim_model *fg_model, pm_output **out, char *err,
-                             size_t errcap);
+pm_code pm_build_output(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
+                        struct pm_shim_model *fg_model, pm_output **out, char *err,
+                        size_t errcap);
 
 #endif

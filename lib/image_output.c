@@ -3,8 +3,9 @@
  * pixels, RAW or PNG encoding) and pm_output_free.
  *
  * Ownership: a pm_output is one calloc'd struct plus one data buffer that free()
- * releases (ours for RAW: pm_pixels_alloc, or for RGBA the image's own buffer,
- * taken over; stb's for PNG, which image_stb.h promises is malloc'd too), so
+ * releases (ours for RAW: pm_pixels_alloc, or taken over: the image's own buffer
+ * for RGBA, the matte for MASK; stb's for PNG, which image_stb.h promises is
+ * malloc'd too), so
  * pm_output_free is free(data) + free(struct) whatever the encoding.
  *
  * Matte order: threshold, then invert (the header says "after threshold"), then
@@ -89,42 +90,13 @@ static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
     return pm_check_remove_options(opt, err, errcap);
 }
 
-/* take_matte: the matte is a pm_pixels_alloc'd buffer that a raw MASK output may
- * own; *took_matte says whether it did. */
-static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *took_matte,
-                            const pm_remove_options *opt, pm_shim_model *fg_model,
-                            pm_output **out, char *err, size_t errcap);
-
-pm_code pm_build_output(pm_rgba *img, uint8_t *matte, const pm_remove_options *opt,
-                        pm_output **out, char *err, size_t errcap)
-{
-    int took = 0;
-    return build_output(img, matte, 0, &took, opt, NULL, out, err, errcap);
-}
-
-pm_code pm_build_output_with(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
-                             pm_shim_model *fg_model, pm_output **out, char *err, size_t errcap)
-{
-    if (matte == NULL) {
-        if (out != NULL)
-            *out = NULL;
-        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
-                           "pm_build_output: matte is NULL");
-    }
-    int took = 0;
-    pm_code rc = build_output(img, *matte, 1, &took, opt, fg_model, out, err, errcap);
-    if (took)
-        *matte = NULL;
-    return rc;
-}
-
-static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *took_matte,
-                            const pm_remove_options *opt, pm_shim_model *fg_model,
-                            pm_output **out, char *err, size_t errcap)
+pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_options *opt,
+                        pm_shim_model *fg_model, pm_output **out, char *err, size_t errcap)
 {
     if (out == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "pm_build_output: out is NULL");
     *out = NULL;
+    uint8_t *matte = matte_io != NULL ? *matte_io : NULL;
     pm_code rc = check_options(img, matte, opt, err, errcap);
     if (rc != PM_OK)
         return rc;
@@ -185,14 +157,13 @@ static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *t
     /* 3. Output pixels, tightly packed. RGBA output is written over the image's
      * own buffer (the library's decode or copy, never the caller's), which the
      * output then takes over: a 12 MP call saves a 48 MB allocation, its page
-     * faults and a pass over the pixels. A mask is the matte itself: encoded from
-     * it, or as raw pixels taken over when the caller allows (else copied). */
+     * faults and a pass over the pixels. A mask is the matte itself, encoded or
+     * (RAW) taken over. */
     const int in_place = opt->output == PM_OUTPUT_RGBA && img->px != NULL;
     const int mask = opt->output == PM_OUTPUT_MASK;
-    const int mask_copy = mask && opt->encoding == PM_ENCODING_RAW && !take_matte;
     /* px is ours to free on failure (or after encoding) only when allocated here. */
-    const int px_allocated = !in_place && (!mask || mask_copy);
-    uint8_t *px = in_place ? img->px : (mask && !mask_copy) ? matte : pm_pixels_alloc(n * (size_t)channels);
+    const int px_allocated = !in_place && !mask;
+    uint8_t *px = in_place ? img->px : mask ? matte : pm_pixels_alloc(n * (size_t)channels);
     if (px == NULL) {
         free(fg);
         return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
@@ -205,9 +176,7 @@ static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *t
     const size_t colour_stride = fg != NULL ? w * 3u : pm_rgba_stride(img);
     const size_t step = fg != NULL ? 3u : (size_t)pm_rgba_channels(img);
     switch (opt->output) {
-    case PM_OUTPUT_MASK:
-        if (px != matte)
-            memcpy(px, matte, n);
+    case PM_OUTPUT_MASK: /* px is the matte */
         break;
     case PM_OUTPUT_RGBA:
         if (in_place && fg == NULL) { /* the colours are already there: alpha only */
@@ -262,7 +231,8 @@ static pm_code build_output(pm_rgba *img, uint8_t *matte, int take_matte, int *t
         o->size = n * (size_t)channels;
         if (in_place)
             img->px = NULL; /* the output owns the pixels now */
-        *took_matte = px == matte;
+        if (mask)
+            *matte_io = NULL; /* and here the matte */
     } else {
         uint8_t *png = NULL;
         size_t png_size = 0;

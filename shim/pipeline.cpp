@@ -111,15 +111,19 @@ at::Tensor check_shape(const at::Tensor &pred, int64_t n) {
 }
 
 // Model output -> [1, 1, height, width] uint8 matte on the model's device. On a GPU
-// *finite is set to a 0-dim flag that download_matte checks: reading it here would
-// make the host wait for the forward pass before queueing the rest, and then again
-// for the download. Elsewhere the check is made here, before any conversion.
+// *finite is set to a 0-dim flag for the caller to check once the matte is back:
+// reading it here would make the host wait for the forward pass before queueing
+// the rest, and then again for the download. Elsewhere the check is made here,
+// before any conversion, and *finite stays undefined.
 at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int height, int width, at::Tensor *finite) {
     const pm_model_config &cfg = model.config;
     // Out-of-place first: the output may alias a tensor the model keeps.
     at::Tensor p = raw.to(at::kFloat);
-    *finite = at::isfinite(p).all();
-    if (!model.device.is_cuda() && !finite->item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
+    at::Tensor all_finite = at::isfinite(p).all();
+    if (model.device.is_cuda())
+        *finite = all_finite;
+    else if (!all_finite.item<bool>())
+        fail(PM_ERR_MODEL, kNotFinite);
     if (cfg.activation == PM_ACTIVATION_LOGIT) p = p.sigmoid();
     if (cfg.minmax_normalize) {
         const at::Tensor lo = p.min(), hi = p.max();
@@ -328,9 +332,9 @@ void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int w
     }
 #endif
     // Straight into the caller's buffer (a synchronous device->host copy on CUDA,
-    // after which the flag is there to read).
+    // after which a device's flag is there to read).
     torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte)).copy_(matte);
-    if (!finite.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
+    if (finite.defined() && !finite.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
 }
 
 void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,

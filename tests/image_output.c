@@ -25,8 +25,8 @@ static pm_rgba make_img(int alpha) {
     return img;
 }
 
-static uint8_t *make_matte(void) {
-    uint8_t *m = malloc(W * H);
+static uint8_t *make_matte(void) { /* pm_pixels_alloc'd: a raw mask output takes it over */
+    uint8_t *m = pm_pixels_alloc(W * H);
     for (int i = 0; i < W * H; i++) m[i] = (uint8_t)i;
     return m;
 }
@@ -47,7 +47,7 @@ static pm_output *build(const pm_rgba *img, const pm_remove_options *o) {
     memcpy(copy.px, img->px, W * H * 4);
     pm_output *out = NULL;
     char err[256] = "";
-    pm_code rc = pm_build_output(&copy, m, o, &out, err, sizeof err);
+    pm_code rc = pm_build_output(&copy, &m, o, NULL, &out, err, sizeof err);
     if (rc != PM_OK) fprintf(stderr, "pm_build_output: %s\n", err);
     assert_int_equal(rc, PM_OK);
     assert_non_null(out);
@@ -64,7 +64,7 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     pm_remove_options o = opts(PM_OUTPUT_RGBA);
     pm_output *out = NULL;
     char err[256] = "";
-    assert_int_equal(pm_build_output(&img, m, &o, &out, err, sizeof err), PM_OK);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
     assert_ptr_equal(out->data, pixels);
     assert_null(img.px);
     for (int i = 0; i < W * H; i++) {
@@ -78,7 +78,7 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     pixels = img.px;
     for (int i = 0; i < W * H; i++) m[i] = (uint8_t)i;
     o = opts(PM_OUTPUT_MASK);
-    assert_int_equal(pm_build_output(&img, m, &o, &out, err, sizeof err), PM_OK);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
     assert_ptr_equal(img.px, pixels);
     assert_ptr_not_equal(out->data, pixels);
     pm_output_free(out);
@@ -86,8 +86,8 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     free(m);
 }
 
-/* pm_remove_bg's builder: a raw mask is the matte buffer itself, handed over (no
- * copy); a PNG mask, or any other output, leaves the matte to the caller. */
+/* A raw mask is the matte buffer itself, handed over (no copy); a PNG mask, or any
+ * other output, leaves the matte to the caller. */
 static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it(void **state) {
     (void)state;
     char err[256] = "";
@@ -101,7 +101,7 @@ static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it
             o.encoding = encoding;
             o.invert = 1; /* the matte is changed in place first, taken over or not */
             pm_output *out = NULL;
-            assert_int_equal(pm_build_output_with(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+            assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
             const int taken = outputs[k] == PM_OUTPUT_MASK && encoding == PM_ENCODING_RAW;
             if (taken) {
                 assert_null(m);
@@ -121,7 +121,7 @@ static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it
     pm_remove_options o = opts(PM_OUTPUT_MASK);
     pm_rgba img = make_img(0);
     pm_output *out = (pm_output *)&o; /* must come back NULL */
-    assert_int_equal(pm_build_output_with(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
     assert_null(out);
     pm_rgba_free(&img);
 }
@@ -154,7 +154,7 @@ static void test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs
                 uint8_t *m = make_matte();
                 pm_output *got = NULL;
                 char err[256] = "";
-                assert_int_equal(pm_build_output(&borrowed, m, &o, &got, err, sizeof err), PM_OK);
+                assert_int_equal(pm_build_output(&borrowed, &m, &o, NULL, &got, err, sizeof err), PM_OK);
                 assert_int_equal(got->size, want->size);
                 assert_int_equal(got->stride, want->stride);
                 assert_memory_equal(got->data, want->data, want->size);
@@ -357,17 +357,17 @@ static void test_bad_options_are_invalid_arguments_and_leave_out_null(void **sta
         if (bad[k].field == 3) o.background_rgb = (uint32_t)bad[k].value;
         pm_output *out = (pm_output *)&img; /* must be overwritten with NULL */
         err[0] = 0;
-        assert_int_equal(pm_build_output(&img, m, &o, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+        assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
         assert_null(out);
         if (!strstr(err, bad[k].needle)) fprintf(stderr, "message: %s\n", err);
         assert_non_null(strstr(err, bad[k].needle));
     }
     pm_remove_options o = opts(PM_OUTPUT_RGBA);
     pm_output *out = NULL;
-    assert_int_equal(pm_build_output(NULL, m, &o, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, NULL, &o, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, m, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, m, &o, NULL, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(NULL, &m, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, &m, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
     pm_output_free(NULL);
     free(m);
     pm_rgba_free(&img);

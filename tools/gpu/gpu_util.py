@@ -49,10 +49,11 @@ def load_like_library(path, channels_last=True):
 
 
 class LibraryMimic:
-    """libpetmatte's warm CUDA call written out in Python for one file at 1024x1024
-    (fp16, channels_last, cuDNN autotuning on, executor optimisation off): pageable
-    upload of 8-bit RGB, normalise, copy into the model graph's input, replay, clone,
-    finiteness check (a sync), min-max, 8-bit matte, download. Everything runs on
+    """libpetmatte's warm CUDA call as it was before the ninth session's pinned
+    staging, written out in Python for one file at 1024x1024 (fp16, channels_last,
+    cuDNN autotuning on, executor optimisation off): pageable upload of 8-bit RGB,
+    normalise, copy into the model graph's input, replay, clone, finiteness check (a
+    sync), min-max, 8-bit matte, pageable download. Everything runs on
     `self.stream`; `pre`, `post` and `model` are there for other arrangements.
     Normalisation constants are fixed (mean 0.5, std 1): they do not change the timing."""
 

@@ -8,8 +8,9 @@ call and every kernel the library makes.
         python3 tools/gpu/library_profile.py MODEL.pt [--runs 100] [--profiled 20] [--mimic]
 
 Input: raw 8-bit RGB at the model's input size, output the raw mask (what
-petmatte-bench's warm figure times). With --mimic, the same steps written out in
-Python (gpu_util.LibraryMimic, pipeline_overhead.py's "A") instead of the library.
+petmatte-bench's warm figure times). With --mimic, the library's steps as they were
+before the ninth session's pinned staging, written out in Python
+(gpu_util.LibraryMimic, pipeline_overhead.py's "A"), instead of the library.
 Prints the unprofiled median before and after profiling; for the profiled call with
 the median wall time, the host's CUDA runtime calls (> 15 us), the GPU's busy spans
 (kernels and copies less than 5 us apart merged) and the GPU's idle time; then totals
@@ -27,7 +28,7 @@ ap.add_argument("--runs", type=int, default=100, help="unprofiled warm calls tim
 ap.add_argument("--profiled", type=int, default=20, help="calls under the profiler")
 ap.add_argument("--device", default="cuda:0")
 ap.add_argument("--forward-streams", type=int, default=None)
-ap.add_argument("--mimic", action="store_true", help="the library's steps in Python, not the library")
+ap.add_argument("--mimic", action="store_true", help="the library's (pre-staging) steps in Python, not the library")
 args = ap.parse_args()
 
 if args.mimic:
