@@ -1,126 +1,87 @@
 #!/usr/bin/env python3
 """What an ahead-of-time compiled InSPyReNet would run at: torch.export of libpetmatte's
-module (random weights, 1024x1024, batch 1, fp16, channels_last), compiled with
-AOTInductor into a .pt2 package, then loaded back in a fresh process (loading it in the
-compiling process segfaulted on an H200 in the third session) and timed as CUDA graph
-replays, beside the module in the form the exporter writes (BatchNorm folded, fused
-conv + bias + ReLU), timed the same way in the compiling process.
+module (random weights, 1024x1024, fp16, channels_last, a fixed batch), compiled with
+AOTInductor into a .pt2 package, then run from C++ in fresh processes
+(tools/gpu/aoti_run.cpp) — beside the module in the form the exporter writes, timed as
+CUDA graph replays in this process.
 
-    python3 tools/gpu/inspyrenet_aoti.py --out /tmp/insp.pt2 [--runs 50] [--max-autotune]
-        [--no-freezing] [--no-metadata]
+    python3 tools/gpu/inspyrenet_aoti.py --out /tmp/insp.pt2 --runner ./aoti_run
+        [--form plain|rewrites] [--batch 1] [--starts 3] [--runs 100]
+        [--max-autotune] [--no-freezing] [--timing-lock FILE]
 
-Prints compile time, package size, load time, median forward, the largest difference
-from the eager module, and device memory. Needs a CUDA PyTorch >= 2.6 with Triton.
-A measurement, not part of the library.
+Forms: see tools/gpu/inspyrenet_inductor.py (plain: the checkpoint's operations;
+rewrites: the exporter's). The package is loaded from C++ only: inside a Python
+process, loading one segfaults in the package's std::regex code on the device's
+torch 2.11.0+cu130, even for a four-layer network (docs/benchmarks.md, tenth
+session). A measurement, not part of the library; needs a CUDA PyTorch >= 2.6 with
+Triton.
 """
-import argparse
 import os
-import statistics
-import subprocess
-import sys
-import time
 
-import torch
+os.environ["PYTORCH_JIT"] = "0"  # before torch: the module's scripted helpers as Python
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_util import graph_median_ms  # noqa: E402
-from inspyrenet_variants import build  # noqa: E402
-
-
-def sample_input():
-    x = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
-    return x.to("cuda", torch.float16).contiguous(memory_format=torch.channels_last)
-
-
-def timed_replays(fn, x, runs):
-    """graph_median_ms, or plain timed calls when the callable cannot be captured."""
-    try:
-        med, lo, hi, out = graph_median_ms(fn, x, runs)
-        return med, lo, hi, out, "graph replay"
-    except Exception as e:  # noqa: BLE001 - any capture failure: say so and time eagerly
-        print(f"graph capture failed: {str(e).splitlines()[0]}", flush=True)
-    times = []
-    for _ in range(runs):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        out = fn(x)
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    out = out[0] if isinstance(out, (list, tuple)) else out
-    return statistics.median(times), min(times), max(times), out.float(), "eager calls"
-
-
-def compile_package(args):
-    # The exporter's form (what libpetmatte runs) as the baseline, same process.
-    m = build(torch.float16, True, fold=True)
-    x = sample_input()
-    med, lo, hi, ref, how = timed_replays(m, x, args.runs)
-    print(f"exporter's form (TorchScript-able module, eager): {med:.2f} ms [{lo:.2f}-{hi:.2f}] ({how})",
-          flush=True)
-    torch.save(ref.cpu(), args.out + ".ref")
-    del m
-    torch.cuda.empty_cache()
-    # Unfolded BatchNorm and no fused call: Inductor folds and fuses by itself.
-    m = build(torch.float16, True, fold=False)
-    t = time.time()
-    ep = torch.export.export(m, (x,))
-    t_export = time.time() - t
-    configs = {}
-    if not args.no_metadata:
-        configs["aot_inductor.metadata"] = {"petmatte.json": '{"format": "petmatte-manifest"}'}
-    if args.max_autotune:
-        configs["max_autotune"] = True
-    if not args.no_freezing:
-        configs["freezing"] = True
-    t = time.time()
-    path = torch._inductor.aoti_compile_and_package(ep, package_path=args.out, inductor_configs=configs)
-    t_compile = time.time() - t
-    print(f"export {t_export:.1f} s, AOTInductor compile {t_compile:.1f} s (freezing "
-          f"{'off' if args.no_freezing else 'on'}), package {os.path.getsize(path) / 2**20:.0f} MiB", flush=True)
-
-
-def load_and_time(args):
-    torch.cuda.init()
-    x = sample_input()
-    ref = torch.load(args.out + ".ref").cuda()
-    t = time.time()
-    runner = torch._inductor.aoti_load_package(args.out)
-    t_load = time.time() - t
-    t = time.time()
-    y = runner(x)
-    y = y[0] if isinstance(y, (list, tuple)) else y
-    torch.cuda.synchronize()
-    print(f"package load {t_load:.2f} s, first call {time.time() - t:.2f} s; max|aoti - eager| "
-          f"{(y.float() - ref).abs().max().item():.3e}", flush=True)
-    torch.cuda.reset_peak_memory_stats()
-    med, lo, hi, _, how = timed_replays(lambda v: runner(v), x, args.runs)
-    print(f"AOTInductor fp16 channels_last: {med:.2f} ms [{lo:.2f}-{hi:.2f}] ({how}), "
-          f"peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB", flush=True)
+from inspyrenet_inductor import build, gpu_alone, report, sample_input  # noqa: E402
+from inspyrenet import InSPyReNet  # noqa: E402  (tools/ is on the path through inspyrenet_inductor)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
-    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--runner", default="", help="the built tools/gpu/aoti_run.cpp; without it, compile only")
+    p.add_argument("--form", default="rewrites", choices=["plain", "rewrites"])
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--starts", type=int, default=3, help="fresh processes that load and time the package")
+    p.add_argument("--runs", type=int, default=100)
     p.add_argument("--max-autotune", action="store_true")
     p.add_argument("--no-freezing", action="store_true")
-    p.add_argument("--no-metadata", action="store_true", help="no petmatte.json in the package's metadata")
-    p.add_argument("--load-only", action="store_true", help="(internal) the fresh process that loads and times")
+    p.add_argument("--timing-lock", default="", help="as in inspyrenet_inductor.py")
     args = p.parse_args()
     torch.set_grad_enabled(False)
     torch.backends.cudnn.benchmark = True
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
-    if args.load_only:
-        load_and_time(args)
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, fp16 NHWC, batch {args.batch}, "
+          f"form {args.form}, Inductor layout optimisation "
+          f"{'on' if torch._inductor.config.layout_optimization else 'off'}", flush=True)
+    x = sample_input(args.batch)
+    base = build(True, True, InSPyReNet.REWRITES)
+    with gpu_alone(args.timing_lock):
+        med, lo, hi, _ = graph_median_ms(base, x, 50)
+    report("exporter's form, eager, this process", args.batch, med, lo, hi)
+    del base
+    torch.cuda.empty_cache()
+
+    rewrites = InSPyReNet.REWRITES if args.form == "rewrites" else ()
+    m = build(False, args.form == "rewrites", rewrites)
+    t = time.time()
+    ep = torch.export.export(m, (x,))
+    t_export = time.time() - t
+    configs = {"freezing": not args.no_freezing}
+    if args.max_autotune:
+        configs["max_autotune"] = True
+    t = time.time()
+    path = torch._inductor.aoti_compile_and_package(ep, package_path=args.out, inductor_configs=configs)
+    print(f"export {t_export:.1f} s, AOTInductor compile {time.time() - t:.1f} s (freezing "
+          f"{'off' if args.no_freezing else 'on'}{', max-autotune' if args.max_autotune else ''}), "
+          f"package {os.path.getsize(path) / 2**20:.0f} MiB", flush=True)
+    del m, ep
+    torch.cuda.empty_cache()
+    if not args.runner:
         return
-    compile_package(args)
-    child = subprocess.run([sys.executable, os.path.abspath(__file__), "--out", args.out, "--runs",
-                            str(args.runs), "--load-only"])
-    if child.returncode != 0:
-        print(f"loading process exit status {child.returncode}", flush=True)
-        sys.exit(1)
+    for i in range(args.starts):
+        with gpu_alone(args.timing_lock):
+            r = subprocess.run([args.runner, path, str(args.batch), str(args.runs)], capture_output=True, text=True)
+        print(f"C++ start {i + 1} (exit {r.returncode}):\n{r.stdout.rstrip()}", flush=True)
+        if r.returncode != 0:
+            print(r.stderr[-2000:], flush=True)
+            sys.exit(1)
 
 
 if __name__ == "__main__":
