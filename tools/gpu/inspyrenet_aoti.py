@@ -28,9 +28,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_util import graph_median_ms  # noqa: E402
-from inspyrenet_inductor import build, gpu_alone, report, sample_input  # noqa: E402
-from inspyrenet import InSPyReNet  # noqa: E402  (tools/ is on the path through inspyrenet_inductor)
+from inspyrenet_inductor import compiler_form, gpu_alone, sample_input, time_exporters_form  # noqa: E402
 
 
 def main():
@@ -51,15 +49,8 @@ def main():
           f"form {args.form}, Inductor layout optimisation "
           f"{'on' if torch._inductor.config.layout_optimization else 'off'}", flush=True)
     x = sample_input(args.batch)
-    base = build(True, True, InSPyReNet.REWRITES)
-    with gpu_alone(args.timing_lock):
-        med, lo, hi, _ = graph_median_ms(base, x, 50)
-    report("exporter's form, eager, this process", args.batch, med, lo, hi)
-    del base
-    torch.cuda.empty_cache()
-
-    rewrites = InSPyReNet.REWRITES if args.form == "rewrites" else ()
-    m = build(False, args.form == "rewrites", rewrites)
+    time_exporters_form(x, 50, args.timing_lock, "exporter's form, eager, this process")
+    m = compiler_form(args.form)
     t = time.time()
     ep = torch.export.export(m, (x,))
     t_export = time.time() - t

@@ -42,18 +42,15 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_util import graph_median_ms  # noqa: E402
-from inspyrenet import InSPyReNet, inspyrenet_swinb, randomize_  # noqa: E402
+from inspyrenet import InSPyReNet  # noqa: E402
+from inspyrenet_variants import build  # noqa: E402
 
 
-def build(fold, pointwise, rewrites):
-    m = inspyrenet_swinb()
-    randomize_(m, 0)
-    m.eval()
-    if fold:
-        m.fold_batchnorm()
-    m.prepare(1024, 1024)
-    m.set_attention("sdpa").set_pointwise(pointwise).set_rewrites(rewrites)
-    return m.to("cuda", torch.float16).to(memory_format=torch.channels_last)
+def compiler_form(form):
+    """The module handed to Inductor, fp16 NHWC: BatchNorm kept (Inductor folds it
+    itself) and no fused conv + bias + ReLU call, in `form`'s operations."""
+    rewrites = InSPyReNet.REWRITES if form == "rewrites" else ()
+    return build(torch.float16, True, fold=False, pointwise=form == "rewrites", rewrites=rewrites)
 
 
 def sample_input(batch):
@@ -80,6 +77,20 @@ def report(label, batch, med, lo, hi, extra=""):
     print(f"{label:<44} {med:7.2f} ms [{lo:.2f}-{hi:.2f}]{per}{extra}", flush=True)
 
 
+def time_exporters_form(x, runs, lock, label):
+    """Times the exporter's form (BatchNorm folded, fused conv + bias + ReLU, the
+    eighth session's rewrites), eager, as CUDA graph replays on x; prints the median and
+    peak memory, frees the module and returns its output (float32)."""
+    base = build(torch.float16, True)
+    with gpu_alone(lock):
+        torch.cuda.reset_peak_memory_stats()
+        med, lo, hi, ref = graph_median_ms(base, x, runs)
+        report(label, x.shape[0], med, lo, hi, f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    del base
+    torch.cuda.empty_cache()
+    return ref
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--form", default="plain", choices=["plain", "rewrites"])
@@ -96,19 +107,8 @@ def main():
           f"batch {args.batch}, form {args.form}, mode {args.mode}, "
           f"freezing {'off' if args.no_freezing else 'on'}, median of {args.runs} graph replays", flush=True)
     x = sample_input(args.batch)
-
-    base = build(True, True, InSPyReNet.REWRITES)
-    with gpu_alone(args.timing_lock):
-        torch.cuda.reset_peak_memory_stats()
-        med, lo, hi, ref = graph_median_ms(base, x, args.runs)
-        report("exporter's form, eager", args.batch, med, lo, hi,
-               f", peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    del base
-    torch.cuda.empty_cache()
-
-    rewrites = InSPyReNet.REWRITES if args.form == "rewrites" else ()
-    m = build(False, args.form == "rewrites", rewrites)
-    compiled = torch.compile(m, mode=None if args.mode == "default" else args.mode, fullgraph=True)
+    ref = time_exporters_form(x, args.runs, args.timing_lock, "exporter's form, eager")
+    compiled = torch.compile(compiler_form(args.form), mode=None if args.mode == "default" else args.mode, fullgraph=True)
     t = time.time()
     try:
         out = compiled(x)
