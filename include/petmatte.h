@@ -8,13 +8,16 @@
  *                  until latency is stable (blocking, idempotent, single-flight)
  *   pm_warmup_start the same, on a thread the library owns; returns at once
  *   pm_status      non-blocking snapshot: state, progress, timings, device, last error
+ *   pm_tune_set    [EXPERIMENTAL] device tuning by key, before warm-up
  *   pm_remove_bg   image in, cut-out out
  *   pm_close       frees everything (joins a background warm-up first)
  *
  * ABI rules: every struct the caller fills starts with `struct_size`; initialise it
  * with the matching *_init() macro so that a binary built against this header keeps
- * working against a later library that appended fields. Structs the library
- * allocates (pm_output) only ever grow at the end.
+ * working against a later library that appended fields. Such structs have no tail
+ * padding, so struct_size names exactly the fields a caller has. Structs the library
+ * allocates (pm_output) only ever grow at the end. Tuning that may change between
+ * versions is set by key (pm_tune_set), never through a struct field.
  *
  * The library never retries, sleeps, reads environment variables or falls back to
  * another device: it returns an error code and a message, and the host decides.
@@ -26,7 +29,7 @@
 #include <stdint.h>
 
 #define PETMATTE_VERSION_MAJOR 0
-#define PETMATTE_VERSION_MINOR 1
+#define PETMATTE_VERSION_MINOR 2
 #define PETMATTE_VERSION_PATCH 0
 #define PETMATTE_VERSION_NUMBER \
     (PETMATTE_VERSION_MAJOR * 10000 + PETMATTE_VERSION_MINOR * 100 + PETMATTE_VERSION_PATCH)
@@ -70,7 +73,8 @@ typedef enum pm_code {
     PM_ERR_DEVICE_OUT_OF_MEMORY = 9, /* the device ran out of memory; later calls may work */
     PM_ERR_UNSUPPORTED = 10,     /* valid request this build or device cannot do */
     PM_ERR_CANCELLED = 11,       /* warm-up stopped because the context is closing */
-    PM_ERR_INTERNAL = 12         /* a bug: please report it with the message */
+    PM_ERR_INTERNAL = 12,        /* a bug: please report it with the message */
+    PM_ERR_STATE = 13            /* the call is not valid in the context's current state */
 } pm_code;
 
 /* A static English description of a code; never NULL. */
@@ -78,96 +82,35 @@ PM_API const char *pm_strerror(pm_code code);
 
 /* ---------------------------------------------------------------- version */
 
-PM_API const char *pm_version(void);          /* "0.1.0" */
+PM_API const char *pm_version(void);          /* PETMATTE_VERSION_STRING of the library, e.g. "0.2.0" */
 PM_API unsigned pm_version_number(void);      /* PETMATTE_VERSION_NUMBER of the library */
 
 /* ------------------------------------------------------------- parameters */
 
 typedef enum pm_precision {
-    PM_PRECISION_AUTO = 0, /* fp16 on CUDA, fp32 on CPU */
+    PM_PRECISION_AUTO = 0, /* fp16 on CUDA, fp32 on the CPU */
     PM_PRECISION_FP32 = 1,
-    PM_PRECISION_FP16 = 2,
+    PM_PRECISION_FP16 = 2, /* CUDA only */
     PM_PRECISION_BF16 = 3
 } pm_precision;
 
+/* What a host decides when it opens a context. Tuning of how the model runs on its
+ * device is not here: see pm_tune_set. Every field is 4 or 8 bytes and the struct
+ * has no tail padding, so each appended field grows sizeof(pm_params). */
 typedef struct pm_params {
-    size_t struct_size;        /* sizeof(pm_params): set by pm_params_init() */
-    const char *model_path;    /* TorchScript file; required. Copied by pm_open. */
-    const char *device;        /* "auto" (default), "cpu" or "cuda:N". Copied by pm_open. */
-    int precision;             /* pm_precision; default PM_PRECISION_AUTO */
-    int input_size;            /* square model input when the model has no manifest;
-                                  0 = the manifest's, else 1024 */
-    uint64_t max_pixels;       /* largest accepted image, width*height; default 100e6 */
-    uint64_t max_encoded_bytes;/* largest accepted encoded image; default 256 MiB */
-    int cpu_threads;           /* torch intra-op threads on CPU; 0 = leave torch's setting */
-    int warmup_min_runs;       /* inferences warm-up always runs; 0 = auto (default): what
-                                  the device needs: 3 on CUDA (autotuning, then the CUDA
-                                  graph's capture; 4 with jit_optimize on), 1 on the CPU
-                                  (its first forward does all the one-time work; each more
-                                  is a whole inference; 3 with jit_optimize on). A lower value still runs that
-                                  many, unless warmup_max_runs is lower */
-    int warmup_max_runs;       /* give up waiting for stability after this many; default 20 */
-    double warmup_tolerance;   /* stable when the last 3 runs (or all, when warm-up must
-                                  make fewer: one CPU run is stable at once) are within
-                                  this fraction of their median; default 0.15 */
-    /* How the model runs. -1 = auto (the default): what measured fastest for the
-     * device (docs/benchmarks.md); 0 = off; 1 = on. */
-    int cuda_graph;            /* CUDA: capture the forward pass in warm-up, replay it after;
-                                  auto = on, running eagerly if the model cannot be captured */
-    int channels_last;         /* NHWC weights and input (conv nets on GPUs); auto = on for CUDA
-                                  when the model's manifest says gpu.channels_last, else off
-                                  (a model that .view()s activations breaks under NHWC) */
-    int jit_optimize;          /* let TorchScript's profiling executor re-optimise the graph
-                                  (on an early call; warm-up absorbs it); auto = off */
-    /* Concurrent callers: pm_remove_bg calls that reach the model while a forward pass
-     * runs are gathered into the next pass, up to max_batch images at once. A lone
-     * caller never waits for company. Warm-up checks that the model treats the images
-     * of a batch independently and readies every batch size (one CUDA graph each). */
-    int max_batch;             /* -1 = auto (default): 1 for now on every device, since each
-                                  batch size costs warm-up time and device memory
-                                  (docs/benchmarks.md); 1 = one image a pass; at most 64.
-                                  A value > 1 for a model that mixes the images of a batch
-                                  makes warm-up fail with PM_ERR_UNSUPPORTED. On CUDA a
-                                  pass lasts until the GPU finishes it, so callers queued
-                                  behind it share the next one */
-    int batch_wait_us;         /* how long a pass may wait for more callers to fill its
-                                  batch, in microseconds; 0 (default) = never waits;
-                                  at most 100000 */
-    int freeze;                /* -1 auto, 0, 1: freeze the loaded model in warm-up, as
-                                  torch.jit.freeze does: weights become constants of the
-                                  graph and BatchNorm folds into the convolution before it
-                                  (on CUDA also torch.jit.optimize_for_inference's fusions).
-                                  Costs warm-up time. auto = off: on an H200 it made IS-Net
-                                  14 % faster (25 % more images/s) but READY 0.9 s later,
-                                  and InSPyReNet no faster and READY 14 s later
-                                  (docs/benchmarks.md); long-lived hosts of conv nets may
-                                  want 1. 1 on a model that cannot be frozen makes warm-up
-                                  fail with PM_ERR_UNSUPPORTED */
-    int device_cache_mb;       /* CUDA: device memory the allocator may keep cached beyond the
-                                  context's warm footprint, in MiB. Images larger than the
-                                  model input are resized, matted and composed on the GPU,
-                                  all on one stream whose cache the next large call reuses;
-                                  when a call that worked at full resolution leaves more
-                                  cached than this (concurrent 12 MP calls each hold their
-                                  own working set), the unused blocks go back to the driver
-                                  (Torch's emptyCache: every context's unused blocks in the
-                                  process; a cudaFree, which waits for the device; the next
-                                  large call allocates again). -1 = auto (default): 4096; 0 =
-                                  after every such call; at most 1048576 (in effect never) */
-    int forward_streams;       /* CUDA, one image a pass: the forward passes of concurrent
-                                  callers run on up to this many streams at once, each
-                                  replaying a CUDA graph of its own (the same shapes: no more
-                                  autotuning, but each graph holds its own activations). A
-                                  small model leaves a GPU part idle at batch 1: IS-Net on an
-                                  H100 went from 4.62 to 3.53 ms an image with 4 callers and 3
-                                  streams, for 372 MiB more memory; a lone caller waits for no
-                                  company but measured ~0.5 ms slower (docs/benchmarks.md). -1 =
-                                  auto (default): the manifest's gpu.forward_streams, else 1;
-                                  1..8. Needs CUDA graphs (one stream when the model cannot
-                                  be captured); ignored on the CPU. Batching and streams are
-                                  two ways to serve concurrent callers: max_batch > 1 and
-                                  forward_streams > 1 together are refused, and an explicit
-                                  max_batch > 1 makes auto streams 1 */
+    size_t struct_size;         /* sizeof(pm_params): set by pm_params_init() */
+    const char *model_path;     /* TorchScript file; required; copied by pm_open */
+    const char *device;         /* "auto" (default: cuda:0 if any, else cpu), "cpu", "cuda" or "cuda:N"; copied */
+    int precision;              /* pm_precision; default PM_PRECISION_AUTO */
+    int input_size;             /* square model input for a file without a manifest: 8..8192;
+                                   0 (default) = the manifest's, else 1024 */
+    uint64_t max_pixels;        /* largest accepted image, width * height, >= 1; default 100,000,000 */
+    uint64_t max_encoded_bytes; /* largest accepted encoded image, >= 1; default 256 MiB */
+    int cpu_threads;            /* Torch intra-op threads (process-wide): 1..1024; 0 (default) = Torch's own */
+    int max_batch;              /* concurrent pm_remove_bg calls served by one forward pass, at most:
+                                   1..64; default 1. Above 1, warm-up readies every batch size and
+                                   fails with PM_ERR_UNSUPPORTED for a model that mixes the images
+                                   of a batch. A lone caller never waits for company */
 } pm_params;
 
 PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
@@ -177,22 +120,22 @@ PM_API void pm_params_init_sized(pm_params *params, size_t struct_size);
 
 typedef struct pm_ctx pm_ctx;
 
-/* Validates params (model file exists and is readable, device string parses, sizes
- * sane) and records the device choice. Touches no device; returns in milliseconds.
- * On failure *out is NULL and pm_errmsg(NULL) says why. */
+/* Validates params (model file exists and is a readable regular file, device string
+ * parses, ranges) and records the device choice. Touches no device; returns in
+ * milliseconds. On failure *out is NULL and pm_errmsg(NULL) says why. */
 PM_API pm_code pm_open(const pm_params *params, pm_ctx **out);
 
-/* Loads the model onto the chosen device and warms it. Blocking; a READY context
- * returns PM_OK at once; threads that call it while a warm-up runs wait for that
- * warm-up and all get its result. After a failure the state is FAILED and the next
- * call tries again, once, immediately.
+/* Loads the model onto the chosen device and runs real inferences until latency is
+ * stable. Blocking; a READY context returns PM_OK at once; threads that call it while
+ * a warm-up runs wait for that warm-up and all get its result. After a failure the
+ * state is FAILED and the next call tries again, once, immediately.
  * On a GPU this changes two process-wide Torch settings: cuDNN autotuning on, and,
  * before the first GPU model of the process, the caching allocator's
- * expandable_segments (less memory held), unless the environment sets
- * PYTORCH_CUDA_ALLOC_CONF or PYTORCH_ALLOC_CONF. */
+ * expandable_segments, unless the environment sets PYTORCH_CUDA_ALLOC_CONF or
+ * PYTORCH_ALLOC_CONF. */
 PM_API pm_code pm_warmup(pm_ctx *ctx);
 
-/* Starts pm_warmup on a thread the library owns and returns at once. Watch it with
+/* Starts pm_warmup on a thread the library owns and returns at once; watch it with
  * pm_status. Calling it while a warm-up runs, or on a READY context, does nothing. */
 PM_API pm_code pm_warmup_start(pm_ctx *ctx);
 
@@ -205,6 +148,52 @@ PM_API void pm_close(pm_ctx *ctx);
  * valid until this thread's next call into the library. */
 PM_API const char *pm_errmsg(const pm_ctx *ctx);
 
+/* ----------------------------------------------------------------- tuning */
+
+/* [EXPERIMENTAL] How the model runs on its device, set by key on an open context
+ * (as TurboJPEG's tj3Set or zstd's advanced parameters). Not stable: a key may be
+ * retired in a later version; setting a retired key then returns PM_OK and changes
+ * nothing, and getting it returns its last default. Every key's default is right
+ * for most hosts; -1 means auto: the library decides once, at warm-up, from the
+ * device and the model's manifest. */
+typedef enum pm_tune {
+    PM_TUNE_WARMUP_MIN_RUNS = 1,  /* inferences warm-up always runs: 0..1000; 0 (default) = what the
+                                     device needs (the CUDA graph's capture included) */
+    PM_TUNE_WARMUP_MAX_RUNS = 2,  /* stop waiting for stable latency after this many: 1..1000; default 20 */
+    PM_TUNE_WARMUP_TOLERANCE_PCT = 3, /* stable: the last 3 runs lie within this percentage of their
+                                     median: 1..1000; default 15 */
+    PM_TUNE_CUDA_GRAPH = 4,       /* CUDA: capture the forward pass once warm and replay it: -1 auto
+                                     (default: on for a model whose control flow does not depend on
+                                     tensor values, eager if capture fails), 0 off, 1 required */
+    PM_TUNE_CHANNELS_LAST = 5,    /* NHWC weights and input: -1 auto (default: the manifest's
+                                     gpu.channels_last on CUDA, off on the CPU), 0, 1 */
+    PM_TUNE_JIT_OPTIMIZE = 6,     /* TorchScript's profiling executor may re-optimise the graph:
+                                     -1 auto (default: off), 0, 1 */
+    PM_TUNE_FREEZE = 7,           /* freeze the module in warm-up (weights become constants,
+                                     BatchNorm folds): -1 auto (default: off), 0, 1 */
+    PM_TUNE_BATCH_WAIT_US = 8,    /* with max_batch > 1: how long a pass may wait for its batch to
+                                     fill, in microseconds: 0..100000; default 0 (never waits) */
+    PM_TUNE_DEVICE_CACHE_MB = 9,  /* CUDA: cached device memory kept beyond the warm footprint after
+                                     a call larger than the model input, in MiB: 0..1048576;
+                                     -1 auto (default: 4096) */
+    PM_TUNE_FORWARD_STREAMS = 10  /* CUDA, max_batch 1: concurrent one-image passes run on up to this
+                                     many streams: 1..8; -1 auto (default: the manifest's
+                                     gpu.forward_streams, else 1) */
+} pm_tune;
+
+/* Sets a key before warm-up: on a COLD or FAILED context. PM_ERR_INVALID_ARGUMENT
+ * for an unknown key or a value outside its range, PM_ERR_STATE while a warm-up runs
+ * or once READY. */
+PM_API pm_code pm_tune_set(pm_ctx *ctx, pm_tune key, int value);
+
+/* The key's value: as set (or its default) before READY; once READY, the value in
+ * use, with auto resolved. */
+PM_API pm_code pm_tune_get(pm_ctx *ctx, pm_tune key, int *value);
+
+/* "warmup_min_runs", "cuda_graph", ...: the key's name in lower case; NULL for an
+ * unknown key. */
+PM_API const char *pm_tune_name(pm_tune key);
+
 /* ----------------------------------------------------------------- status */
 
 typedef enum pm_state {
@@ -215,43 +204,49 @@ typedef enum pm_state {
     PM_STATE_FAILED = 4   /* last warm-up failed: see last_error_* */
 } pm_state;
 
-typedef struct pm_status {
-    size_t struct_size;        /* sizeof(pm_status): set by pm_status_init() */
-    int state;                 /* pm_state */
-    double progress;           /* 0..1 through loading and warming; 1 when READY */
-    double open_ms;            /* time pm_open took */
-    double load_ms;            /* model file onto the device; 0 until loaded */
-    double warmup_ms;          /* warm-up inferences; 0 until READY */
-    int warmup_runs;           /* warm-up inferences run */
-    double last_warmup_run_ms; /* latency of the last warm-up inference */
-    double ready_unix;         /* when it became READY, seconds since the epoch; 0 before */
-    char device[128];          /* device in use, e.g. "cuda:0 NVIDIA H100 80GB HBM3" or "cpu";
-                                  before loading: the resolved choice */
-    int precision;             /* pm_precision actually used (resolved from AUTO) */
-    char model_name[64];       /* from the manifest; the file name without one */
-    int input_width, input_height; /* model input size; 0 until loaded */
-    int random_weights;        /* 1 when the manifest says the weights are random */
-    uint64_t images_processed; /* successful pm_remove_bg calls */
-    uint64_t device_memory_bytes; /* CUDA memory held by this context; 0 on CPU */
-    int last_error_code;       /* pm_code of the context's most recent failure, PM_OK if none */
-    char last_error[256];      /* its message, "" if none */
-    int cuda_graph;            /* 1 when inferences replay a captured CUDA graph */
-    int max_batch;             /* images one forward pass may serve (1 = no batching); 0 until READY */
-    uint64_t forward_passes;   /* forward passes run for pm_remove_bg calls since READY;
-                                  images_processed / forward_passes ~ the mean batch */
-    int frozen;                /* 1 when the model runs frozen (pm_params.freeze) */
-    int forward_streams;       /* streams forward passes run on at once (pm_params.forward_streams;
-                                  1 = one pass at a time); 0 until READY */
-} pm_status;
+/* A snapshot of a context, filled by pm_status. Every field is 4 or 8 bytes (or a
+ * char array of a multiple of 8) and the struct has no tail padding, so a caller's
+ * struct_size names exactly the fields it has; the library writes no byte beyond it. */
+typedef struct pm_status_info {
+    size_t struct_size;          /* sizeof(pm_status_info): set by pm_status_info_init() */
+    int state;                   /* pm_state */
+    int precision;               /* pm_precision in use (AUTO resolved once loading begins) */
+    double progress;             /* 0..1 through loading and warming; 1 when READY */
+    double open_ms;              /* time pm_open took */
+    double load_ms;              /* model file onto the device; 0 until loaded */
+    double warmup_ms;            /* warm-up inferences; 0 until READY */
+    double last_warmup_run_ms;   /* latency of the last warm-up inference */
+    double ready_unix;           /* when it became READY, seconds since the epoch; 0 before */
+    int warmup_runs;             /* warm-up inferences run */
+    int random_weights;          /* 1 when the manifest says the weights are random */
+    int input_width;             /* model input size; 0 until loaded */
+    int input_height;
+    uint64_t images_processed;   /* successful pm_remove_bg calls */
+    uint64_t forward_passes;     /* forward passes run for pm_remove_bg calls since READY */
+    uint64_t device_memory_bytes;/* CUDA memory held by the process's allocator on this device; 0 on CPU */
+    int last_error_code;         /* pm_code of the context's most recent failure; PM_OK if none */
+    int max_batch;               /* images one forward pass may serve; 0 until READY */
+    int forward_streams;         /* streams forward passes run on at once; 0 until READY */
+    int cuda_graph;              /* 1 when forward passes replay a captured CUDA graph, 0 eager */
+    int graph_safe;              /* 1 when the model's control flow does not depend on tensor values
+                                    (or its manifest says gpu.graph_safe), so a CUDA graph computes
+                                    what the model does; 0 when it branches or raises on values
+                                    and runs eagerly; -1 until loaded */
+    int frozen;                  /* 1 when the module runs frozen (PM_TUNE_FREEZE) */
+    char device[128];            /* device in use, e.g. "cuda:0 NVIDIA H100 80GB HBM3" or "cpu";
+                                    before loading: the request */
+    char model_name[64];         /* the manifest's name; else the file name */
+    char last_error[256];        /* the most recent failure's message; "" if none */
+} pm_status_info;
 
-PM_API void pm_status_init_sized(pm_status *status, size_t struct_size);
-#define pm_status_init(s) pm_status_init_sized((s), sizeof(pm_status))
+PM_API void pm_status_info_init_sized(pm_status_info *info, size_t struct_size);
+#define pm_status_info_init(s) pm_status_info_init_sized((s), sizeof(pm_status_info))
 
-/* Never blocks on a running warm-up. */
-PM_API pm_code pm_get_status(pm_ctx *ctx, pm_status *status);
+/* Fills *info; never waits for a running warm-up. */
+PM_API pm_code pm_status(pm_ctx *ctx, pm_status_info *info);
 
-PM_API const char *pm_state_name(pm_state state);         /* "cold", "loading", ... */
-PM_API const char *pm_precision_name(pm_precision precision); /* "auto", "fp32", ... */
+PM_API const char *pm_state_name(pm_state state);             /* "cold", "loading", ...; "unknown" */
+PM_API const char *pm_precision_name(pm_precision precision); /* "auto", "fp32", ...; "unknown" */
 
 /* ------------------------------------------------------------ remove_bg */
 

@@ -58,17 +58,7 @@ void pm_params_init_sized(pm_params *p, size_t struct_size) {
     d.precision = PM_PRECISION_AUTO;
     d.max_pixels = PM_DEFAULT_MAX_PIXELS;
     d.max_encoded_bytes = PM_DEFAULT_MAX_ENCODED_BYTES;
-    d.warmup_min_runs = 0; /* auto: resolved by warm-up for the device */
-    d.warmup_max_runs = 20;
-    d.warmup_tolerance = 0.15;
-    d.cuda_graph = -1;
-    d.channels_last = -1;
-    d.jit_optimize = -1;
-    d.max_batch = -1;
-    d.batch_wait_us = 0;
-    d.freeze = -1;
-    d.device_cache_mb = -1;
-    d.forward_streams = -1;
+    d.max_batch = 1;
     init_sized(p, struct_size, &d, sizeof d);
 }
 
@@ -176,31 +166,8 @@ static pm_code validate_params(const pm_params *p) {
     if (p->max_encoded_bytes == 0) return BAD("params.max_encoded_bytes is 0");
     if (p->cpu_threads < 0 || p->cpu_threads > 1024)
         return BAD("params.cpu_threads %d is outside 0..1024", p->cpu_threads);
-    if (p->warmup_min_runs < 0 || p->warmup_min_runs > 1000)
-        return BAD("params.warmup_min_runs %d is outside 0..1000 (0 = auto)", p->warmup_min_runs);
-    if (p->warmup_max_runs < 1 || p->warmup_max_runs < p->warmup_min_runs || p->warmup_max_runs > 1000)
-        return BAD("params.warmup_max_runs %d is outside max(1, warmup_min_runs)..1000", p->warmup_max_runs);
-    if (!(p->warmup_tolerance > 0.0 && p->warmup_tolerance <= 10.0))
-        return BAD("params.warmup_tolerance must be in (0, 10]");
-    if (p->cuda_graph < -1 || p->cuda_graph > 1) return BAD("params.cuda_graph %d is not -1, 0 or 1", p->cuda_graph);
-    if (p->channels_last < -1 || p->channels_last > 1)
-        return BAD("params.channels_last %d is not -1, 0 or 1", p->channels_last);
-    if (p->jit_optimize < -1 || p->jit_optimize > 1)
-        return BAD("params.jit_optimize %d is not -1, 0 or 1", p->jit_optimize);
-    if (p->max_batch != -1 && (p->max_batch < 1 || p->max_batch > PM_MAX_BATCH_LIMIT))
-        return BAD("params.max_batch %d is not -1 (auto) or 1..%d", p->max_batch, PM_MAX_BATCH_LIMIT);
-    if (p->batch_wait_us < 0 || p->batch_wait_us > PM_MAX_BATCH_WAIT_US)
-        return BAD("params.batch_wait_us %d is outside 0..%d", p->batch_wait_us, PM_MAX_BATCH_WAIT_US);
-    if (p->freeze < -1 || p->freeze > 1) return BAD("params.freeze %d is not -1, 0 or 1", p->freeze);
-    if (p->device_cache_mb < -1 || p->device_cache_mb > PM_MAX_DEVICE_CACHE_MB)
-        return BAD("params.device_cache_mb %d is not -1 (auto) or 0..%d", p->device_cache_mb, PM_MAX_DEVICE_CACHE_MB);
-    if (p->forward_streams != -1 && (p->forward_streams < 1 || p->forward_streams > PM_MAX_FORWARD_STREAMS))
-        return BAD("params.forward_streams %d is not -1 (auto) or 1..%d", p->forward_streams, PM_MAX_FORWARD_STREAMS);
-    if (p->forward_streams > 1 && p->max_batch > 1)
-        return BAD("params.forward_streams %d with max_batch %d: batching and streams are two ways to serve "
-                   "concurrent callers; choose one", p->forward_streams, p->max_batch);
-    if (p->forward_streams > 1 && p->cuda_graph == 0)
-        return BAD("params.forward_streams %d needs CUDA graphs (cuda_graph is 0)", p->forward_streams);
+    if (p->max_batch < 1 || p->max_batch > PM_MAX_BATCH_LIMIT)
+        return BAD("params.max_batch %d is outside 1..%d", p->max_batch, PM_MAX_BATCH_LIMIT);
 #undef BAD
     return PM_OK;
 }
@@ -248,17 +215,9 @@ pm_code pm_open(const pm_params *params, pm_ctx **out) {
     c->limits.max_pixels = p.max_pixels;
     c->limits.max_encoded_bytes = p.max_encoded_bytes;
     c->cpu_threads = p.cpu_threads;
-    c->cuda_graph = p.cuda_graph;
-    c->channels_last = p.channels_last;
-    c->jit_optimize = p.jit_optimize;
     c->max_batch = p.max_batch;
-    c->batch_wait_us = p.batch_wait_us;
-    c->freeze = p.freeze;
-    c->device_cache_mb = p.device_cache_mb;
-    c->forward_streams = p.forward_streams;
-    c->warmup_min_runs = p.warmup_min_runs;
-    c->warmup_max_runs = p.warmup_max_runs;
-    c->warmup_tolerance = p.warmup_tolerance;
+    pm_tune_defaults(c->tune);
+    c->graph_safe = -1;
     c->state = PM_STATE_COLD;
     snprintf(c->device_desc, sizeof c->device_desc, "%s", c->device_request);
     if (pthread_mutex_init(&c->mu, NULL) != 0) {

@@ -13,10 +13,11 @@
 #include "shim.h"
 
 #define PM_ERRMSG_CAP 512
-#define PM_MAX_BATCH_LIMIT 64        /* pm_params.max_batch */
-#define PM_MAX_DEVICE_CACHE_MB 1048576 /* pm_params.device_cache_mb */
-#define PM_AUTO_DEVICE_CACHE_MB 4096   /* its auto value (docs/benchmarks.md) */
-#define PM_MAX_BATCH_WAIT_US 100000  /* pm_params.batch_wait_us: 100 ms */
+#define PM_MAX_BATCH_LIMIT 64 /* pm_params.max_batch */
+
+/* Tuning keys run 1..PM_TUNE_LAST (pm_tune); index 0 is unused. */
+#define PM_TUNE_LAST PM_TUNE_FORWARD_STREAMS
+#define PM_TUNE_SLOTS (PM_TUNE_LAST + 1)
 
 /* Background warm-up thread: none, running, or finished but not yet joined. */
 enum pm_bg_state { PM_BG_NONE = 0, PM_BG_RUNNING = 1, PM_BG_FINISHED = 2 };
@@ -32,17 +33,15 @@ struct pm_ctx {
     int input_size;
     pm_limits limits;
     int cpu_threads;
-    int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0, 1 (pm_params) */
-    int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
-    int device_cache_mb;                         /* pm_params; -1 = auto */
-    int forward_streams;                         /* pm_params; -1 = auto */
-    int warmup_min_runs, warmup_max_runs;
-    double warmup_tolerance;
+    int max_batch;            /* 1..PM_MAX_BATCH_LIMIT */
     double open_ms;
     char file_name[64];
 
     /* Everything below is guarded by mu. */
     pthread_mutex_t mu;
+    int tune[PM_TUNE_SLOTS];      /* pm_tune_set's values (-1 = auto); read by each flight */
+    int tune_used[PM_TUNE_SLOTS]; /* the values the READY model runs with, auto resolved */
+    int graph_safe;               /* -1 until loaded, then pm_status_info.graph_safe */
     pthread_cond_t flight_done;
     pm_state state;
     double progress;
@@ -77,6 +76,9 @@ pm_code pm_fail(pm_ctx *ctx, pm_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* The tuning defaults (pm_tune) into tune[]. */
+void pm_tune_defaults(int tune[PM_TUNE_SLOTS]);
 
 /* Monotonic milliseconds and wall-clock seconds since the epoch. */
 double pm_now_ms(void);

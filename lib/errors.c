@@ -25,6 +25,7 @@ const char *pm_strerror(pm_code code) {
     case PM_ERR_UNSUPPORTED: return "not supported by this build or device";
     case PM_ERR_CANCELLED: return "cancelled: the context is closing";
     case PM_ERR_INTERNAL: return "internal error";
+    case PM_ERR_STATE: return "not valid in the context's current state";
     }
     return "unknown error code";
 }

@@ -27,13 +27,18 @@
  * the same result as materialising every level in full, without writing hundreds of
  * MB at 12 MP. At a level, the sources end exactly as in a full sweep; what differs
  * is the far interior, which only seeds the next level (see docs/clean-edges.md).
+ *
+ * Device runs: this file owns the pyramid for the device version too. It runs the
+ * small levels here with full sweeps, then hands the shim a pm_fg_plan (shim.h) with
+ * every remaining level's size, iteration count and nearest maps, and the host
+ * levels' F and B to start from; the shim only sweeps what the plan says.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "fg_solve.h"
 #include "foreground.h"
+#include "shim.h"
 
 #include <limits.h>
 #include <math.h>
@@ -127,7 +132,7 @@ typedef struct fg_level {
     uint8_t *own_rgba, *own_alpha; /* the nearest-sampled copies of coarse levels */
     size_t *slot;         /* per tile: its block in fb, or FG_NONE */
     float *fb;            /* blocks of FG_TILE_PX pixels (row-major in the tile) x 6 floats */
-    int *xmap, *ymap;     /* this level's x, y -> the previous level's (NULL at level 0) */
+    int32_t *xmap, *ymap; /* this level's x, y -> the previous level's (NULL at level 0) */
 } fg_level;
 
 static void fg_level_free_image(fg_level *L) {
@@ -160,15 +165,15 @@ static inline const float *fg_fetch(const fg_level *levels, int l, size_t x, siz
 }
 
 /* Nearest sampling as pymatting's _resize_nearest: src = dst * n_src / n_dst. */
-static void fg_nearest_map(int *map, int n_dst, int n_src) {
+static void fg_nearest_map(int32_t *map, int n_dst, int n_src) {
     for (int i = 0; i < n_dst; i++) {
         const long long s = (long long)i * n_src / n_dst;
-        map[i] = (int)(s < n_src ? s : n_src - 1);
+        map[i] = (int32_t)(s < n_src ? s : n_src - 1);
     }
 }
 
 typedef struct fg_sample_arg {
-    const int *xmap, *ymap;
+    const int32_t *xmap, *ymap;
     int w, src_w;
     const uint8_t *src_rgba, *src_alpha;
     uint8_t *dst_rgba, *dst_alpha;
@@ -217,10 +222,40 @@ static void fg_upsample_tiles(void *p, size_t k0, size_t k1) {
 
 /* ---- the sweep ---------------------------------------------------------------------- */
 
-/* Solves one pixel's 2x2 system for (F, B), all channels, neighbours held fixed; as
- * pymatting's _estimate_fb_ml: neighbours in the order left, right, up, down, clamped
- * at the border (a border pixel counts itself). ia/an: row-major indices of the pixel
- * and its neighbours in the image and matte; i/fn: the same pixels in fb. */
+/* Solves one pixel's 2x2 system for (F, B), all three channels, with its neighbours
+ * held fixed (pymatting's _estimate_fb_ml). a0: the pixel's alpha in [0, 1]; i: its
+ * colour in [0, 1]; na: the 4 neighbours' alphas; nq: their F and B (6 floats each);
+ * out: the pixel's new F and B, clamped to [0, 1]. */
+static inline void fg_solve_pixel(float a0, const float i[3], const float na[4], const float *const nq[4], float eps,
+                                  float omega, float out[6]) {
+    const float a1 = 1.0f - a0;
+    float a00 = a0 * a0, a11 = a1 * a1;
+    const float a01 = a0 * a1;
+    float bf0 = a0 * i[0], bf1 = a0 * i[1], bf2 = a0 * i[2];
+    float bb0 = a1 * i[0], bb1 = a1 * i[1], bb2 = a1 * i[2];
+    for (int d = 0; d < 4; d++) {
+        const float diff = a0 - na[d];
+        const float da = eps + omega * (diff < 0.0f ? -diff : diff);
+        const float *q = nq[d];
+        a00 += da;
+        a11 += da;
+        bf0 += da * q[0];
+        bf1 += da * q[1];
+        bf2 += da * q[2];
+        bb0 += da * q[3];
+        bb1 += da * q[4];
+        bb2 += da * q[5];
+    }
+    const float inv_det = 1.0f / (a00 * a11 - a01 * a01);
+    const float b00 = inv_det * a11, b01 = inv_det * -a01, b11 = inv_det * a00;
+    const float v[6] = {b00 * bf0 + b01 * bb0, b00 * bf1 + b01 * bb1, b00 * bf2 + b01 * bb2,
+                        b01 * bf0 + b11 * bb0, b01 * bf1 + b11 * bb1, b01 * bf2 + b11 * bb2};
+    for (int c = 0; c < 6; c++) out[c] = v[c] < 0.0f ? 0.0f : (v[c] > 1.0f ? 1.0f : v[c]);
+}
+
+/* One pixel's update: neighbours in the order left, right, up, down, clamped at the
+ * border (a border pixel counts itself), as pymatting. ia/an: row-major indices of the
+ * pixel and its neighbours in the image and matte; i/fn: the same pixels in fb. */
 static inline void fg_update(const fg_tiles_arg *a, const fg_level *L, size_t ia, size_t i,
                              const size_t an[4], const size_t fn[4]) {
     const float *lut = a->lut;
@@ -228,7 +263,7 @@ static inline void fg_update(const fg_tiles_arg *a, const fg_level *L, size_t ia
     const float colour[3] = {lut[px[0]], lut[px[1]], lut[px[2]]};
     const float na[4] = {lut[L->alpha[an[0]]], lut[L->alpha[an[1]]], lut[L->alpha[an[2]]], lut[L->alpha[an[3]]]};
     const float *const nq[4] = {L->fb + fn[0] * 6, L->fb + fn[1] * 6, L->fb + fn[2] * 6, L->fb + fn[3] * 6};
-    pm_fg_solve_pixel(lut[L->alpha[ia]], colour, na, nq, a->eps, a->omega, L->fb + i * 6);
+    fg_solve_pixel(lut[L->alpha[ia]], colour, na, nq, a->eps, a->omega, L->fb + i * 6);
 }
 
 /* One half-sweep (pixels with (x+y)&1 == colour) over active tiles [k0, k1). The
@@ -356,7 +391,38 @@ static void fg_output_rows(void *p, size_t y0, size_t y1) {
         }
 }
 
-/* ---- entry points ---------------------------------------------------------------------- */
+/* ---- the pyramid ---------------------------------------------------------------------- */
+
+/* Levels 0..n, n = ceil(log2(max(W,H))): the returned value is n. */
+static int fg_level_count(int width, int height) {
+    const int maxdim = width > height ? width : height;
+    int n = 0;
+    while ((1LL << n) < (long long)maxdim) n++;
+    return n;
+}
+
+/* Level l of n: round(W^(l/n)) x round(H^(l/n)); level n is the image itself. */
+static void fg_level_size(int width, int height, int n_levels, int l, int *w, int *h) {
+    *w = width;
+    *h = height;
+    if (l < n_levels) {
+        const double e = (double)l / (double)n_levels;
+        int lw = (int)lround(pow((double)width, e));
+        int lh = (int)lround(pow((double)height, e));
+        *w = lw < 1 ? 1 : (lw > width ? width : lw);
+        *h = lh < 1 ? 1 : (lh > height ? height : lh);
+    }
+}
+
+static int fg_iterations(int w, int h) {
+    return (w <= PM_FG_SMALL_SIZE && h <= PM_FG_SMALL_SIZE) ? PM_FG_SMALL_ITERATIONS : PM_FG_BIG_ITERATIONS;
+}
+
+/* Levels up to this many pixels run on the host in a device run: on a GPU each of
+ * their sweeps would cost a dozen kernel launches for a few thousand pixels. */
+#define FG_HOST_MAX_PIXELS 65536
+
+/* ---- running levels on the host -------------------------------------------------------- */
 
 static int fg_online_cpus(void) {
     const long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -369,18 +435,22 @@ static size_t fg_min_rows(int w) {
     return r ? r : 1;
 }
 
-pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, int width,
-                                     int height, uint8_t *rgb_out, const pm_fg_tuning *tuning,
-                                     char *err, size_t errcap) {
-    const pm_fg_tuning defaults = PM_FG_TUNING_DEFAULT;
-    const pm_fg_tuning *tu = tuning ? tuning : &defaults;
+/* One estimation: the image, its pyramid and the levels run so far. */
+typedef struct fg_run {
+    const uint8_t *rgba, *alpha; /* the image, width x height */
+    int width, height, n_levels;
+    int threads, skip_flat;
+    float lut[256];              /* v / 255 */
+    fg_level levels[32];
+} fg_run;
+
+/* Checks what every entry point needs: pointers, sizes that fit every buffer. */
+static pm_code fg_check(const uint8_t *rgba, const uint8_t *alpha, int width, int height, const uint8_t *rgb_out,
+                        char *err, size_t errcap) {
     if (!rgba || !alpha || !rgb_out)
         return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "foreground: NULL image, matte or output");
     if (width < 1 || height < 1)
         return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "foreground: bad size %dx%d", width, height);
-    if (tu->threads < 0 || (tu->skip_flat != 0 && tu->skip_flat != 1))
-        return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
-                       "foreground: bad tuning (threads %d, skip_flat %d)", tu->threads, tu->skip_flat);
     /* The largest buffer is every tile of the finest level stored: tiles*256*6 floats.
      * W + H <= INT_MAX keeps the maps (and n_levels <= 31) in range. */
     const size_t W = (size_t)width, H = (size_t)height;
@@ -388,46 +458,58 @@ pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, 
     if (W + H > (size_t)INT_MAX || tx_max > SIZE_MAX / ty_max ||
         tx_max * ty_max > SIZE_MAX / (FG_TILE_PX * 6 * sizeof(float)) || W > SIZE_MAX / 4 / H)
         return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "foreground: %dx%d overflows", width, height);
-    const size_t tiles_max = tx_max * ty_max;
-    int threads = tu->threads ? tu->threads : fg_online_cpus();
-    if (threads > FG_MAX_THREADS) threads = FG_MAX_THREADS;
+    return PM_OK;
+}
 
-    /* Levels round(W^(l/n)) x round(H^(l/n)), l = 0..n, n = ceil(log2(max(W,H))). */
-    const int maxdim = width > height ? width : height;
-    int n_levels = 0;
-    while ((1LL << n_levels) < (long long)maxdim) n_levels++;
+static void fg_run_init(fg_run *r, const uint8_t *rgba, const uint8_t *alpha, int width, int height, int threads,
+                        int skip_flat) {
+    memset(r, 0, sizeof *r);
+    r->rgba = rgba;
+    r->alpha = alpha;
+    r->width = width;
+    r->height = height;
+    r->n_levels = fg_level_count(width, height);
+    r->threads = threads > FG_MAX_THREADS ? FG_MAX_THREADS : threads;
+    r->skip_flat = skip_flat;
+    for (int v = 0; v < 256; v++) r->lut[v] = (float)v / 255.0f;
+}
+
+static void fg_run_free(fg_run *r) {
+    for (int l = 0; l <= r->n_levels; l++) fg_level_free(r->levels + l);
+}
+
+/* Runs levels [0, count) of the pyramid, count <= n_levels + 1. PM_OK or
+ * PM_ERR_NO_MEMORY; fg_run_free releases what was allocated either way. */
+static pm_code fg_run_levels(fg_run *r, int count) {
+    const int width = r->width, height = r->height, threads = r->threads;
+    fg_level *levels = r->levels;
+    /* Scratch for the largest level run, the last one. */
+    int top_w, top_h;
+    fg_level_size(width, height, r->n_levels, count - 1, &top_w, &top_h);
+    const size_t tiles_max =
+        (((size_t)top_w + FG_TILE - 1) / FG_TILE) * (((size_t)top_h + FG_TILE - 1) / FG_TILE);
 
     pm_code rc = PM_OK;
-    fg_level levels[32];
-    memset(levels, 0, sizeof levels);
-    int *map = malloc((W + H) * sizeof *map);
+    int32_t *map = malloc(((size_t)top_w + (size_t)top_h) * sizeof *map);
     size_t *active_list = malloc(tiles_max * 2 * sizeof *active_list);
     uint8_t *masks = malloc(tiles_max * 4);
     if (!map || !active_list || !masks) goto no_memory;
     size_t *stored_list = active_list + tiles_max;
     uint8_t *active = masks, *stored = masks + tiles_max;
+    const float *lut = r->lut;
 
-    float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = (float)v / 255.0f;
-
-    for (int l = 0; l <= n_levels; l++) {
+    for (int l = 0; l < count; l++) {
         fg_level *L = levels + l;
-        int w = width, h = height;
-        if (l < n_levels) {
-            const double e = (double)l / (double)n_levels;
-            w = (int)lround(pow((double)width, e));
-            h = (int)lround(pow((double)height, e));
-            w = w < 1 ? 1 : (w > width ? width : w);
-            h = h < 1 ? 1 : (h > height ? height : h);
-        }
+        int w, h;
+        fg_level_size(width, height, r->n_levels, l, &w, &h);
         L->w = w;
         L->h = h;
         L->tiles_x = ((size_t)w + FG_TILE - 1) / FG_TILE;
         L->tiles_y = ((size_t)h + FG_TILE - 1) / FG_TILE;
         const size_t n_tiles = L->tiles_x * L->tiles_y;
-        if (l == n_levels) {
-            L->rgba = rgba;
-            L->alpha = alpha;
+        if (l == r->n_levels) {
+            L->rgba = r->rgba;
+            L->alpha = r->alpha;
         } else {
             const size_t px = (size_t)w * (size_t)h;
             L->own_rgba = malloc(px * 4);
@@ -436,16 +518,15 @@ pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, 
             fg_nearest_map(map, w, width);
             fg_nearest_map(map + w, h, height);
             fg_sample_arg sa = {.xmap = map, .ymap = map + w, .w = w, .src_w = width,
-                                .src_rgba = rgba, .src_alpha = alpha,
+                                .src_rgba = r->rgba, .src_alpha = r->alpha,
                                 .dst_rgba = L->own_rgba, .dst_alpha = L->own_alpha};
             fg_parallel(threads, (size_t)h, fg_min_rows(w), fg_sample_image_rows, &sa);
             L->rgba = L->own_rgba;
             L->alpha = L->own_alpha;
         }
 
-        const int iterations = (w <= PM_FG_SMALL_SIZE && h <= PM_FG_SMALL_SIZE) ? PM_FG_SMALL_ITERATIONS
-                                                                              : PM_FG_BIG_ITERATIONS;
-        if (tu->skip_flat && l > 0) { /* level 0 (1x1) is stored whole: fetches end there */
+        const int iterations = fg_iterations(w, h);
+        if (r->skip_flat && l > 0) { /* level 0 (1x1) is stored whole: fetches end there */
             fg_plan_tiles(L, iterations, active, stored, masks + 2 * tiles_max);
         } else {
             memset(active, 1, n_tiles);
@@ -493,24 +574,152 @@ pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, 
             }
         fg_level_free_image(L);
     }
-
-    fg_out_arg oa = {.rgba = rgba, .alpha = alpha, .levels = levels, .level = n_levels,
-                     .out = rgb_out, .w = W};
-    fg_parallel(threads, H, fg_min_rows(width), fg_output_rows, &oa);
     goto done;
 
 no_memory:
-    rc = fg_fail(err, errcap, PM_ERR_NO_MEMORY, "foreground: out of memory for a %dx%d image",
-                 width, height);
+    rc = PM_ERR_NO_MEMORY;
 done:
-    for (int l = 0; l <= n_levels; l++) fg_level_free(levels + l);
     free(map);
     free(active_list);
     free(masks);
     return rc;
 }
 
+/* The 8-bit output from the finest level, once every level has run. */
+static void fg_run_output(const fg_run *r, uint8_t *rgb_out) {
+    fg_out_arg oa = {.rgba = r->rgba, .alpha = r->alpha, .levels = r->levels, .level = r->n_levels,
+                     .out = rgb_out, .w = (size_t)r->width};
+    fg_parallel(r->threads, (size_t)r->height, fg_min_rows(r->width), fg_output_rows, &oa);
+}
+
+static pm_code fg_no_memory(char *err, size_t errcap, int width, int height) {
+    return fg_fail(err, errcap, PM_ERR_NO_MEMORY, "foreground: out of memory for a %dx%d image", width, height);
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, int width,
+                                     int height, uint8_t *rgb_out, const pm_fg_tuning *tuning,
+                                     char *err, size_t errcap) {
+    const pm_fg_tuning defaults = PM_FG_TUNING_DEFAULT;
+    const pm_fg_tuning *tu = tuning ? tuning : &defaults;
+    pm_code rc = fg_check(rgba, alpha, width, height, rgb_out, err, errcap);
+    if (rc != PM_OK) return rc;
+    if (tu->threads < 0 || (tu->skip_flat != 0 && tu->skip_flat != 1))
+        return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                       "foreground: bad tuning (threads %d, skip_flat %d)", tu->threads, tu->skip_flat);
+    fg_run r;
+    fg_run_init(&r, rgba, alpha, width, height, tu->threads ? tu->threads : fg_online_cpus(), tu->skip_flat);
+    rc = fg_run_levels(&r, r.n_levels + 1);
+    if (rc == PM_OK)
+        fg_run_output(&r, rgb_out);
+    else
+        rc = fg_no_memory(err, errcap, width, height);
+    fg_run_free(&r);
+    return rc;
+}
+
 pm_code pm_estimate_foreground(const uint8_t *rgba, const uint8_t *alpha, int width, int height,
                                uint8_t *rgb_out, char *err, size_t errcap) {
     return pm_estimate_foreground_tuned(rgba, alpha, width, height, rgb_out, NULL, err, errcap);
+}
+
+/* The device run's plan: the levels after the host's, with their maps. */
+typedef struct fg_device_plan {
+    pm_fg_plan plan;
+    pm_fg_level *level;
+    int32_t *maps;
+    float *start_fb;
+} fg_device_plan;
+
+static void fg_device_plan_free(fg_device_plan *p) {
+    free(p->level);
+    free(p->maps);
+    free(p->start_fb);
+}
+
+/* Level n_host - 1 of r (swept in full) as rows of pixels of 6 floats, and the maps
+ * of levels n_host..n_levels. PM_OK or PM_ERR_NO_MEMORY. */
+static pm_code fg_device_plan_make(fg_device_plan *p, const fg_run *r, int n_host) {
+    memset(p, 0, sizeof *p);
+    const fg_level *top = r->levels + (n_host - 1);
+    const size_t tw = (size_t)top->w, th = (size_t)top->h;
+    const int n_dev = r->n_levels + 1 - n_host;
+    size_t n_maps = 0;
+    for (int l = n_host; l <= r->n_levels; l++) {
+        int w, h;
+        fg_level_size(r->width, r->height, r->n_levels, l, &w, &h);
+        n_maps += 2 * ((size_t)w + (size_t)h);
+    }
+    p->start_fb = malloc(tw * th * 6 * sizeof *p->start_fb);
+    p->level = calloc((size_t)n_dev, sizeof *p->level);
+    p->maps = malloc(n_maps * sizeof *p->maps);
+    if (!p->start_fb || !p->level || !p->maps) return PM_ERR_NO_MEMORY;
+    for (size_t y = 0; y < th; y++)
+        for (size_t x = 0; x < tw; x++)
+            memcpy(p->start_fb + (y * tw + x) * 6, fg_fetch(r->levels, n_host - 1, x, y), 6 * sizeof(float));
+
+    int32_t *m = p->maps;
+    int pw = top->w, ph = top->h;
+    for (int k = 0; k < n_dev; k++) {
+        pm_fg_level *L = p->level + k;
+        const int l = n_host + k;
+        fg_level_size(r->width, r->height, r->n_levels, l, &L->width, &L->height);
+        L->iterations = fg_iterations(L->width, L->height);
+        int32_t *x_prev = m, *y_prev = m + L->width;
+        m += L->width + L->height;
+        fg_nearest_map(x_prev, L->width, pw);
+        fg_nearest_map(y_prev, L->height, ph);
+        L->x_prev = x_prev;
+        L->y_prev = y_prev;
+        if (l < r->n_levels) { /* the finest level is the image as it is */
+            int32_t *x_full = m, *y_full = m + L->width;
+            m += L->width + L->height;
+            fg_nearest_map(x_full, L->width, r->width);
+            fg_nearest_map(y_full, L->height, r->height);
+            L->x_full = x_full;
+            L->y_full = y_full;
+        }
+        pw = L->width;
+        ph = L->height;
+    }
+    p->plan.levels = n_dev;
+    p->plan.level = p->level;
+    p->plan.start_width = top->w;
+    p->plan.start_height = top->h;
+    p->plan.start_fb = p->start_fb;
+    p->plan.regularization = PM_FG_REGULARIZATION;
+    p->plan.gradient_weight = PM_FG_GRADIENT_WEIGHT;
+    return PM_OK;
+}
+
+pm_code pm_estimate_foreground_on_device(struct pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha,
+                                         int width, int height, uint8_t *rgb_out, char *err, size_t errcap) {
+    pm_code rc = fg_check(rgba, alpha, width, height, rgb_out, err, errcap);
+    if (rc != PM_OK) return rc;
+    if (!model) return fg_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "foreground: NULL model");
+    fg_run r;
+    fg_run_init(&r, rgba, alpha, width, height, fg_online_cpus(), 0); /* full sweeps, as on the device */
+    int n_host = 0;
+    for (; n_host <= r.n_levels; n_host++) {
+        int w, h;
+        fg_level_size(width, height, r.n_levels, n_host, &w, &h);
+        if ((long long)w * h > FG_HOST_MAX_PIXELS) break;
+    }
+    rc = fg_run_levels(&r, n_host);
+    if (rc == PM_OK && n_host > r.n_levels) { /* a small image: nothing for the device */
+        fg_run_output(&r, rgb_out);
+        fg_run_free(&r);
+        return PM_OK;
+    }
+    fg_device_plan p;
+    memset(&p, 0, sizeof p);
+    if (rc == PM_OK) rc = fg_device_plan_make(&p, &r, n_host);
+    fg_run_free(&r); /* the host levels' result now lives in the plan */
+    if (rc == PM_OK)
+        rc = pm_shim_estimate_foreground(model, rgba, alpha, width, height, &p.plan, rgb_out, err, errcap);
+    else
+        rc = fg_no_memory(err, errcap, width, height);
+    fg_device_plan_free(&p);
+    return rc;
 }

@@ -19,7 +19,8 @@
  * every pixel solves its own 2x2 system for (F_i, B_i) with its neighbours held fixed.
  * This implementation sweeps in red-black order (see foreground.c for why) and,
  * where the matte is locally all 0 or all 255, skips work that cannot reach a pixel
- * of the soft band (0 < alpha < 255).
+ * of the soft band (0 < alpha < 255). pm_estimate_foreground_on_device runs the same
+ * pyramid with the large levels on a model's device (shim/foreground.cpp).
  *
  * See docs/clean-edges.md.
  */
@@ -63,5 +64,19 @@ typedef struct pm_fg_tuning {
 pm_code pm_estimate_foreground_tuned(const uint8_t *rgba, const uint8_t *alpha, int width,
                                      int height, uint8_t *rgb_out, const pm_fg_tuning *tuning,
                                      char *err, size_t errcap);
+
+struct pm_shim_model;
+
+/* The same estimate with full sweeps (skip_flat = 0) and the levels larger than
+ * 65,536 pixels on model's device: this plans the pyramid, runs the smaller levels
+ * on the host (all online CPUs, at most 16) and hands the rest to
+ * pm_shim_estimate_foreground. An image whose levels are all that small never
+ * reaches the device. Same arguments and output as pm_estimate_foreground; the
+ * result matches pm_estimate_foreground_tuned with skip_flat = 0 up to the device's
+ * float rounding (the same bytes where no level reaches the device). Errors: those
+ * of pm_estimate_foreground (a NULL model is PM_ERR_INVALID_ARGUMENT) and the
+ * shim's (PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY). */
+pm_code pm_estimate_foreground_on_device(struct pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha,
+                                         int width, int height, uint8_t *rgb_out, char *err, size_t errcap);
 
 #endif

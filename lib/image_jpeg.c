@@ -1,10 +1,9 @@
 /*
  * image_jpeg.c - JPEG decoding with libjpeg-turbo (Debian libturbojpeg0-dev).
  *
- * Why not stb_image for JPEG: decoding dominates a 12 MP call. On the H100 host
- * stb_image took 123-194 ms for a 4000x3000 photo, libjpeg-turbo's SIMD decoder
- * 62-78 ms into an already mapped buffer (docs/benchmarks.md). It also writes RGBA
- * directly (TJPF_RGBA), so no expansion pass follows.
+ * Why not stb_image for JPEG: decoding dominates a 12 MP call, and libjpeg-turbo's
+ * SIMD decoder takes about half stb_image's time. It also writes RGBA directly
+ * (TJPF_RGBA), so no expansion pass follows.
  *
  * What stays with stb: CMYK and YCCK (Adobe) JPEGs, which libjpeg-turbo cannot turn
  * into RGB; pm_jpeg_decode_rgba declines them and image_load.c falls back.

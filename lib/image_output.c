@@ -141,11 +141,11 @@ pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_option
             return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY,
                                "no memory for the clean-edges colours of a %dx%d image",
                                img->width, img->height);
-        /* On a GPU, full sweeps on the device; on the CPU, the C version, whose
-         * skip-flat does far less work (docs/clean-edges.md). */
+        /* On a GPU, full sweeps, the large levels on the device; on the CPU, the C
+         * version, whose skip-flat does far less work (docs/clean-edges.md). */
         rc = fg_model != NULL
-                 ? pm_shim_estimate_foreground(fg_model, img->px, matte, img->width,
-                                               img->height, fg, err, errcap)
+                 ? pm_estimate_foreground_on_device(fg_model, img->px, matte, img->width,
+                                                    img->height, fg, err, errcap)
                  : pm_estimate_foreground(img->px, matte, img->width, img->height, fg, err,
                                           errcap);
         if (rc != PM_OK) {

@@ -23,6 +23,7 @@ void pm_manifest_defaults(pm_model_config *cfg, int size, const char *name) {
     cfg->random_weights = 0;
     cfg->channels_last = 0;
     cfg->forward_streams = 1;
+    cfg->graph_safe = 0;
 }
 
 static pm_code bad(char *err, size_t cap, const char *what) {
@@ -130,6 +131,11 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
                 json_integer_value(fs) > PM_MAX_FORWARD_STREAMS)
                 return bad(err, cap, "gpu.forward_streams must be an integer in 1..8");
             cfg->forward_streams = (int)json_integer_value(fs);
+        }
+        json_t *gs = json_object_get(v, "graph_safe");
+        if (gs) {
+            if (!json_is_boolean(gs)) return bad(err, cap, "gpu.graph_safe must be a boolean");
+            cfg->graph_safe = json_is_true(gs);
         }
     }
     if ((v = json_object_get(root, "random_weights"))) {

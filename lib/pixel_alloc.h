@@ -3,11 +3,10 @@
  *
  * Why this exists: a 12 MP RGBA buffer is 48 MB. glibc serves blocks that large
  * with a fresh mmap and returns them to the kernel on free, so every call pays a
- * page fault per 4 KiB page the first time it writes its buffers: ~29 ms per 48 MB
- * on the H100 host and ~140 ms on a 2-core VM (docs/benchmarks.md), more than
- * decoding the JPEG itself there. Buffers from pm_pixels_alloc are aligned to
- * 2 MiB and marked for transparent huge pages, so the kernel maps them 2 MiB at a
- * time (3 ms for the same 48 MB on that VM). Where huge pages are off, this is an
+ * page fault per 4 KiB page the first time it writes its buffers, which on a small
+ * VM costs more than decoding the JPEG itself. Buffers from pm_pixels_alloc are
+ * aligned to 2 MiB and marked for transparent huge pages, so the kernel maps them
+ * 2 MiB at a time. Where huge pages are off, this is an
  * ordinary aligned allocation. Where the kernel's THP defrag setting is "madvise" (the
  * Debian and Ubuntu default), a fault in these buffers may compact memory first when
  * no huge page is free; a host that sees such stalls can set THP to "never", which

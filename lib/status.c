@@ -1,23 +1,23 @@
-/* status.c - pm_get_status: a snapshot under the context mutex, never a wait on a load. */
+/* status.c - pm_status: a snapshot under the context mutex, never a wait on a load. */
 #include <stdio.h>
 #include <string.h>
 
 #include "context.h"
 
-void pm_status_init_sized(pm_status *s, size_t struct_size) {
+void pm_status_info_init_sized(pm_status_info *s, size_t struct_size) {
     if (!s || struct_size < sizeof(size_t)) return;
     memset(s, 0, struct_size);
     s->struct_size = struct_size;
 }
 
-pm_code pm_get_status(pm_ctx *c, pm_status *out) {
-    if (!c) return pm_fail(NULL, PM_ERR_INVALID_ARGUMENT, "pm_get_status: ctx is NULL");
-    if (!out) return pm_fail(c, PM_ERR_INVALID_ARGUMENT, "pm_get_status: status is NULL");
+pm_code pm_status(pm_ctx *c, pm_status_info *out) {
+    if (!c) return pm_fail(NULL, PM_ERR_INVALID_ARGUMENT, "pm_status: ctx is NULL");
+    if (!out) return pm_fail(c, PM_ERR_INVALID_ARGUMENT, "pm_status: info is NULL");
     size_t given = out->struct_size;
-    if (given < offsetof(pm_status, state) + sizeof out->state)
+    if (given < offsetof(pm_status_info, state) + sizeof out->state)
         return pm_fail(c, PM_ERR_INVALID_ARGUMENT,
-                       "pm_get_status: status.struct_size %zu is too small (use pm_status_init)", given);
-    pm_status s;
+                       "pm_status: info.struct_size %zu is too small (use pm_status_info_init)", given);
+    pm_status_info s;
     memset(&s, 0, sizeof s);
     pthread_mutex_lock(&c->mu);
     s.state = c->state;
@@ -35,6 +35,7 @@ pm_code pm_get_status(pm_ctx *c, pm_status *out) {
     s.input_height = c->config.input_height;
     s.random_weights = c->config.random_weights;
     s.images_processed = c->images_processed;
+    s.graph_safe = c->graph_safe;
     /* The model is published only when READY and freed only by pm_close. */
     s.device_memory_bytes = c->model ? pm_shim_device_memory(c->model) : 0;
     s.cuda_graph = c->model ? pm_shim_uses_cuda_graph(c->model) : 0;
@@ -46,6 +47,7 @@ pm_code pm_get_status(pm_ctx *c, pm_status *out) {
     snprintf(s.last_error, sizeof s.last_error, "%s", c->last_error);
     pthread_mutex_unlock(&c->mu);
     s.struct_size = given;
+    /* No tail padding: `given` bytes are exactly the caller's fields. */
     memcpy(out, &s, given < sizeof s ? given : sizeof s);
     return PM_OK;
 }

@@ -4,7 +4,7 @@
  * COLD/FAILED --pm_warmup--> LOADING --> WARMING --> READY
  *                                 \           \----> FAILED
  *                                  \----------------> FAILED
- * The flight itself runs outside ctx->mu, so pm_get_status never waits for it;
+ * The flight itself runs outside ctx->mu, so pm_status never waits for it;
  * threads that arrive during a flight block on a condition variable (not a sleep)
  * and all return that flight's result.
  */
@@ -68,6 +68,66 @@ static int latency_is_stable(const double *ms, int n, int window, double toleran
     return fabs(last[0] - median) <= tolerance * median && fabs(last[window - 1] - median) <= tolerance * median;
 }
 
+#define PM_AUTO_DEVICE_CACHE_MB 4096
+
+/* Every "auto" of the tuning keys, resolved once for this device and model: the
+ * shim receives only concrete values. want[] is the host's tuning (-1 = auto);
+ * used[] gets the values the model runs with. */
+static pm_code resolve_options(const pm_ctx *c, const int want[PM_TUNE_SLOTS], const pm_model_config *cfg,
+                               int graph_safe, pm_shim_options *o, int used[PM_TUNE_SLOTS], char *err, size_t cap) {
+    const int cuda = c->kind == PM_DEVICE_CUDA;
+    const int streams = want[PM_TUNE_FORWARD_STREAMS], graph = want[PM_TUNE_CUDA_GRAPH];
+    if (streams > 1 && c->max_batch > 1) {
+        snprintf(err, cap, "forward_streams %d with max_batch %d: batching and streams are two ways to serve "
+                 "concurrent callers; choose one", streams, c->max_batch);
+        return PM_ERR_INVALID_ARGUMENT;
+    }
+    if (streams > 1 && graph == 0) {
+        snprintf(err, cap, "forward_streams %d needs CUDA graphs (cuda_graph is 0)", streams);
+        return PM_ERR_INVALID_ARGUMENT;
+    }
+    /* A graph must compute what the model computes: a model whose branches, raises or
+     * host reads follow tensor values runs eagerly, and requiring a graph is an error. */
+    if (cuda && graph == 1 && !graph_safe) {
+        snprintf(err, cap, "cuda_graph 1: the model's control flow depends on tensor values, so a CUDA graph "
+                 "would replay one input's decisions for every input; tune cuda_graph to -1 or 0 (or declare "
+                 "gpu.graph_safe in the model's manifest if the model is safe)");
+        return PM_ERR_UNSUPPORTED;
+    }
+    if (!cuda || graph == 0)
+        o->graph = PM_GRAPH_OFF;
+    else if (graph == 1)
+        o->graph = PM_GRAPH_REQUIRE;
+    else
+        o->graph = graph_safe ? PM_GRAPH_TRY : PM_GRAPH_OFF;
+    /* NHWC speeds conv nets up on a GPU but breaks models that .view() activations
+     * (Swin): the manifest says which a model is. */
+    const int cl = want[PM_TUNE_CHANNELS_LAST];
+    o->channels_last = cl >= 0 ? cl : (cuda && cfg->channels_last);
+    /* Off unless asked: the profiling executor and freezing cost warm-up time. */
+    o->jit_optimize = want[PM_TUNE_JIT_OPTIMIZE] == 1;
+    o->freeze = want[PM_TUNE_FREEZE] == 1;
+    o->max_batch = c->max_batch;
+    o->batch_wait_us = want[PM_TUNE_BATCH_WAIT_US];
+    const int cache = want[PM_TUNE_DEVICE_CACHE_MB];
+    o->device_cache_mb = cache >= 0 ? cache : PM_AUTO_DEVICE_CACHE_MB;
+    /* Streams replay graphs of their own, and batching replaces them; the CPU runs
+     * one pass at a time. */
+    if (!cuda || c->max_batch > 1 || o->graph == PM_GRAPH_OFF)
+        o->forward_streams = 1;
+    else
+        o->forward_streams = streams >= 1 ? streams : cfg->forward_streams;
+
+    memcpy(used, want, sizeof(int) * PM_TUNE_SLOTS);
+    used[PM_TUNE_CUDA_GRAPH] = o->graph != PM_GRAPH_OFF;
+    used[PM_TUNE_CHANNELS_LAST] = o->channels_last;
+    used[PM_TUNE_JIT_OPTIMIZE] = o->jit_optimize;
+    used[PM_TUNE_FREEZE] = o->freeze;
+    used[PM_TUNE_DEVICE_CACHE_MB] = o->device_cache_mb;
+    used[PM_TUNE_FORWARD_STREAMS] = o->forward_streams;
+    return PM_OK;
+}
+
 /* One whole warm-up: load, configure, run until stable. On success the model is
  * published in c->model; on failure nothing is left allocated. */
 static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
@@ -76,7 +136,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     pm_precision precision = (pm_precision)c->precision_request;
     if (precision == PM_PRECISION_AUTO)
         precision = c->kind == PM_DEVICE_CUDA ? PM_PRECISION_FP16 : PM_PRECISION_FP32;
+    int want[PM_TUNE_SLOTS], used[PM_TUNE_SLOTS];
     pthread_mutex_lock(&c->mu);
+    memcpy(want, c->tune, sizeof want); /* the values this flight runs with */
     c->precision_used = precision;
     if (c->kind == PM_DEVICE_CUDA)
         snprintf(c->device_desc, sizeof c->device_desc, "cuda:%d", c->device_index);
@@ -88,26 +150,7 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     double t0 = pm_now_ms();
     pm_shim_model *model = NULL;
     char *manifest = NULL;
-    /* auto = what measured fastest (docs/benchmarks.md). */
-    const int cuda = c->kind == PM_DEVICE_CUDA;
-    pm_shim_options opts = {
-        .precision = precision,
-        .cuda_graph = cuda ? c->cuda_graph : 0,
-        /* auto (-1) = the manifest's gpu.channels_last, decided by pm_shim_configure:
-         * NHWC speeds conv nets up but breaks models that .view() activations (Swin). */
-        .channels_last = c->channels_last,
-        .jit_optimize = c->jit_optimize >= 0 ? c->jit_optimize : 0,
-        /* auto (-1): resolved by pm_shim_prepare_batches (CUDA 4, CPU 1). */
-        .max_batch = c->max_batch,
-        .batch_wait_us = c->batch_wait_us,
-        /* auto (-1) = off: freezing costs warm-up time (pm_params.freeze). */
-        .freeze = c->freeze == 1,
-        .device_cache_mb = c->device_cache_mb >= 0 ? c->device_cache_mb : PM_AUTO_DEVICE_CACHE_MB,
-        /* auto (-1) = the manifest's gpu.forward_streams, decided by pm_shim_configure;
-         * the CPU runs one pass at a time, and batching replaces streams. */
-        .forward_streams = !cuda || c->max_batch > 1 ? 1 : c->forward_streams,
-    };
-    rc = pm_shim_load(c->model_path, c->kind, c->device_index, &opts, &model, &manifest, err, cap);
+    rc = pm_shim_load(c->model_path, c->kind, c->device_index, precision, &model, &manifest, err, cap);
     if (rc != PM_OK) return rc;
     double load_ms = pm_now_ms() - t0;
 
@@ -117,7 +160,14 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         rc = pm_manifest_parse(manifest, strlen(manifest), &cfg, err, cap);
         free(manifest);
     }
-    if (rc == PM_OK) rc = pm_shim_configure(model, &cfg, err, cap);
+    const int graph_safe = cfg.graph_safe || pm_shim_graph_safe(model);
+    pm_shim_options opts;
+    memset(&opts, 0, sizeof opts);
+    if (rc == PM_OK) rc = resolve_options(c, want, &cfg, graph_safe, &opts, used, err, cap);
+    if (rc == PM_OK) rc = pm_shim_configure(model, &cfg, &opts, err, cap);
+    pthread_mutex_lock(&c->mu);
+    c->graph_safe = graph_safe;
+    pthread_mutex_unlock(&c->mu);
     if (rc != PM_OK) {
         pm_shim_free(model);
         return rc;
@@ -132,7 +182,9 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
 
     /* Real inferences at the model's input size until latency is stable, so no later
      * call pays for the executor's re-optimisation or lazy initialisation. */
-    double *ms = calloc((size_t)c->warmup_max_runs, sizeof *ms);
+    const int max_runs = want[PM_TUNE_WARMUP_MAX_RUNS];
+    const double tolerance = want[PM_TUNE_WARMUP_TOLERANCE_PCT] / 100.0;
+    double *ms = calloc((size_t)max_runs, sizeof *ms);
     if (!ms) {
         pm_shim_free(model);
         snprintf(err, cap, "no memory for warm-up timings");
@@ -144,13 +196,14 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
      * under a lower one (stopping sooner would leave the CUDA graph's capture to a
      * caller); only the host's warmup_max_runs goes below it. */
     int min_runs = pm_shim_warmup_runs(model);
-    if (c->warmup_min_runs > min_runs) min_runs = c->warmup_min_runs;
-    if (min_runs > c->warmup_max_runs) min_runs = c->warmup_max_runs;
+    if (want[PM_TUNE_WARMUP_MIN_RUNS] > min_runs) min_runs = want[PM_TUNE_WARMUP_MIN_RUNS];
+    if (min_runs > max_runs) min_runs = max_runs;
+    used[PM_TUNE_WARMUP_MIN_RUNS] = min_runs;
     const int window = min_runs < 3 ? min_runs : 3;
     /* progress: a one-run warm-up is done after it; else about five runs or more */
     int expected = window == 1 ? 1 : min_runs > 5 ? min_runs : 5;
-    if (expected > c->warmup_max_runs) expected = c->warmup_max_runs;
-    while (runs < c->warmup_max_runs) {
+    if (expected > max_runs) expected = max_runs;
+    while (runs < max_runs) {
         if (closing(c)) {
             rc = PM_ERR_CANCELLED;
             snprintf(err, cap, "warm-up cancelled: the context is closing");
@@ -165,7 +218,7 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
         double f = (double)runs / expected;
         c->progress = 0.5 + 0.45 * (f < 1.0 ? f : 1.0);
         pthread_mutex_unlock(&c->mu);
-        if (runs >= min_runs && latency_is_stable(ms, runs, window, c->warmup_tolerance)) break;
+        if (runs >= min_runs && latency_is_stable(ms, runs, window, tolerance)) break;
     }
     free(ms);
     /* Batch sizes above 1: checked and readied now, so no caller pays for them. */
@@ -181,6 +234,7 @@ static pm_code run_flight(pm_ctx *c, char *err, size_t cap) {
     }
     pthread_mutex_lock(&c->mu);
     c->warmup_ms = pm_now_ms() - w0;
+    memcpy(c->tune_used, used, sizeof used);
     c->model = model;
     pthread_mutex_unlock(&c->mu);
     return PM_OK;

@@ -1,5 +1,5 @@
-// cuda_runner.cpp - how a model runs on a CUDA device (compiled only when Torch
-// has CUDA).
+// cuda_runner.cpp - how a model runs on a CUDA device: the Runner of runner.hpp
+// for CUDA (compiled only when Torch has CUDA; no_cuda.cpp stands in elsewhere).
 //
 // Each call does its resizing, normalising and matte work on a stream of its own
 // from Torch's pool, so concurrent callers overlap; the forward pass runs on the
@@ -27,6 +27,7 @@
 #include <system_error>
 
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #if __has_include(<c10/cuda/CUDAAllocatorConfig.h>) // Torch 2.x: runtime allocator settings
@@ -37,6 +38,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+#include <torch/cuda.h>
 
 namespace petmatte {
 
@@ -58,8 +60,9 @@ struct Lane {
     std::mutex mu;
 };
 
-struct CudaRunner {
-    explicit CudaRunner(const c10::Device &device)
+// The device state behind CudaRunner: streams, graphs, lanes, the warm footprint.
+struct CudaState {
+    explicit CudaState(const c10::Device &device)
         : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())) {
         for (int i = 0; i < kIoStreams; ++i)
             io_streams.push_back(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
@@ -71,8 +74,8 @@ struct CudaRunner {
     // first real call (a fresh pool stream per call would pay cudaMalloc at first).
     // Stream 0 serves every call larger than the model's input, and only those: the
     // allocator keeps a freed block for the stream that freed it, so 12 MP work spread
-    // over the ring cached one full-resolution working set per stream (11-22 GB after
-    // a few calls, measured); on one stream the next large call reuses the last one's.
+    // over the ring would cache one full-resolution working set per stream; on one
+    // stream the next large call reuses the last one's.
     static constexpr int kIoStreams = 4;
     c10::cuda::CUDAStream stream; // the model's stream: every forward pass and replay
     std::vector<c10::cuda::CUDAStream> io_streams;
@@ -108,6 +111,9 @@ struct CallerSync {
     at::cuda::CUDAEvent input_ready;
 };
 
+// The state of the model's CudaRunner (defined below).
+CudaState &state_of(const pm_shim_model &model);
+
 namespace {
 
 // Eager passes before capture: the first runs cuDNN's autotuner and, with the
@@ -119,7 +125,7 @@ int eager_runs_before_capture(const pm_shim_model &model) { return model.opts.ji
 // asked for, after the first graph's capture (so cuDNN has chosen every algorithm).
 // A lane that cannot be captured (device memory, say) is left out: the model runs on
 // fewer streams, as pm_status reports; the first graph stands.
-void capture_lanes(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
+void capture_lanes(pm_shim_model &model, CudaState &r, const at::Tensor &example) {
     while (int(r.lanes.size()) + 1 < model.opts.forward_streams) {
         auto lane = std::make_unique<Lane>(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, model.device.index()));
         try {
@@ -143,7 +149,7 @@ void capture_lanes(pm_shim_model &model, CudaRunner &r, const at::Tensor &exampl
             graph->capture_end();
             lane->slot.graph = std::move(graph);
             // Capture only records: the first replay of a graph also uploads it to the
-            // device, which made a caller's first pass on a new stream 2.6x the median.
+            // device, which would otherwise slow a caller's first pass on this stream.
             lane->slot.graph->replay();
             lane->stream.synchronize();
         } catch (const std::exception &) {
@@ -157,7 +163,7 @@ void capture_lanes(pm_shim_model &model, CudaRunner &r, const at::Tensor &exampl
 // Captures model.forward on r.stream (the current stream) for inputs shaped like
 // `example` (its batch size names the graph). On failure with cuda_graph == -1
 // ("try") that batch size stays eager.
-void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
+void capture(pm_shim_model &model, CudaState &r, const at::Tensor &example) {
     const int n = int(example.size(0));
     if (n == 1) r.capture_tried = true;
     GraphSlot slot;
@@ -195,11 +201,11 @@ void capture(pm_shim_model &model, CudaRunner &r, const at::Tensor &example) {
         throw; // the model's output is wrong: that is the model's error, graph or not
     } catch (const std::exception &e) {
         (void)cudaGetLastError(); // a failed capture leaves a sticky "last error"
-        if (model.opts.cuda_graph == 1)
+        if (model.opts.graph == PM_GRAPH_REQUIRE)
             fail(PM_ERR_UNSUPPORTED,
-                 "cannot capture the model as a CUDA graph at batch size %d (pass cuda_graph=0 or -1): %s", n,
+                 "cannot capture the model as a CUDA graph at batch size %d (tune cuda_graph to 0 or -1): %s", n,
                  short_message(e).c_str());
-        // cuda_graph == -1: keep running eagerly; pm_status shows no graph.
+        // PM_GRAPH_TRY: keep running eagerly; pm_status shows no graph.
     }
 }
 
@@ -208,7 +214,7 @@ int64_t reserved_bytes(const c10::Device &device) {
 }
 
 void note_warm_footprint(const pm_shim_model &model) {
-    CudaRunner &r = *model.cuda;
+    CudaState &r = state_of(model);
     const int64_t now = reserved_bytes(model.device);
     int64_t seen = r.warm_reserved.load();
     while (now > seen && !r.warm_reserved.compare_exchange_weak(seen, now)) {
@@ -221,7 +227,7 @@ void note_warm_footprint(const pm_shim_model &model) {
 // emptyCache frees only blocks no tensor holds, and its cudaFree waits for the
 // device, so work in flight on other streams is safe (and briefly waited for).
 void release_cache_over_budget(const pm_shim_model &model) {
-    const int64_t limit = model.cuda->warm_reserved.load() + int64_t(model.opts.device_cache_mb) * (1 << 20);
+    const int64_t limit = state_of(model).warm_reserved.load() + int64_t(model.opts.device_cache_mb) * (1 << 20);
     if (reserved_bytes(model.device) > limit) c10::cuda::CUDACachingAllocator::emptyCache();
 }
 
@@ -229,7 +235,7 @@ CallerSync &sync_of(const BatchRequest *req) { return *static_cast<CallerSync *>
 
 // Runs the batch on the model's stream (the current stream) and sets each
 // prediction; it is ready when r.stream reaches the point after this call.
-void run_on_model_stream(pm_shim_model &model, CudaRunner &r, const std::vector<BatchRequest *> &batch) {
+void run_on_model_stream(pm_shim_model &model, CudaState &r, const std::vector<BatchRequest *> &batch) {
     const int n = int(batch.size());
     if (GraphSlot *g = r.graph_for(n)) {
         // A smaller batch than the graph's: the spare rows keep old inputs, and their
@@ -237,23 +243,19 @@ void run_on_model_stream(pm_shim_model &model, CudaRunner &r, const std::vector<
         for (int i = 0; i < n; ++i) g->in.narrow(0, i, 1).copy_(batch[size_t(i)]->input);
         g->graph->replay();
         for (int i = 0; i < n; ++i) {
-            CallerSync &s = sync_of(batch[size_t(i)]);
-            at::Tensor prediction;
-            {
-                // Allocated while the caller's stream is current: it belongs to that
-                // stream, which alone uses and frees it.
-                c10::cuda::CUDAStreamGuard on_caller(s.stream);
-                prediction = at::empty_like(g->out.narrow(0, 0, 1));
-            }
-            // The static output is overwritten by the next replay.
-            prediction.copy_(g->out.narrow(0, i, 1));
+            // The static output is overwritten by the next replay. The copy is made
+            // and written on the model's stream, then handed to the caller's: memory
+            // taken from the caller's stream instead could still be in use there by
+            // another call that shares that stream and has just freed it.
+            at::Tensor prediction = g->out.narrow(0, i, 1).clone();
+            prediction.record_stream(sync_of(batch[size_t(i)]).stream);
             batch[size_t(i)]->prediction = prediction;
         }
         return;
     }
     at::Tensor prediction;
     if (n == 1) {
-        const bool want_graph = model.opts.cuda_graph != 0;
+        const bool want_graph = model.opts.graph != PM_GRAPH_OFF;
         if (want_graph && !r.capture_tried && r.eager_runs >= eager_runs_before_capture(model))
             capture(model, r, batch[0]->input);
         if (GraphSlot *g = r.graph_for(1)) {
@@ -295,10 +297,8 @@ void run_on_lane(Lane &lane, BatchRequest &req) {
     req.prediction = prediction;
 }
 
-} // namespace
-
 void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
-    CudaRunner &r = *model.cuda;
+    CudaState &r = state_of(model);
     if (batch.size() == 1 && !r.lanes.empty()) {
         // Lanes exist only once the batch-1 graph does. Lane 0 is the path below.
         const unsigned k = r.next_lane.fetch_add(1, std::memory_order_relaxed) % unsigned(r.lanes.size() + 1);
@@ -320,18 +320,14 @@ void run_batch_cuda(pm_shim_model &model, const std::vector<BatchRequest *> &bat
     }
     // With batching on, the pass counts as running until the GPU has finished it:
     // the host only queues work, so without this wait the batcher would see every
-    // pass end at once and callers queued behind the GPU would never share a pass
-    // (measured: 1.05 images a pass with 4 callers). Callers that arrive meanwhile
+    // pass end at once and callers queued behind the GPU would almost never share a
+    // pass. Callers that arrive meanwhile
     // form the next batch. One image a pass keeps the fully asynchronous queueing.
     if (model.max_batch > 1) done.synchronize();
 }
 
-std::shared_ptr<void> caller_sync_cuda(const pm_shim_model &model) {
-    return std::make_shared<CallerSync>(c10::cuda::getCurrentCUDAStream(model.device.index()));
-}
-
 void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n) {
-    CudaRunner &r = *model.cuda;
+    CudaState &r = state_of(model);
     const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(model.device.index());
     std::vector<at::Tensor> copies(size_t(n), example_one);
     const at::Tensor example = at::cat(copies, 0).contiguous(
@@ -342,17 +338,16 @@ void prepare_cuda_batch_size(pm_shim_model &model, const at::Tensor &example_one
     ready.block(r.stream);
     c10::cuda::CUDAStreamGuard on_model(r.stream);
     for (int i = 0; i < eager_runs_before_capture(model); ++i) (void)eager_forward(model, example);
-    if (model.opts.cuda_graph != 0) capture(model, r, example);
+    if (model.opts.graph != PM_GRAPH_OFF) capture(model, r, example);
     r.stream.synchronize(); // `example` was made on the caller's stream and dies with this call
     note_warm_footprint(model);
 }
 
 // Why expandable segments: a context's memory is mostly the CUDA graph's private
 // pool, whose fixed-size segments are left part-used by the forward pass's many
-// differently sized activations. Segments that grow in place hold InSPyReNet Swin-B
-// 1024 fp16 in 1206 MiB instead of 1798, at the same latency (H100, docs/benchmarks.md).
-// The setting is process-wide in Torch, so a host that configured the allocator
-// itself keeps its own choice.
+// differently sized activations; segments that grow in place hold the same work in
+// less memory at the same latency. The setting is process-wide in Torch, so a host
+// that configured the allocator itself keeps its own choice.
 void configure_cuda_allocator() {
     static std::once_flag once;
     std::call_once(once, [] {
@@ -363,25 +358,14 @@ void configure_cuda_allocator() {
     });
 }
 
-std::shared_ptr<CudaRunner> make_cuda_runner(const c10::Device &device) {
-    // The input shape never changes, so cuDNN's autotuner pays once (in warm-up) and
-    // then uses the fastest kernels. Process-wide in Torch; see README ("CUDA").
-    at::globalContext().setBenchmarkCuDNN(true);
-    return std::make_shared<CudaRunner>(device);
-}
-
-// Why a second thread: a cold start spends ~0.3 s creating the context and
-// 0.2-0.3 s loading cuDNN (dlopen of its libraries, the handle) before the first
-// convolution runs, and the model file's load (0.3 s for IS-Net, 0.6 s for
-// InSPyReNet Swin-B) needs the CPU, not those. The work is the same either way; the
-// thread only moves it beside the load. 8 interleaved cold starts each way on an
-// H200: IS-Net READY 1319 against 1455 ms (the load 67 ms longer, the warm-up 145 ms
-// shorter), InSPyReNet 3410 against 3519 ms (docs/benchmarks.md, seventh session).
-// Only cuDNN: warming cuBLAS too held 62 MiB more device memory (its workspace for
-// this thread's stream) and a conv net such as IS-Net never calls it.
-CudaLibraryWarmer::CudaLibraryWarmer(const c10::Device &device, at::ScalarType dtype) {
+// Creates the device's CUDA context and loads cuDNN (a tiny convolution in dtype)
+// while the caller reads the model file: a cold start would otherwise pay for both
+// after the load, and the file read needs the CPU, not them. Only cuDNN: warming
+// cuBLAS too would hold its workspace for this thread's stream, and a conv net never
+// calls it. Failures are left for the load and the inferences to report.
+std::thread start_library_warmer(const c10::Device &device, at::ScalarType dtype) {
     try {
-        thread_ = std::thread([device, dtype] {
+        return std::thread([device, dtype] {
             try {
                 c10::cuda::CUDAGuard guard(device);
                 const auto opts = at::TensorOptions().device(device).dtype(dtype);
@@ -389,90 +373,145 @@ CudaLibraryWarmer::CudaLibraryWarmer(const c10::Device &device, at::ScalarType d
                 const at::Tensor w = at::zeros({8, 8, 3, 3}, opts).contiguous(at::MemoryFormat::ChannelsLast);
                 (void)at::conv2d(x, w);
                 c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
-            } catch (...) { // the load and the first inference report any such failure themselves
+            } catch (...) {
             }
         });
     } catch (const std::system_error &) { // no thread to spare: the load then does this work itself
+        return std::thread();
     }
-}
-
-CudaLibraryWarmer::~CudaLibraryWarmer() {
-    if (thread_.joinable()) thread_.join();
-}
-
-bool cuda_runner_has_graph(const CudaRunner &runner) { return !runner.graphs.empty(); }
-
-int cuda_runner_streams(const CudaRunner &runner) { return 1 + int(runner.lanes.size()); }
-
-// The eager runs the capture waits for, then the capture run itself; at least three,
-// so that warm-up judges stability over three runs.
-int cuda_warmup_runs(const pm_shim_model &model) {
-    const int capture = model.opts.cuda_graph != 0 ? 1 : 0;
-    return std::max(3, eager_runs_before_capture(model) + capture);
-}
-
-void with_io_stream(pm_shim_model &model, int64_t pixels, const std::function<void()> &body) {
-    CudaRunner &r = *model.cuda;
-    const bool large = pixels > int64_t(model.config.input_width) * model.config.input_height;
-    // Large work: the one large-work stream; the rest share the ring's other streams.
-    const unsigned index =
-        large ? 0 : 1 + r.next_io.fetch_add(1, std::memory_order_relaxed) % (CudaRunner::kIoStreams - 1);
-    {
-        c10::cuda::CUDAGuard device_guard(model.device);
-        c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[index]);
-        body();
-    }
-    if (large) release_cache_over_budget(model);
 }
 
 // Why pinned staging: a copy from pageable memory is staged by the driver through
 // its own pinned buffers and blocks the host for its whole length; a memcpy into a
-// pinned block and an asynchronous copy move a 1024x1024 RGB image to an H100 in
-// 0.2 ms instead of 0.3 (docs/benchmarks.md), and on the way back the matte, the
-// finiteness flag and the end of the forward pass cost one wait instead of two.
+// pinned block and an asynchronous copy are quicker, and on the way back the matte,
+// the finiteness flag and the end of the forward pass cost one wait instead of two.
 // Torch's caching host allocator keeps the blocks (rounded up to a power of two)
 // and reuses one only after the copies queued on it have run. Larger copies (a
 // 12 MP photo's 36 MB) stay pageable, so that no call pins more than this.
 constexpr int64_t kPinnedStagingMax = int64_t(16) << 20;
 
-bool stage_in_pinned(const pm_shim_model &model, int64_t bytes) {
-    return model.device.is_cuda() && bytes <= kPinnedStagingMax;
-}
-
-namespace {
 at::Tensor pinned_bytes(at::IntArrayRef sizes, at::ScalarType dtype = at::kByte) {
     return at::empty(sizes, at::TensorOptions().dtype(dtype).pinned_memory(true));
 }
+
+class CudaRunner final : public Runner {
+public:
+    explicit CudaRunner(const c10::Device &device) : device_(device), state_(device) {
+        // The input shape never changes, so cuDNN's autotuner pays once (in warm-up)
+        // and then uses the fastest kernels. Process-wide in Torch; see README ("CUDA").
+        at::globalContext().setBenchmarkCuDNN(true);
+    }
+    ~CudaRunner() override { finish_load(); }
+
+    CudaState &state() { return state_; }
+
+    void begin_load(at::ScalarType dtype) override {
+        configure_cuda_allocator(); // before the weights' first segment
+        warmer_ = start_library_warmer(device_, dtype);
+    }
+
+    void finish_load() override {
+        if (warmer_.joinable()) warmer_.join();
+    }
+
+    // The eager runs the capture waits for, then the capture run itself; at least
+    // three, so that warm-up judges stability over three runs.
+    int warmup_runs(const pm_shim_model &model) const override {
+        const int capture = model.opts.graph != PM_GRAPH_OFF ? 1 : 0;
+        return std::max(3, eager_runs_before_capture(model) + capture);
+    }
+
+    // Each call's resizing, normalising and matte work runs on a stream of the ring;
+    // calls larger than the model input on the ring's first stream only, after which
+    // cached memory past the budget goes back to the driver.
+    void with_call_stream(pm_shim_model &model, int64_t pixels, bool warm_up,
+                          const std::function<void()> &body) override {
+        CudaState &r = state_;
+        const bool large = pixels > int64_t(model.config.input_width) * model.config.input_height;
+        const unsigned index =
+            large ? 0 : 1 + r.next_io.fetch_add(1, std::memory_order_relaxed) % (CudaState::kIoStreams - 1);
+        {
+            c10::cuda::CUDAGuard device_guard(device_);
+            c10::cuda::CUDAStreamGuard stream_guard(r.io_streams[index]);
+            body();
+        }
+        if (large) release_cache_over_budget(model);
+        if (warm_up) note_warm_footprint(model);
+    }
+
+    std::shared_ptr<void> caller_sync(const pm_shim_model &) override {
+        return std::make_shared<CallerSync>(c10::cuda::getCurrentCUDAStream(device_.index()));
+    }
+
+    void run_batch(pm_shim_model &model, const std::vector<BatchRequest *> &batch) override {
+        run_batch_cuda(model, batch);
+    }
+
+    void prepare_batch_size(pm_shim_model &model, const at::Tensor &example_one, int n) override {
+        prepare_cuda_batch_size(model, example_one, n);
+    }
+
+    at::Tensor upload(const pm_shim_model &, const uint8_t *bytes, int64_t count) override {
+        if (count <= kPinnedStagingMax) {
+            at::Tensor staging = pinned_bytes({count});
+            std::memcpy(staging.data_ptr(), bytes, size_t(count));
+            return staging.to(device_, /*non_blocking=*/true);
+        }
+        return torch::from_blob(const_cast<uint8_t *>(bytes), {count}, at::TensorOptions().dtype(at::kByte))
+            .to(device_);
+    }
+
+    void download_matte(const at::Tensor &matte, const at::Tensor &finite, uint8_t *alpha_out) override {
+        if (matte.numel() > kPinnedStagingMax) {
+            // Straight into the caller's buffer: a synchronous copy, after which the
+            // flag is there to read.
+            torch::from_blob(alpha_out, matte.sizes(), at::TensorOptions().dtype(at::kByte)).copy_(matte);
+            if (!finite.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
+            return;
+        }
+        at::Tensor flag = pinned_bytes({}, at::kBool);
+        flag.copy_(finite, /*non_blocking=*/true);
+        at::Tensor staging = pinned_bytes(matte.sizes());
+        staging.copy_(matte, /*non_blocking=*/true);
+        c10::cuda::getCurrentCUDAStream(device_.index()).synchronize();
+        if (!flag.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
+        std::memcpy(alpha_out, staging.data_ptr(), size_t(staging.numel()));
+    }
+
+    bool has_graph() const override { return !state_.graphs.empty(); }
+    int streams() const override { return 1 + int(state_.lanes.size()); }
+
+    uint64_t device_memory() const override {
+        const int64_t reserved = reserved_bytes(device_);
+        return reserved > 0 ? uint64_t(reserved) : 0;
+    }
+
+    std::string description() const override {
+        return "cuda:" + std::to_string(int(device_.index())) + " " +
+               at::cuda::getDeviceProperties(device_.index())->name;
+    }
+
+    void synchronize() override { torch::cuda::synchronize(device_.index()); }
+
+    void release_cached_memory() noexcept override {
+        try {
+            c10::cuda::CUDACachingAllocator::emptyCache();
+        } catch (...) {
+        }
+    }
+
+private:
+    c10::Device device_;
+    CudaState state_;
+    std::thread warmer_;
+};
+
 } // namespace
 
-at::Tensor upload_pinned(const pm_shim_model &model, const uint8_t *bytes, int64_t count) {
-    at::Tensor staging = pinned_bytes({count});
-    std::memcpy(staging.data_ptr(), bytes, size_t(count));
-    return staging.to(model.device, /*non_blocking=*/true);
-}
+CudaState &state_of(const pm_shim_model &model) { return static_cast<CudaRunner &>(*model.runner).state(); }
 
-void download_matte(const at::Tensor &matte, const at::Tensor &finite, uint8_t *alpha_out) {
-    at::Tensor flag = pinned_bytes({}, at::kBool);
-    flag.copy_(finite, /*non_blocking=*/true);
-    at::Tensor staging = pinned_bytes(matte.sizes());
-    staging.copy_(matte, /*non_blocking=*/true);
-    c10::cuda::getCurrentCUDAStream(matte.device().index()).synchronize();
-    if (!flag.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
-    std::memcpy(alpha_out, staging.data_ptr(), size_t(staging.numel()));
-}
+std::unique_ptr<Runner> make_cuda_runner(const c10::Device &device) { return std::make_unique<CudaRunner>(device); }
 
-void run_pipeline_cuda(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
-                       int channels, uint8_t *alpha_out, bool warm_up) {
-    with_io_stream(model, int64_t(width) * height, [&] {
-        BatchRequest req;
-        req.input = preprocess(model, pixels, width, height, stride, channels);
-        req.counted = !warm_up;
-        CallerSync sync(c10::cuda::getCurrentCUDAStream(model.device.index())); // after the input's work
-        req.device_sync = &sync;
-        at::Tensor prediction = forward_gathered(model, req);
-        postprocess(model, prediction, width, height, alpha_out);
-    });
-    if (warm_up) note_warm_footprint(model);
-}
+int cuda_device_count() { return int(torch::cuda::device_count()); }
 
 } // namespace petmatte

@@ -1,10 +1,13 @@
 // foreground.cpp - clean-edges foreground estimation on the model's device: the
-// method of lib/foreground.c (Germer et al., ICPR 2020; see docs/clean-edges.md)
-// with skip_flat = 0, written as tensor ops so that it runs where the model runs.
+// levels of a pm_fg_plan (shim.h) as tensor ops. lib/foreground.c owns the method
+// (Germer et al., ICPR 2020; see docs/clean-edges.md): it plans the pyramid (level
+// sizes, iteration counts, nearest maps), runs the small levels on the host and
+// hands over the rest; this file only sweeps what the plan says, so that it runs
+// where the model runs.
 //
-// Same pyramid (sizes, nearest sampling from full resolution, F = B = I at 1x1,
-// nearest start values from the previous level), same per-pixel 2x2 solve, same
-// red-black order and iteration counts. What differs is float rounding only: the
+// Each level samples the image at the plan's maps, starts from the previous level's
+// F and B at the plan's maps, and runs the plan's red-black sweeps with the same
+// per-pixel 2x2 solve as the C version. What differs is float rounding only: the
 // neighbour terms are summed in another order, and the CUDA kernels may fuse a
 // multiply and an add.
 //
@@ -20,133 +23,16 @@
 // pixels, are 0. A border neighbour that the C code clamps to the pixel itself
 // (weight eps) is added back on the four border strips.
 //
-// Small levels (at most kHostMaxPixels) run on the host in plain loops, in exactly
-// the C code's arithmetic: on a GPU each of their 10 sweeps would cost a dozen
-// kernel launches for a few thousand pixels. Their result (at most 1.5 MB) goes up
-// once; the image goes up once, as 8-bit; only the RGB bytes come back.
+// Transfers: the image goes up once, as 8-bit, with the host levels' result; only
+// the RGB bytes come back. The caller makes the device and stream current.
 #include "shim_internal.hpp"
 
 #include <cmath>
-#include <cstring>
+#include <memory>
 #include <vector>
-
-#ifdef PETMATTE_WITH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
-
-extern "C" {
-#include "../lib/foreground.h" // the method's parameters (PM_FG_*), one source of truth
-#include "../lib/fg_solve.h"   // the per-pixel step, shared with foreground.c
-}
 
 namespace petmatte {
 namespace {
-
-// Levels up to this many pixels run on the host (256x256; 252x207 at 12 MP).
-constexpr int64_t kHostMaxPixels = 65536;
-
-struct Size {
-    int w, h;
-};
-
-// round(W^(l/n)) x round(H^(l/n)), l = 0..n, n = ceil(log2(max(W,H))): as foreground.c.
-std::vector<Size> level_sizes(int width, int height) {
-    const int maxdim = width > height ? width : height;
-    int n = 0;
-    while ((1LL << n) < static_cast<long long>(maxdim)) n++;
-    std::vector<Size> sizes;
-    for (int l = 0; l <= n; l++) {
-        int w = width, h = height;
-        if (l < n) {
-            const double e = double(l) / double(n);
-            w = int(std::lround(std::pow(double(width), e)));
-            h = int(std::lround(std::pow(double(height), e)));
-            w = w < 1 ? 1 : (w > width ? width : w);
-            h = h < 1 ? 1 : (h > height ? height : h);
-        }
-        sizes.push_back({w, h});
-    }
-    return sizes;
-}
-
-int iterations_for(const Size &s) {
-    return (s.w <= PM_FG_SMALL_SIZE && s.h <= PM_FG_SMALL_SIZE) ? PM_FG_SMALL_ITERATIONS : PM_FG_BIG_ITERATIONS;
-}
-
-// Nearest sampling as pymatting's _resize_nearest: src = dst * n_src / n_dst.
-void nearest_map(std::vector<int> &map, int n_dst, int n_src) {
-    map.resize(size_t(n_dst));
-    for (int i = 0; i < n_dst; i++) {
-        const long long s = static_cast<long long>(i) * n_src / n_dst;
-        map[size_t(i)] = int(s < n_src ? s : n_src - 1);
-    }
-}
-
-// ---- host levels: foreground.c's loops, F and B as 6 floats a pixel, row-major ----
-
-void host_update(const float *lut, const uint8_t *rgb, const uint8_t *al, float *fb, size_t i, const size_t nb[4]) {
-    const float colour[3] = {lut[rgb[i * 3]], lut[rgb[i * 3 + 1]], lut[rgb[i * 3 + 2]]};
-    const float na[4] = {lut[al[nb[0]]], lut[al[nb[1]]], lut[al[nb[2]]], lut[al[nb[3]]]};
-    const float *const nq[4] = {fb + nb[0] * 6, fb + nb[1] * 6, fb + nb[2] * 6, fb + nb[3] * 6};
-    pm_fg_solve_pixel(lut[al[i]], colour, na, nq, PM_FG_REGULARIZATION, PM_FG_GRADIENT_WEIGHT, fb + i * 6);
-}
-
-// Levels [0, count) on the host; returns the last one's F and B (w*h*6 floats).
-std::vector<float> host_levels(const uint8_t *rgba, const uint8_t *alpha, int width, int height,
-                               const std::vector<Size> &sizes, size_t count, const float *lut) {
-    std::vector<float> prev, cur;
-    std::vector<uint8_t> rgb, al;
-    std::vector<int> xm, ym;
-    for (size_t l = 0; l < count; l++) {
-        const int w = sizes[l].w, h = sizes[l].h;
-        const size_t W = size_t(w);
-        rgb.resize(W * size_t(h) * 3);
-        al.resize(W * size_t(h));
-        nearest_map(xm, w, width);
-        nearest_map(ym, h, height);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                const size_t s = size_t(ym[size_t(y)]) * size_t(width) + size_t(xm[size_t(x)]);
-                const size_t d = size_t(y) * W + size_t(x);
-                std::memcpy(&rgb[d * 3], rgba + s * 4, 3);
-                al[d] = alpha[s];
-            }
-        cur.assign(W * size_t(h) * 6, 0.0f);
-        if (l == 0) {
-            for (size_t p = 0; p < W * size_t(h); p++)
-                for (int c = 0; c < 3; c++) cur[p * 6 + size_t(c)] = cur[p * 6 + 3 + size_t(c)] = lut[rgb[p * 3 + size_t(c)]];
-        } else {
-            const int pw = sizes[l - 1].w, ph = sizes[l - 1].h;
-            nearest_map(xm, w, pw);
-            nearest_map(ym, h, ph);
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                    std::memcpy(&cur[(size_t(y) * W + size_t(x)) * 6],
-                                &prev[(size_t(ym[size_t(y)]) * size_t(pw) + size_t(xm[size_t(x)])) * 6],
-                                6 * sizeof(float));
-        }
-        const int iters = iterations_for(sizes[l]);
-        for (int it = 0; it < iters; it++)
-            for (int colour = 0; colour < 2; colour++)
-                for (int y = 0; y < h; y++)
-                    for (int x = (y + colour) & 1; x < w; x += 2) {
-                        const size_t i = size_t(y) * W + size_t(x);
-                        const size_t nb[4] = {x > 0 ? i - 1 : i, x + 1 < w ? i + 1 : i, y > 0 ? i - W : i,
-                                              y + 1 < h ? i + W : i}; // left, right, up, down
-                        host_update(lut, rgb.data(), al.data(), cur.data(), i, nb);
-                    }
-        prev.swap(cur);
-    }
-    return prev;
-}
-
-// ---- device levels ------------------------------------------------------------------
-
-// i * n_src / n_dst for i in [0, n), clamped to n_src - 1 (n may exceed n_dst: padding).
-at::Tensor nearest_index(int64_t n, int64_t n_dst, int64_t n_src, const at::TensorOptions &longs) {
-    return at::arange(n, longs).mul_(n_src).div_(n_dst, "floor").clamp_max_(n_src - 1);
-}
 
 // The colour-c pixels of a contiguous [C, he, we] tensor as a view [C, he/2, 2, we/2]:
 // element (k, i, r, j) is pixel (y, x) = (2i + r, 2j + ((r + c) & 1)).
@@ -165,8 +51,8 @@ struct Half {
 
 class DeviceLevel {
 public:
-    DeviceLevel(int w, int h, const at::TensorOptions &floats)
-        : w_(w), h_(h), w2_((w + 1) / 2), h2_((h + 1) / 2), floats_(floats) {
+    DeviceLevel(int w, int h, float eps, float omega, const at::TensorOptions &floats)
+        : w_(w), h_(h), w2_((w + 1) / 2), h2_((h + 1) / 2), eps_(eps), omega_(omega), floats_(floats) {
         for (int c = 0; c < 2; c++) {
             half_[c].fb = at::zeros({6, 2 * h2_ + 2, w2_ + 2}, floats);
             half_[c].own = half_[c].fb.slice(1, 1, 2 * h2_ + 1).slice(2, 1, w2_ + 1).view({6, h2_, 2, w2_});
@@ -196,18 +82,18 @@ public:
         img.div_(k255); // v / 255 as foreground.c's table (a true division, also on CUDA)
         const at::Tensor a0 = alpha8.to(at::kFloat).div_(k255);
         const at::Tensor a1 = a0.neg().add_(1.0);
-        const float eps = PM_FG_REGULARIZATION;
+        const float eps = eps_;
         // d*: eps + omega*|a0 - a_neighbour| towards left, right, up, down; eps where the
         // neighbour is clamped to the pixel itself.
         at::Tensor dl = at::full({h, w}, eps, floats_), dr = at::full({h, w}, eps, floats_);
         at::Tensor du = at::full({h, w}, eps, floats_), dd = at::full({h, w}, eps, floats_);
         if (w > 1) {
-            const at::Tensor d = (a0.slice(1, 1, w) - a0.slice(1, 0, w - 1)).abs_().mul_(PM_FG_GRADIENT_WEIGHT).add_(eps);
+            const at::Tensor d = (a0.slice(1, 1, w) - a0.slice(1, 0, w - 1)).abs_().mul_(omega_).add_(eps);
             dl.slice(1, 1, w).copy_(d);
             dr.slice(1, 0, w - 1).copy_(d);
         }
         if (h > 1) {
-            const at::Tensor d = (a0.slice(0, 1, h) - a0.slice(0, 0, h - 1)).abs_().mul_(PM_FG_GRADIENT_WEIGHT).add_(eps);
+            const at::Tensor d = (a0.slice(0, 1, h) - a0.slice(0, 0, h - 1)).abs_().mul_(omega_).add_(eps);
             du.slice(0, 1, h).copy_(d);
             dd.slice(0, 0, h - 1).copy_(d);
         }
@@ -255,11 +141,10 @@ public:
         }
     }
 
-    // Start values: prev ([6, >= ph, >= pw], any strides) at the nearest position.
-    void set_start(const at::Tensor &prev, int pw, int ph) {
-        const at::TensorOptions longs = floats_.dtype(at::kLong);
-        const at::Tensor full = prev.index_select(1, nearest_index(2 * h2_, h_, ph, longs))
-                                    .index_select(2, nearest_index(2 * w2_, w_, pw, longs));
+    // Start values: prev ([6, >= ph, >= pw], any strides) at rows ys and columns xs
+    // (index tensors of he and we entries; see padded_index).
+    void set_start(const at::Tensor &prev, const at::Tensor &ys, const at::Tensor &xs) {
+        const at::Tensor full = prev.index_select(1, ys).index_select(2, xs);
         for (int c = 0; c < 2; c++) half_[c].own.copy_(colour_view(full, c));
     }
 
@@ -272,7 +157,7 @@ public:
         sum_.addcmul_(me.w_other, me.other);
         // Clamped neighbours: the pixel itself, weight eps, on the image's four borders
         // (a corner gets two; padding pixels in a strip hold 0 or are never read).
-        const float eps = PM_FG_REGULARIZATION;
+        const float eps = eps_;
         const int64_t top_r = 0, bottom_i = (h_ - 1) / 2, bottom_r = (h_ - 1) & 1;
         const int64_t left_r = c, right_r = (((w_ - 1) & 1) + c) & 1, right_j = (w_ - 1) / 2;
         sum_.select(1, 0).select(1, top_r).add_(me.own.select(1, 0).select(1, top_r), eps);
@@ -303,67 +188,133 @@ public:
 
 private:
     int64_t w_, h_, w2_, h2_;
+    float eps_, omega_;
     at::TensorOptions floats_;
     Half half_[2];
     at::Tensor sum_; // [6, h2, 2, w2] scratch: the right-hand sides of one half-sweep
 };
 
-void write_host_output(const uint8_t *rgba, const uint8_t *alpha, const std::vector<float> &fb, size_t n,
-                       uint8_t *rgb_out) {
-    for (size_t i = 0; i < n; i++)
-        for (size_t c = 0; c < 3; c++)
-            rgb_out[i * 3 + c] = alpha[i] == 255 ? rgba[i * 4 + c] : uint8_t(fb[i * 6 + c] * 255.0f + 0.5f);
+// Checks that every value of the plan is in range, so that no index reaches a
+// device kernel out of bounds.
+void check_map(const int32_t *map, int n, int limit, const char *what, int level) {
+    if (!map) fail(PM_ERR_INVALID_ARGUMENT, "clean edges: level %d: NULL %s map", level, what);
+    for (int i = 0; i < n; i++)
+        if (map[i] < 0 || map[i] >= limit)
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: level %d: %s map entry %d is %d, outside 0..%d", level, what,
+                 i, int(map[i]), limit - 1);
 }
 
-void estimate_on_device(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width,
-                        int height, uint8_t *rgb_out) {
-    const std::vector<Size> sizes = level_sizes(width, height);
-    size_t n_host = 0;
-    while (n_host < sizes.size() && int64_t(sizes[n_host].w) * sizes[n_host].h <= kHostMaxPixels) n_host++;
-
-    float lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = float(v) / 255.0f;
-    const std::vector<float> host_fb = host_levels(rgba, alpha, width, height, sizes, n_host, lut);
-    const size_t n = size_t(width) * size_t(height);
-    if (n_host == sizes.size()) { // a small image: nothing for the device
-        write_host_output(rgba, alpha, host_fb, n, rgb_out);
-        return;
+void check_plan(const pm_fg_plan &plan, int width, int height) {
+    if (plan.levels < 1 || !plan.level || !plan.start_fb)
+        fail(PM_ERR_INVALID_ARGUMENT, "clean edges: the plan needs at least one level and a start");
+    if (plan.start_width < 1 || plan.start_width > width || plan.start_height < 1 || plan.start_height > height)
+        fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad start size %dx%d for a %dx%d image", plan.start_width,
+             plan.start_height, width, height);
+    if (!std::isfinite(plan.regularization) || !(plan.regularization > 0.0f) ||
+        !std::isfinite(plan.gradient_weight) || !(plan.gradient_weight >= 0.0f))
+        fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad weights (regularization %g, gradient %g)",
+             double(plan.regularization), double(plan.gradient_weight));
+    int pw = plan.start_width, ph = plan.start_height;
+    for (int l = 0; l < plan.levels; l++) {
+        const pm_fg_level &L = plan.level[l];
+        if (L.width < 1 || L.width > width || L.height < 1 || L.height > height || L.iterations < 0)
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: level %d: bad size %dx%d or iterations %d", l, L.width,
+                 L.height, L.iterations);
+        if (!L.x_full != !L.y_full || (!L.x_full && (L.width != width || L.height != height)))
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: level %d: the image maps are NULL but the level is not %dx%d",
+                 l, width, height);
+        if (L.x_full) {
+            check_map(L.x_full, L.width, width, "x_full", l);
+            check_map(L.y_full, L.height, height, "y_full", l);
+        }
+        check_map(L.x_prev, L.width, pw, "x_prev", l);
+        check_map(L.y_prev, L.height, ph, "y_prev", l);
+        pw = L.width;
+        ph = L.height;
     }
+    if (pw != width || ph != height)
+        fail(PM_ERR_INVALID_ARGUMENT, "clean edges: the last level is %dx%d, not the image's %dx%d", pw, ph, width,
+             height);
+}
 
+// Every level's maps as index tensors on the device, uploaded together: a copy from
+// host memory waits for the stream, so one copy before the first kernel rather than
+// one per level behind the previous level's sweeps. Entries past a map's end index
+// padding pixels (odd level sizes), whose values no real pixel reads: they repeat
+// the last entry.
+struct LevelIndex {
+    at::Tensor x_full, y_full, x_prev, y_prev; // x_full, y_full undefined where the plan's are NULL
+};
+
+std::vector<LevelIndex> upload_maps(const pm_fg_plan &plan, const c10::Device &device) {
+    std::vector<int64_t> host;
+    const auto append = [&host](const int32_t *map, int64_t n, int64_t size) {
+        const int64_t offset = int64_t(host.size());
+        for (int64_t i = 0; i < size; i++) host.push_back(map[i < n ? i : n - 1]);
+        return offset;
+    };
+    const auto even = [](int n) { return 2 * ((int64_t(n) + 1) / 2); };
+    std::vector<int64_t> offsets; // per level: x_full, y_full (or -1), x_prev, y_prev
+    for (int l = 0; l < plan.levels; l++) {
+        const pm_fg_level &L = plan.level[l];
+        offsets.push_back(L.x_full ? append(L.x_full, L.width, L.width) : -1);
+        offsets.push_back(L.y_full ? append(L.y_full, L.height, L.height) : -1);
+        offsets.push_back(append(L.x_prev, L.width, even(L.width)));
+        offsets.push_back(append(L.y_prev, L.height, even(L.height)));
+    }
+    const at::Tensor all = at::from_blob(host.data(), {int64_t(host.size())}, at::kLong)
+                               .to(device, /*non_blocking=*/false, /*copy=*/true);
+    std::vector<LevelIndex> index(size_t(plan.levels));
+    for (int l = 0; l < plan.levels; l++) {
+        const pm_fg_level &L = plan.level[l];
+        const int64_t *o = &offsets[size_t(l) * 4];
+        LevelIndex &ix = index[size_t(l)];
+        if (L.x_full) {
+            ix.x_full = all.narrow(0, o[0], L.width);
+            ix.y_full = all.narrow(0, o[1], L.height);
+        }
+        ix.x_prev = all.narrow(0, o[2], even(L.width));
+        ix.y_prev = all.narrow(0, o[3], even(L.height));
+    }
+    return index;
+}
+
+} // namespace
+
+void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width, int height,
+                         const pm_fg_plan &plan, uint8_t *rgb_out) {
+    check_plan(plan, width, height);
     const at::TensorOptions floats = at::TensorOptions().dtype(at::kFloat).device(device);
     const at::TensorOptions bytes = at::TensorOptions().dtype(at::kByte);
     // The 8-bit image and matte, uploaded once (on the CPU, .to() returns the same tensor).
     const at::Tensor rgba_d = at::from_blob(const_cast<uint8_t *>(rgba), {height, width, 4}, bytes).to(device);
     const at::Tensor alpha_d = at::from_blob(const_cast<uint8_t *>(alpha), {height, width}, bytes).to(device);
-    // The last host level's F and B, [6, h, w].
-    const Size top = sizes[n_host - 1];
-    at::Tensor prev = at::from_blob(const_cast<float *>(host_fb.data()), {top.h, top.w, 6}, at::kFloat)
+    // The host levels' F and B, [6, h, w].
+    at::Tensor prev = at::from_blob(const_cast<float *>(plan.start_fb), {plan.start_height, plan.start_width, 6},
+                                    at::kFloat)
                           .to(device, /*non_blocking=*/false, /*copy=*/true)
                           .permute({2, 0, 1});
-    int pw = top.w, ph = top.h;
 
-    const at::TensorOptions longs = floats.dtype(at::kLong);
+    const std::vector<LevelIndex> index = upload_maps(plan, device);
+
     std::unique_ptr<DeviceLevel> level;
-    for (size_t l = n_host; l < sizes.size(); l++) {
-        const Size s = sizes[l];
+    for (int l = 0; l < plan.levels; l++) {
+        const pm_fg_level &L = plan.level[l];
+        const LevelIndex &ix = index[size_t(l)];
         level.reset(); // free the previous level before allocating this one
-        level.reset(new DeviceLevel(s.w, s.h, floats));
-        if (l + 1 == sizes.size()) {
+        level.reset(new DeviceLevel(L.width, L.height, plan.regularization, plan.gradient_weight, floats));
+        if (!L.x_full) {
             level->set_image(rgba_d, alpha_d);
         } else {
-            const at::Tensor ys = nearest_index(s.h, s.h, height, longs), xs = nearest_index(s.w, s.w, width, longs);
-            level->set_image(rgba_d.index_select(0, ys).index_select(1, xs),
-                             alpha_d.index_select(0, ys).index_select(1, xs));
+            level->set_image(rgba_d.index_select(0, ix.y_full).index_select(1, ix.x_full),
+                             alpha_d.index_select(0, ix.y_full).index_select(1, ix.x_full));
         }
-        level->set_start(prev, pw, ph);
+        level->set_start(prev, ix.y_prev, ix.x_prev);
         prev = at::Tensor();
-        const int iters = iterations_for(s);
-        for (int it = 0; it < iters; it++)
+        for (int it = 0; it < L.iterations; it++)
             for (int colour = 0; colour < 2; colour++) level->half_sweep(colour);
         level->release_constants();
         prev = level->unpack();
-        pw = s.w;
-        ph = s.h;
     }
     level.reset();
 
@@ -373,23 +324,6 @@ void estimate_on_device(const c10::Device &device, const uint8_t *rgba, const ui
     const at::Tensor out = at::where(alpha_d.eq(255).unsqueeze(2), rgba_d.slice(2, 0, 3), f8.permute({1, 2, 0}))
                                .contiguous();
     at::from_blob(rgb_out, {height, width, 3}, bytes).copy_(out);
-}
-
-} // namespace
-
-void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width,
-                         int height, uint8_t *rgb_out) {
-#ifdef PETMATTE_WITH_CUDA
-    if (device.is_cuda()) {
-        c10::cuda::CUDAGuard device_guard(device);
-        // On the current stream: pm_shim_estimate_foreground makes that one of the
-        // model's I/O streams (cuda_runner.cpp), whose allocator cache is reused call
-        // after call instead of growing one cache per pool stream.
-        estimate_on_device(device, rgba, alpha, width, height, rgb_out);
-        return;
-    }
-#endif
-    estimate_on_device(device, rgba, alpha, width, height, rgb_out);
 }
 
 } // namespace petmatte

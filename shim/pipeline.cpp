@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <torch/csrc/jit/runtime/graph_executor.h>
-#include <torch/cuda.h>
 #include <torch/nn/functional/upsampling.h>
 
 namespace petmatte {
@@ -29,13 +28,7 @@ at::Tensor upload_rgb(const pm_shim_model &model, const uint8_t *pixels, int wid
     // as_strided, so the host never repacks the image.
     const int64_t row_bytes = int64_t(width) * channels;
     const int64_t span = int64_t(height - 1) * int64_t(stride) + row_bytes;
-    at::Tensor bytes;
-#ifdef PETMATTE_WITH_CUDA
-    if (stage_in_pinned(model, span)) bytes = upload_pinned(model, pixels, span);
-#endif
-    if (!bytes.defined())
-        bytes = torch::from_blob(const_cast<uint8_t *>(pixels), {span}, at::TensorOptions().dtype(at::kByte))
-                    .to(model.device);
+    const at::Tensor bytes = model.runner->upload(model, pixels, span);
     at::Tensor hwc = bytes.as_strided({height, width, channels}, {int64_t(stride), channels, 1});
     // RGB only (alpha is ignored here), NCHW, contiguous float.
     at::Tensor nchw = hwc.narrow(2, 0, 3).permute({2, 0, 1}).unsqueeze(0);
@@ -110,20 +103,15 @@ at::Tensor check_shape(const at::Tensor &pred, int64_t n) {
     return ok3 ? pred.unsqueeze(1) : pred;
 }
 
-// Model output -> [1, 1, height, width] uint8 matte on the model's device. On a GPU
-// *finite is set to a 0-dim flag for the caller to check once the matte is back:
-// reading it here would make the host wait for the forward pass before queueing
-// the rest, and then again for the download. Elsewhere the check is made here,
-// before any conversion, and *finite stays undefined.
+// Model output -> [1, 1, height, width] uint8 matte on the model's device. *finite
+// is set to a 0-dim flag for the runner to check once the matte is back: reading it
+// here would make a GPU's host wait for the forward pass before queueing the rest,
+// and then again for the download.
 at::Tensor to_matte(const pm_shim_model &model, const at::Tensor &raw, int height, int width, at::Tensor *finite) {
     const pm_model_config &cfg = model.config;
     // Out-of-place first: the output may alias a tensor the model keeps.
     at::Tensor p = raw.to(at::kFloat);
-    at::Tensor all_finite = at::isfinite(p).all();
-    if (model.device.is_cuda())
-        *finite = all_finite;
-    else if (!all_finite.item<bool>())
-        fail(PM_ERR_MODEL, kNotFinite);
+    *finite = at::isfinite(p).all();
     if (cfg.activation == PM_ACTIVATION_LOGIT) p = p.sigmoid();
     if (cfg.minmax_normalize) {
         const at::Tensor lo = p.min(), hi = p.max();
@@ -210,21 +198,14 @@ at::Tensor stack_inputs(const pm_shim_model &model, const std::vector<BatchReque
                                                                   : at::MemoryFormat::Contiguous);
 }
 
+namespace {
+
 void run_batch(pm_shim_model &model, const std::vector<BatchRequest *> &batch) {
-#ifdef PETMATTE_WITH_CUDA
-    if (model.device.is_cuda()) {
-        run_batch_cuda(model, batch);
-        return;
-    }
-#endif
-    at::Tensor prediction;
-    {
-        std::lock_guard<std::mutex> lock(model.forward_mu);
-        prediction = eager_forward(model, stack_inputs(model, batch));
-    }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i]->prediction = prediction.narrow(0, int64_t(i), 1);
+    model.runner->run_batch(model, batch);
 }
 
+// Submits req to the model's batcher and returns its prediction ([1, 1, h, w]), or
+// rethrows the error of the pass it ran in.
 at::Tensor forward_gathered(pm_shim_model &model, BatchRequest &req) {
     model.batcher.submit(req, model.max_batch, model.opts.batch_wait_us, [&](const std::vector<BatchRequest *> &batch) {
         if (batch.size() == 1) {
@@ -250,8 +231,6 @@ at::Tensor forward_gathered(pm_shim_model &model, BatchRequest &req) {
     return req.prediction;
 }
 
-namespace {
-
 // A left-right mirror of the warm-up image: a second, different input of the same
 // statistics for the batch check.
 std::vector<uint8_t> mirrored(const std::vector<uint8_t> &rgb, int w, int h) {
@@ -265,10 +244,7 @@ std::vector<uint8_t> mirrored(const std::vector<uint8_t> &rgb, int w, int h) {
 
 // One forward pass over inputs right now (no gathering), from the calling thread.
 std::vector<at::Tensor> forward_now(pm_shim_model &model, const std::vector<at::Tensor> &inputs) {
-    std::shared_ptr<void> sync; // CUDA: the inputs were made on this thread's stream
-#ifdef PETMATTE_WITH_CUDA
-    if (model.device.is_cuda()) sync = caller_sync_cuda(model);
-#endif
+    const std::shared_ptr<void> sync = model.runner->caller_sync(model); // the inputs were made on this stream
     std::vector<BatchRequest> reqs(inputs.size());
     std::vector<BatchRequest *> batch;
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -294,8 +270,9 @@ double batch_deviation(const at::Tensor &alone, const at::Tensor &in_batch) {
 
 } // namespace
 
-void prepare_batches(pm_shim_model &model, int requested, bool explicit_request) {
+void prepare_batches(pm_shim_model &model) {
     torch::NoGradGuard no_grad;
+    const int requested = model.opts.max_batch;
     const int w = model.config.input_width, h = model.config.input_height;
     const std::vector<uint8_t> other = mirrored(model.warm_pixels, w, h);
     const at::Tensor a = preprocess(model, model.warm_pixels.data(), w, h, size_t(w) * 3, 3);
@@ -303,64 +280,43 @@ void prepare_batches(pm_shim_model &model, int requested, bool explicit_request)
     const at::Tensor pa = forward_now(model, {a})[0], pb = forward_now(model, {b})[0];
     const std::vector<at::Tensor> pab = forward_now(model, {a, b});
     const double deviation = std::max(batch_deviation(pa, pab[0]), batch_deviation(pb, pab[1]));
-    if (!(deviation <= 0.02)) {
-        if (explicit_request)
-            fail(PM_ERR_UNSUPPORTED,
-                 "max_batch %d: this model does not treat the images of a batch independently (an image's "
-                 "prediction changed by %.3g of its range inside a batch of two); use max_batch 1",
-                 requested, deviation);
-        model.max_batch = 1; // auto: run one image a pass
-        return;
-    }
-#ifdef PETMATTE_WITH_CUDA
-    if (model.device.is_cuda()) {
-        for (int n : batch_sizes(requested))
-            if (n > 1) prepare_cuda_batch_size(model, a, n);
-    }
-#endif
+    if (!(deviation <= 0.02))
+        fail(PM_ERR_UNSUPPORTED,
+             "max_batch %d: this model does not treat the images of a batch independently (an image's "
+             "prediction changed by %.3g of its range inside a batch of two); use max_batch 1",
+             requested, deviation);
+    for (int n : batch_sizes(requested))
+        if (n > 1) model.runner->prepare_batch_size(model, a, n);
     model.max_batch = requested;
 }
 
+namespace {
+
+// Prediction -> activation / min-max -> width x height -> 8-bit, into alpha_out.
+// Throws ShimError (kNotFinite) when the prediction holds NaN or Inf.
 void postprocess(const pm_shim_model &model, const at::Tensor &prediction, int width, int height,
                  uint8_t *alpha_out) {
     at::Tensor finite;
     const at::Tensor matte = to_matte(model, prediction, height, width, &finite).reshape({height, width});
-#ifdef PETMATTE_WITH_CUDA
-    if (stage_in_pinned(model, int64_t(width) * height)) {
-        download_matte(matte, finite, alpha_out);
-        return;
-    }
-#endif
-    // Straight into the caller's buffer (a synchronous device->host copy on CUDA,
-    // after which a device's flag is there to read).
-    torch::from_blob(alpha_out, {height, width}, at::TensorOptions().dtype(at::kByte)).copy_(matte);
-    if (finite.defined() && !finite.item<bool>()) fail(PM_ERR_MODEL, kNotFinite);
+    model.runner->download_matte(matte, finite, alpha_out);
 }
+
+} // namespace
 
 void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,
                   int channels, uint8_t *alpha_out, bool warm_up) {
     // No autograd bookkeeping. (c10::InferenceMode would be a little cheaper, but
     // TorchScript modules have hit inference-tensor errors with it in some versions.)
     torch::NoGradGuard no_grad;
-#ifdef PETMATTE_WITH_CUDA
-    if (model.device.is_cuda()) {
-        run_pipeline_cuda(model, pixels, width, height, stride, channels, alpha_out, warm_up);
-        return;
-    }
-#endif
-    BatchRequest req;
-    req.input = preprocess(model, pixels, width, height, stride, channels);
-    req.counted = !warm_up;
-    at::Tensor prediction = forward_gathered(model, req);
-    postprocess(model, prediction, width, height, alpha_out);
-}
-
-void synchronize(const c10::Device &device) {
-#ifdef PETMATTE_WITH_CUDA
-    if (device.is_cuda()) torch::cuda::synchronize(device.index());
-#else
-    (void)device;
-#endif
+    model.runner->with_call_stream(model, int64_t(width) * height, warm_up, [&] {
+        BatchRequest req;
+        req.input = preprocess(model, pixels, width, height, stride, channels);
+        req.counted = !warm_up;
+        const std::shared_ptr<void> sync = model.runner->caller_sync(model); // after the input's work
+        req.device_sync = sync.get();
+        const at::Tensor prediction = forward_gathered(model, req);
+        postprocess(model, prediction, width, height, alpha_out);
+    });
 }
 
 } // namespace petmatte

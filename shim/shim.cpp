@@ -2,10 +2,10 @@
 // and the one place where C++ exceptions become a pm_code and a message.
 //
 // Every entry point runs its body inside guarded(), so no exception reaches C.
-// The tensor work of an inference lives in pipeline.cpp.
+// The tensor work of an inference lives in pipeline.cpp; what differs between
+// devices lives behind the Runner interface (runner.hpp).
 //
-// Written against the libtorch APIs common to 1.13 and 2.x; CUDA-only code is under
-// PETMATTE_WITH_CUDA, which CMake sets when Torch was built with CUDA.
+// Written against the libtorch APIs common to 1.13 and 2.x.
 #include "shim_internal.hpp"
 
 #include <algorithm>
@@ -23,13 +23,7 @@
 
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/cuda.h>
 #include <torch/version.h>
-
-#ifdef PETMATTE_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDACachingAllocator.h>
-#endif
 
 namespace petmatte {
 
@@ -93,29 +87,16 @@ void write_message(char *err, size_t errcap, const std::string &msg) {
     if (err && errcap > 0) std::snprintf(err, errcap, "%s", msg.c_str());
 }
 
-// Returns cached-but-unused CUDA blocks to the driver, so that after an OOM a later
-// call (or another process) can get the memory. Best effort: never throws.
-void release_cached_memory(const c10::Device &device) {
-#ifdef PETMATTE_WITH_CUDA
-    if (!device.is_cuda()) return;
-    try {
-        c10::cuda::CUDACachingAllocator::emptyCache();
-    } catch (...) {
-    }
-#else
-    (void)device;
-#endif
-}
-
 std::string device_name(const c10::Device &device) {
     return device.is_cuda() ? "cuda:" + std::to_string(device.index()) : std::string("cpu");
 }
 
 // Runs body(); turns every exception into a pm_code and a message "<doing>: <why>".
-// `fallback` is the code for torch errors that are not out-of-memory. `device`, when
-// known, names the device in OOM messages and gets its cache emptied.
+// `fallback` is the code for torch errors that are not out-of-memory. *model, when
+// set, names the device in OOM messages and gets its cache emptied, so that a later
+// call (or another process) can get the memory.
 template <class Body>
-pm_code guarded(char *err, size_t errcap, pm_code fallback, const char *doing, const c10::Device *device,
+pm_code guarded(char *err, size_t errcap, pm_code fallback, const char *doing, pm_shim_model *const *model,
                 Body &&body) noexcept {
     try {
         try {
@@ -130,8 +111,9 @@ pm_code guarded(char *err, size_t errcap, pm_code fallback, const char *doing, c
         } catch (const std::exception &e) { // c10::Error and the interpreter's std::runtime_error
             std::string why = short_message(e);
             if (is_out_of_memory(e)) {
-                if (device) release_cached_memory(*device);
-                std::string where = device ? device_name(*device) : std::string("device");
+                const pm_shim_model *m = model ? *model : nullptr;
+                if (m && m->runner) m->runner->release_cached_memory();
+                std::string where = m ? device_name(m->device) : std::string("device");
                 write_message(err, errcap, std::string(doing) + ": " + where + " out of memory: " + why);
                 return PM_ERR_DEVICE_OUT_OF_MEMORY;
             }
@@ -156,29 +138,23 @@ at::ScalarType dtype_of(pm_precision precision) {
     }
 }
 
-int visible_cuda_devices() {
-#ifdef PETMATTE_WITH_CUDA
-    return int(torch::cuda::device_count());
-#else
-    return 0;
-#endif
-}
-
-// The device to load onto, or a PM_ERR_DEVICE naming what is visible. Never another
-// device than the one asked for.
-c10::Device resolve_device(pm_device_kind kind, int index) {
-    if (kind == PM_DEVICE_CPU) return c10::Device(c10::kCPU);
+// The device to load onto and its runner, or a PM_ERR_DEVICE naming what is
+// visible. Never another device than the one asked for.
+void choose_device(pm_shim_model &model, pm_device_kind kind, int index) {
+    if (kind == PM_DEVICE_CPU) {
+        model.device = c10::Device(c10::kCPU);
+        model.runner = make_cpu_runner();
+        return;
+    }
     if (kind != PM_DEVICE_CUDA) fail(PM_ERR_INVALID_ARGUMENT, "unknown device kind %d", int(kind));
-#ifdef PETMATTE_WITH_CUDA
-    const int n = visible_cuda_devices();
+    const int n = cuda_device_count();
+    if (n < 0) fail(PM_ERR_DEVICE, "cuda:%d requested, but this build of libpetmatte has no CUDA support", index);
     if (n == 0) fail(PM_ERR_DEVICE, "cuda:%d requested, but no CUDA device is visible", index);
     if (index < 0 || index >= n)
         fail(PM_ERR_DEVICE, "cuda:%d requested, but only %d CUDA device%s visible (cuda:0..cuda:%d)", index, n,
              n == 1 ? " is" : "s are", n - 1);
-    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
-#else
-    fail(PM_ERR_DEVICE, "cuda:%d requested, but this build of libpetmatte has no CUDA support", index);
-#endif
+    model.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+    model.runner = make_cuda_runner(model.device);
 }
 
 // Missing or unreadable is an I/O error; anything torch then rejects is the model's.
@@ -277,7 +253,7 @@ void to_channels_last(torch::jit::Module &module) {
 // the convolution before it. On a GPU also optimize_for_inference (its conv + add +
 // relu fusions); never on the CPU, where that pass converts the graph to MKL-DNN
 // layouts. After the dtype and memory order conversions, since constants no longer
-// follow Module::to. (lib/ resolves auto to off: docs/benchmarks.md.)
+// follow Module::to.
 void maybe_freeze(pm_shim_model &model) {
     if (model.opts.freeze != 1) return;
     try {
@@ -290,7 +266,7 @@ void maybe_freeze(pm_shim_model &model) {
         model.frozen = true;
     } catch (const std::exception &e) {
         if (is_out_of_memory(e)) throw;
-        fail(PM_ERR_UNSUPPORTED, "cannot freeze the model (pass freeze=0 or -1): %s", short_message(e).c_str());
+        fail(PM_ERR_UNSUPPORTED, "cannot freeze the model (tune freeze to 0 or -1): %s", short_message(e).c_str());
     }
 }
 
@@ -324,6 +300,20 @@ void check_image(const uint8_t *pixels, int width, int height, size_t stride, in
     // Torch indexes with int64: keep the byte span well inside it.
     if (stride > (size_t(1) << 40) / size_t(height))
         fail(PM_ERR_INVALID_ARGUMENT, "image of %d rows of %zu bytes is too large", height, stride);
+}
+
+// The options lib/ resolved: concrete values only, in range.
+void check_options(const pm_shim_options &o, bool cuda) {
+    const auto flag = [](int v) { return v == 0 || v == 1; };
+    if (o.graph < PM_GRAPH_OFF || o.graph > PM_GRAPH_REQUIRE || (!cuda && o.graph != PM_GRAPH_OFF))
+        fail(PM_ERR_INTERNAL, "graph mode %d is not resolved for this device", o.graph);
+    if (!flag(o.channels_last) || !flag(o.jit_optimize) || !flag(o.freeze))
+        fail(PM_ERR_INTERNAL, "channels_last %d, jit_optimize %d, freeze %d: each must be 0 or 1", o.channels_last,
+             o.jit_optimize, o.freeze);
+    if (o.max_batch < 1 || o.batch_wait_us < 0 || o.device_cache_mb < 0 || o.forward_streams < 1 ||
+        o.forward_streams > PM_MAX_FORWARD_STREAMS || (!cuda && o.forward_streams != 1))
+        fail(PM_ERR_INTERNAL, "max_batch %d, batch_wait_us %d, device_cache_mb %d, forward_streams %d: not resolved",
+             o.max_batch, o.batch_wait_us, o.device_cache_mb, o.forward_streams);
 }
 
 } // namespace
@@ -361,7 +351,7 @@ pm_code pm_shim_cuda_device_count(int *count, char *err, size_t errcap) {
     if (count) *count = 0;
     return guarded(err, errcap, PM_ERR_DEVICE, "counting CUDA devices", nullptr, [&] {
         if (!count) fail(PM_ERR_INVALID_ARGUMENT, "count must not be NULL");
-        *count = petmatte::visible_cuda_devices();
+        *count = std::max(0, petmatte::cuda_device_count());
     });
 }
 
@@ -373,70 +363,61 @@ void pm_shim_set_cpu_threads(int n) {
     }
 }
 
-pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, const pm_shim_options *opts,
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
                      pm_shim_model **out, char **manifest_json, char *err, size_t errcap) {
     if (out) *out = nullptr;
     if (manifest_json) *manifest_json = nullptr;
-    // Set once the device is resolved, so that an OOM names it and empties its cache.
-    c10::Device device(c10::kCPU);
-    return guarded(err, errcap, PM_ERR_MODEL, "loading the model", &device, [&] {
-        if (!path || !*path || !opts || !out || !manifest_json)
-            fail(PM_ERR_INVALID_ARGUMENT, "path, opts, out and manifest_json must not be NULL or empty");
-        const pm_precision precision = opts->precision;
+    // Set once the device is chosen, so that an OOM names it and empties its cache.
+    pm_shim_model *loading = nullptr;
+    return guarded(err, errcap, PM_ERR_MODEL, "loading the model", &loading, [&] {
+        if (!path || !*path || !out || !manifest_json)
+            fail(PM_ERR_INVALID_ARGUMENT, "path, out and manifest_json must not be NULL or empty");
         const at::ScalarType dtype = petmatte::dtype_of(precision);
-        device = petmatte::resolve_device(kind, device_index);
+        auto model = std::make_unique<pm_shim_model>();
+        petmatte::choose_device(*model, kind, device_index);
         // Torch 1.13's CPU kernels have no fp16 convolution ("slow_conv2d_cpu" not
         // implemented for 'Half'); bf16 convolution runs there, so bf16 is allowed.
-        if (device.is_cpu() && precision == PM_PRECISION_FP16)
+        if (model->device.is_cpu() && precision == PM_PRECISION_FP16)
             fail(PM_ERR_UNSUPPORTED, "fp16 needs a CUDA device; use fp32 or bf16 on cpu");
         petmatte::check_readable(path);
+        loading = model.get();
 
-        auto model = std::make_unique<pm_shim_model>();
         std::string manifest;
-#ifdef PETMATTE_WITH_CUDA
-        std::unique_ptr<petmatte::CudaLibraryWarmer> warmer;
-        if (device.is_cuda()) {
-            petmatte::configure_cuda_allocator(); // before the weights' first segment
-            warmer = std::make_unique<petmatte::CudaLibraryWarmer>(device, dtype);
+        model->runner->begin_load(dtype);
+        try {
+            model->module = petmatte::load_module(path, model->device, manifest);
+        } catch (...) {
+            model->runner->finish_load();
+            throw;
         }
-#endif
-        model->module = petmatte::load_module(path, device, manifest);
-#ifdef PETMATTE_WITH_CUDA
-        warmer.reset(); // joined: the library loads are done (or failed) before the model runs
-#endif
+        model->runner->finish_load(); // the device's library loads are done before the model runs
         model->module.eval();
         if (dtype != at::kFloat) petmatte::convert_floating(model->module, dtype);
-        if (device.is_cuda()) petmatte::scalar_constants_to_cpu(model->module);
-        if (opts->channels_last == 1) petmatte::to_channels_last(model->module);
-        model->device = device;
+        if (model->device.is_cuda()) petmatte::scalar_constants_to_cpu(model->module);
+        // After the last change to the methods' graphs: inlining caches each called
+        // method's optimised graph, which the executor then runs.
+        model->graph_safe = petmatte::forward_is_graph_safe(model->module);
         model->dtype = dtype;
-        model->opts = *opts;
-#ifdef PETMATTE_WITH_CUDA
-        if (device.is_cuda()) model->cuda = petmatte::make_cuda_runner(device);
-#endif
 
         // An empty extra file is indistinguishable from a missing one: both are "absent".
         char *json = manifest.empty() ? nullptr : petmatte::copy_string(manifest);
+        loading = nullptr;
         *out = model.release();
         *manifest_json = json;
     });
 }
 
-pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, char *err, size_t errcap) {
-    return guarded(err, errcap, PM_ERR_DEVICE, "configuring the model", model ? &model->device : nullptr, [&] {
-        if (!model || !config) fail(PM_ERR_INVALID_ARGUMENT, "model and config must not be NULL");
+int pm_shim_graph_safe(const pm_shim_model *model) { return model && model->graph_safe ? 1 : 0; }
+
+pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, const pm_shim_options *opts,
+                          char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "configuring the model", &model, [&] {
+        if (!model || !config || !opts) fail(PM_ERR_INVALID_ARGUMENT, "model, config and opts must not be NULL");
+        if (model->configured) fail(PM_ERR_INTERNAL, "pm_shim_configure called twice");
         petmatte::check_config(*config);
-        if (model->opts.channels_last < 0) { // auto: the manifest's hint, on a GPU only
-            model->opts.channels_last = model->device.is_cuda() && config->channels_last ? 1 : 0;
-            if (model->opts.channels_last) petmatte::to_channels_last(model->module);
-        }
-        // auto: the manifest's hint; the CPU runs one pass at a time whatever was asked.
-        if (!model->device.is_cuda()) {
-            model->opts.forward_streams = 1;
-        } else if (model->opts.forward_streams < 1) {
-            model->opts.forward_streams = config->forward_streams;
-        }
-        model->opts.forward_streams = std::min(std::max(model->opts.forward_streams, 1), PM_MAX_FORWARD_STREAMS);
+        petmatte::check_options(*opts, model->device.is_cuda());
+        model->opts = *opts;
+        if (opts->channels_last) petmatte::to_channels_last(model->module);
         petmatte::maybe_freeze(*model);
         petmatte::prepare_config(*model, *config);
         model->configured = true;
@@ -445,7 +426,7 @@ pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, c
 
 pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, int height, size_t stride,
                       int channels, uint8_t *alpha_out, char *err, size_t errcap) {
-    return guarded(err, errcap, PM_ERR_INFERENCE, "inference failed", model ? &model->device : nullptr, [&] {
+    return guarded(err, errcap, PM_ERR_INFERENCE, "inference failed", &model, [&] {
         if (!model) fail(PM_ERR_INVALID_ARGUMENT, "model must not be NULL");
         if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_infer called before pm_shim_configure");
         if (stride == 0) stride = size_t(width > 0 ? width : 0) * size_t(channels > 0 ? channels : 0);
@@ -456,17 +437,17 @@ pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, in
 
 pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap) {
     if (ms) *ms = 0.0;
-    return guarded(err, errcap, PM_ERR_INFERENCE, "warm-up inference failed", model ? &model->device : nullptr, [&] {
+    return guarded(err, errcap, PM_ERR_INFERENCE, "warm-up inference failed", &model, [&] {
         if (!model || !ms) fail(PM_ERR_INVALID_ARGUMENT, "model and ms must not be NULL");
         if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_warm_once called before pm_shim_configure");
         const int w = model->config.input_width, h = model->config.input_height;
         std::vector<uint8_t> alpha(size_t(w) * size_t(h));
         // Drain earlier queued work so it is not billed to this run.
-        petmatte::synchronize(model->device);
+        model->runner->synchronize();
         const auto t0 = std::chrono::steady_clock::now();
         petmatte::run_pipeline(*model, model->warm_pixels.data(), w, h, size_t(w) * 3, 3, alpha.data(),
                                /*warm_up=*/true);
-        petmatte::synchronize(model->device);
+        model->runner->synchronize();
         const auto t1 = std::chrono::steady_clock::now();
         *ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
     });
@@ -474,27 +455,17 @@ pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t er
 
 pm_code pm_shim_prepare_batches(pm_shim_model *model, double *ms, char *err, size_t errcap) {
     if (ms) *ms = 0.0;
-    return guarded(err, errcap, PM_ERR_INFERENCE, "preparing batched inference", model ? &model->device : nullptr,
-                   [&] {
+    return guarded(err, errcap, PM_ERR_INFERENCE, "preparing batched inference", &model, [&] {
         if (!model || !ms) fail(PM_ERR_INVALID_ARGUMENT, "model and ms must not be NULL");
         if (!model->configured) fail(PM_ERR_INTERNAL, "pm_shim_prepare_batches called before pm_shim_configure");
-        const int requested = model->opts.max_batch >= 1 ? model->opts.max_batch : 1; // auto: 1
-        if (requested <= 1) {
+        if (model->opts.max_batch <= 1) {
             model->max_batch = 1;
             return;
         }
         const auto t0 = std::chrono::steady_clock::now();
-        auto body = [&] { petmatte::prepare_batches(*model, requested, model->opts.max_batch > 0); };
-#ifdef PETMATTE_WITH_CUDA
-        if (model->cuda) {
-            petmatte::with_io_stream(*model, 0, body); // model-sized work
-        } else {
-            body();
-        }
-#else
-        body();
-#endif
-        petmatte::synchronize(model->device);
+        // Model-sized work: a call stream of the ring.
+        model->runner->with_call_stream(*model, 0, /*warm_up=*/true, [&] { petmatte::prepare_batches(*model); });
+        model->runner->synchronize();
         *ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     });
 }
@@ -506,98 +477,62 @@ uint64_t pm_shim_forward_passes(pm_shim_model *model) { return model ? model->ba
 int pm_shim_frozen(const pm_shim_model *model) { return model && model->frozen ? 1 : 0; }
 
 int pm_shim_warmup_runs(const pm_shim_model *model) {
-    if (!model) return 1;
-#ifdef PETMATTE_WITH_CUDA
-    if (model->cuda) return petmatte::cuda_warmup_runs(*model);
-#endif
-    return model->opts.jit_optimize ? 3 : 1;
+    return model && model->runner ? model->runner->warmup_runs(*model) : 1;
 }
 
 int pm_shim_forward_streams(const pm_shim_model *model) {
-    if (!model) return 0;
-#ifdef PETMATTE_WITH_CUDA
-    if (model->cuda) return petmatte::cuda_runner_streams(*model->cuda);
-#endif
-    return 1;
+    return model && model->runner ? model->runner->streams() : 0;
 }
 
 int pm_shim_uses_cuda_graph(const pm_shim_model *model) {
-#ifdef PETMATTE_WITH_CUDA
-    return model && model->cuda && petmatte::cuda_runner_has_graph(*model->cuda) ? 1 : 0;
-#else
-    (void)model;
-    return 0;
-#endif
+    return model && model->runner && model->runner->has_graph() ? 1 : 0;
 }
 
 void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t cap) {
     if (!buf || cap == 0) return;
     try {
-        if (!model || !model->device.is_cuda()) {
-            std::snprintf(buf, cap, "%s", model ? "cpu" : "");
-            return;
-        }
-        const int index = model->device.index();
-#ifdef PETMATTE_WITH_CUDA
-        std::snprintf(buf, cap, "cuda:%d %s", index, at::cuda::getDeviceProperties(index)->name);
-#else
-        std::snprintf(buf, cap, "cuda:%d", index);
-#endif
+        std::snprintf(buf, cap, "%s", model && model->runner ? model->runner->description().c_str() : "");
     } catch (...) { // the name is decoration: fall back to the bare device
         std::snprintf(buf, cap, "%s", model ? petmatte::device_name(model->device).c_str() : "");
     }
 }
 
 uint64_t pm_shim_device_memory(const pm_shim_model *model) {
-#ifdef PETMATTE_WITH_CUDA
-    if (!model || !model->device.is_cuda()) return 0;
     try {
-        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(model->device.index());
-        // Index 0 is StatType::AGGREGATE in every version (the enum's home moved in 2.x).
-        const int64_t reserved = stats.reserved_bytes[0].current;
-        return reserved > 0 ? uint64_t(reserved) : 0;
+        return model && model->runner ? model->runner->device_memory() : 0;
     } catch (...) {
         return 0;
     }
-#else
-    (void)model;
-    return 0;
-#endif
 }
 
 int pm_shim_is_cuda(const pm_shim_model *model) { return model && model->device.is_cuda() ? 1 : 0; }
 
 pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
-                                    int height, uint8_t *rgb_out, char *err, size_t errcap) {
-    return guarded(err, errcap, PM_ERR_DEVICE, "clean edges", model ? &model->device : nullptr, [&] {
-        if (!model || !rgba || !alpha || !rgb_out)
-            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: NULL model, image, matte or output");
+                                    int height, const pm_fg_plan *plan, uint8_t *rgb_out, char *err,
+                                    size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "clean edges", &model, [&] {
+        if (!model || !rgba || !alpha || !plan || !rgb_out)
+            fail(PM_ERR_INVALID_ARGUMENT, "clean edges: NULL model, image, matte, plan or output");
         if (width < 1 || height < 1) fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad size %dx%d", width, height);
         // Torch indexes with int64 and the level sizes are ints: keep well inside both.
         if (int64_t(width) + height > INT32_MAX || int64_t(width) * height > (int64_t(1) << 36))
             fail(PM_ERR_INVALID_ARGUMENT, "clean edges: %dx%d is too large", width, height);
-#ifdef PETMATTE_WITH_CUDA
-        if (model->cuda) {
-            petmatte::with_io_stream(*model, int64_t(width) * height, [&] {
-                petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
-            });
-            return;
-        }
-#endif
-        petmatte::estimate_foreground(model->device, rgba, alpha, width, height, rgb_out);
+        model->runner->with_call_stream(*model, int64_t(width) * height, /*warm_up=*/false, [&] {
+            petmatte::estimate_foreground(model->device, rgba, alpha, width, height, *plan, rgb_out);
+        });
     });
 }
 
 void pm_shim_free(pm_shim_model *model) {
     if (!model) return;
-    const c10::Device device = model->device;
+    std::unique_ptr<petmatte::Runner> runner = std::move(model->runner);
     try {
         delete model;
     } catch (...) { // tensor destructors do not throw; this only keeps the C boundary tight
     }
     // Give the freed weights back to the driver rather than keep them cached for
     // nobody. Blocks other live models use are untouched.
-    petmatte::release_cached_memory(device);
+    if (runner) runner->release_cached_memory();
 }
 
 } // extern "C"

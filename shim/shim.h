@@ -37,8 +37,8 @@ typedef struct pm_model_config {
     int align_corners;           /* bilinear upsampling back to the image size */
     int random_weights;
     int channels_last;           /* manifest's gpu.channels_last: NHWC runs faster on a GPU */
-    int forward_streams;         /* manifest's gpu.forward_streams (1..8): streams concurrent
-                                    callers' forward passes may use at once on a GPU */
+    int forward_streams;         /* manifest's gpu.forward_streams: 1..PM_MAX_FORWARD_STREAMS */
+    int graph_safe;              /* manifest's gpu.graph_safe: control flow never depends on values */
 } pm_model_config;
 
 typedef struct pm_shim_model pm_shim_model;
@@ -46,48 +46,49 @@ typedef struct pm_shim_model pm_shim_model;
 /* Device kinds after "auto" has been resolved. */
 typedef enum pm_device_kind { PM_DEVICE_CPU = 0, PM_DEVICE_CUDA = 1 } pm_device_kind;
 
+/* How forward passes use CUDA graphs. */
+typedef enum pm_graph_mode {
+    PM_GRAPH_OFF = 0,     /* always eager */
+    PM_GRAPH_TRY = 1,     /* capture once warm; stay eager when capture fails */
+    PM_GRAPH_REQUIRE = 2  /* capture once warm; a failed capture fails warm-up */
+} pm_graph_mode;
+
+/* How the model runs, every value concrete: lib/ resolves each "auto" once. */
+typedef struct pm_shim_options {
+    int graph;           /* pm_graph_mode; PM_GRAPH_OFF on the CPU */
+    int channels_last;   /* 0/1: weights and input in NHWC memory order */
+    int jit_optimize;    /* 0/1: TorchScript's profiling executor may re-optimise the graph */
+    int freeze;          /* 0/1: freeze the module (weights become constants, BatchNorm folds) */
+    int max_batch;       /* 1..64: concurrent inferences gathered into one forward pass */
+    int batch_wait_us;   /* 0..100000: how long a pass may wait for its batch to fill */
+    int device_cache_mb; /* >= 0, CUDA: cached memory kept past the warm footprint after a large call */
+    int forward_streams; /* 1..PM_MAX_FORWARD_STREAMS: CUDA streams for one-image passes; 1 on the CPU */
+} pm_shim_options;
+
 /* CUDA devices visible to this build (0 when Torch has no CUDA). */
 pm_code pm_shim_cuda_device_count(int *count, char *err, size_t errcap);
 
 /* Sets torch's intra-op thread count (process-wide in torch). n > 0. */
 void pm_shim_set_cpu_threads(int n);
 
-/* How the model runs on its device. Resolved by lib/ (no -1 "auto" reaches here
- * except where noted). */
-typedef struct pm_shim_options {
-    pm_precision precision; /* FP32/FP16/BF16; never AUTO */
-    int cuda_graph;         /* CUDA only: 1 capture the forward pass once warm and replay it;
-                               -1 try, and run eagerly if the model cannot be captured */
-    int channels_last;      /* 1: weights and input in NHWC memory order (conv nets on GPUs);
-                               -1: decided by pm_shim_configure from the manifest's hint
-                               (on a CUDA device only) */
-    int jit_optimize;       /* 1: TorchScript's profiling executor may re-optimise the graph
-                               (it does so on an early call: warm-up absorbs it); 0: it runs
-                               the graph as loaded, with no such stall */
-    int max_batch;          /* concurrent inferences gathered into one forward pass, at most;
-                               1: one at a time; -1 (auto): see pm_shim_prepare_batches */
-    int batch_wait_us;      /* how long a pass may wait for its batch to fill; 0: never */
-    int freeze;             /* 1: freeze the module in pm_shim_configure (weights become graph
-                               constants, BatchNorm folds into convolutions); 0: no */
-    int device_cache_mb;    /* CUDA: after a call larger than the model input, cached device
-                               memory beyond the warm footprint + this many MiB is released */
-    int forward_streams;    /* CUDA, one image a pass: batch-1 forward passes may run on this
-                               many streams at once (1..8), each replaying its own CUDA graph;
-                               -1: the manifest's hint, decided by pm_shim_configure; an
-                               uncapturable model runs on one */
-} pm_shim_options;
-
 /* Loads the TorchScript archive at path straight onto the device, in eval mode,
- * converted to opts->precision. The archive's extra file "petmatte.json", if
- * present, is returned as a malloc'd NUL-terminated string in *manifest_json (NULL
- * when absent); the caller frees it.
+ * converted to precision (FP32, FP16 or BF16; never AUTO). The archive's extra file
+ * "petmatte.json", if present, is returned as a malloc'd NUL-terminated string in
+ * *manifest_json (NULL when absent); the caller frees it.
  * Errors: PM_ERR_IO (unreadable), PM_ERR_MODEL (not TorchScript, truncated),
  * PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_UNSUPPORTED (precision on device). */
-pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, const pm_shim_options *opts,
+pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm_precision precision,
                      pm_shim_model **out, char **manifest_json, char *err, size_t errcap);
 
-/* Sets the pre/post-processing the model needs. Call once, before any inference. */
-pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, char *err, size_t errcap);
+/* 1 when no branch, loop, raise or host read in the loaded model's forward pass
+ * depends on tensor values (only on shapes and constants), so a CUDA graph replays
+ * what the model computes; 0 otherwise. A fact about the file, on every device. */
+int pm_shim_graph_safe(const pm_shim_model *model);
+
+/* Applies the options and the pre/post-processing the model needs. Call once,
+ * after pm_shim_load and before any inference. */
+pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, const pm_shim_options *opts,
+                          char *err, size_t errcap);
 
 /* One inference on an 8-bit image. Safe to call from several threads at once: the
  * forward pass itself is serialised inside (one at a time per model), the
@@ -105,11 +106,10 @@ pm_code pm_shim_infer(pm_shim_model *model, const uint8_t *pixels, int width, in
  * synchronised, so its wall time is the model's latency. *ms gets that time. */
 pm_code pm_shim_warm_once(pm_shim_model *model, double *ms, char *err, size_t errcap);
 
-/* After the warm-up inferences: readies batching. With max_batch > 1 it checks on
- * two warm-up images that the model treats the images of a batch independently
- * (PM_ERR_UNSUPPORTED if not), then runs (and on CUDA captures) every batch size it
- * will use. Auto (-1) means 1 on every device: batching costs warm-up time and
- * device memory (docs/benchmarks.md), so it is the host's choice. *ms gets the time. */
+/* After the warm-up inferences, with max_batch > 1: checks on two warm-up images
+ * that the model treats the images of a batch independently (PM_ERR_UNSUPPORTED if
+ * not), then runs (and on CUDA captures) every batch size it will use. *ms gets the
+ * time. A no-op with max_batch 1. */
 pm_code pm_shim_prepare_batches(pm_shim_model *model, double *ms, char *err, size_t errcap);
 
 /* The batch limit in use (1 before pm_shim_prepare_batches) and the forward passes
@@ -122,12 +122,9 @@ int pm_shim_frozen(const pm_shim_model *model);
  * pm_shim_options.forward_streams (1 on the CPU, without a graph, or before warm-up). */
 int pm_shim_forward_streams(const pm_shim_model *model);
 
-/* Inferences the model needs before a call runs at warm latency, for its device and
- * options: 3 on CUDA (two eager runs for cuDNN's autotuning and lazy kernel loading,
- * then the run that captures the CUDA graph; 4 with jit_optimize, whose profiling
- * executor needs a third eager run before the capture); on the CPU 1, whose first forward does
- * all the one-time work (thread pool, oneDNN primitives, allocator), or 3 with
- * jit_optimize (the profiling executor's runs and its re-optimisation). */
+/* Inferences the configured model needs before a call runs at warm latency: what
+ * its device does once (autotuning, the graph's capture, the profiling executor's
+ * runs) plus none to spare. At least 1. */
 int pm_shim_warmup_runs(const pm_shim_model *model);
 
 /* 1 once forward passes replay a captured CUDA graph. */
@@ -142,19 +139,44 @@ uint64_t pm_shim_device_memory(const pm_shim_model *model);
 /* 1 when the model runs on a CUDA device (0 on CPU or for NULL). */
 int pm_shim_is_cuda(const pm_shim_model *model);
 
-/* Clean edges on the model's device: lib/foreground.c's method (Germer et al. 2020,
- * see lib/foreground.h and docs/clean-edges.md) with skip_flat = 0, as tensor ops;
- * small pyramid levels (up to 65,536 pixels) run on the host. Same arguments and
- * output as pm_estimate_foreground: rgba is height rows of width*4 bytes (the 4th
- * ignored), alpha height rows of width bytes, rgb_out height rows of width*3 bytes;
- * opaque pixels get their input colour exactly. The result matches the C version
- * up to float rounding (a byte or so at a few pixels) and is the same on every run
- * on one device. Uses only the model's device, not its module: it runs concurrently
- * with inferences (on CUDA on a pool stream of its own) and takes no lock.
- * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_NO_MEMORY,
- * PM_ERR_DEVICE (any other torch error). */
+/* Clean edges on the model's device. lib/foreground.c owns the method (Germer et al.
+ * 2020, see docs/clean-edges.md): it plans the pyramid, runs its small levels on the
+ * host and hands over the rest as a plan of concrete values, finest level last. */
+typedef struct pm_fg_level {
+    int width, height;     /* level size in pixels: 1..the image's width, 1..its height */
+    int iterations;        /* red-black sweeps (a red and a black half-sweep each), >= 0 */
+    const int32_t *x_full; /* width entries: the image column each column samples, 0..image width-1;
+                              NULL with y_full: the level is the image itself, same size */
+    const int32_t *y_full; /* height entries: the image row each row samples, 0..image height-1 */
+    const int32_t *x_prev; /* width entries: the previous level's column each column starts from,
+                              0..previous width-1 (level[0]'s previous level is the start) */
+    const int32_t *y_prev; /* height entries: the previous level's row each row starts from */
+} pm_fg_level;
+
+typedef struct pm_fg_plan {
+    int levels;                    /* levels on the device, >= 1; the last is width x height */
+    const pm_fg_level *level;      /* `levels` entries, coarse to fine */
+    int start_width, start_height; /* the last host level's size: 1..width, 1..height */
+    const float *start_fb;         /* its result: start_height rows of start_width pixels, 6 floats
+                                      each (F rgb, then B rgb), in [0, 1] */
+    float regularization;          /* eps: smoothness weight between all neighbours, finite, > 0 */
+    float gradient_weight;         /* omega: extra weight per unit of alpha difference, finite, >= 0 */
+} pm_fg_plan;
+
+/* Runs the plan's levels as tensor ops: each level samples the image at its maps,
+ * starts from the previous level's F and B at its maps, and sweeps in red-black order
+ * with every pixel's 2x2 solve. rgba is height rows of width*4 bytes (the 4th
+ * ignored), alpha height rows of width bytes, rgb_out height rows of width*3 bytes:
+ * the input colour where alpha is 255, else the finest level's F rounded to 8 bits.
+ * The result matches the same levels on the host up to float rounding (a byte or so
+ * at a few pixels) and is the same on every run on one device. Uses only the model's
+ * device, not its module: it runs concurrently with inferences (on CUDA on a pool
+ * stream of its own) and takes no lock.
+ * Errors: PM_ERR_INVALID_ARGUMENT (a NULL pointer, a bad size, a plan value out of
+ * range), PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_NO_MEMORY, PM_ERR_DEVICE (any other
+ * torch error). */
 pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
-                                    int height, uint8_t *rgb_out, char *err, size_t errcap);
+                                    int height, const pm_fg_plan *plan, uint8_t *rgb_out, char *err, size_t errcap);
 
 void pm_shim_free(pm_shim_model *model);
 

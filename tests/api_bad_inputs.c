@@ -26,11 +26,11 @@ static pm_ctx *ctx_with_limit(uint64_t max_pixels) {
     p.model_path = model_path("red32.pt");
     p.device = "cpu";
     p.cpu_threads = 1;
-    p.warmup_min_runs = 3;
-    p.warmup_max_runs = 4;
     p.max_pixels = max_pixels;
     pm_ctx *ctx = NULL;
     assert_int_equal(pm_open(&p, &ctx), PM_OK);
+    tune(ctx, PM_TUNE_WARMUP_MIN_RUNS, 3);
+    tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, 4);
     return ctx;
 }
 

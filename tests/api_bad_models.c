@@ -29,7 +29,7 @@ static void test_each_broken_model_fails_warmup_with_a_model_error(void **state)
             fprintf(stderr, "%s: code %d, message \"%s\"\n", bad_models[i].file, rc, pm_errmsg(ctx));
         assert_int_equal(rc, PM_ERR_MODEL);
         assert_non_null(strstr(pm_errmsg(ctx), bad_models[i].message_part));
-        pm_status st = status_of(ctx);
+        pm_status_info st = status_of(ctx);
         assert_int_equal(st.state, PM_STATE_FAILED);
         assert_int_equal(st.last_error_code, PM_ERR_MODEL);
         assert_true(st.progress == 0.0);

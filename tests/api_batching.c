@@ -1,9 +1,10 @@
-/* Batching concurrent callers (pm_params.max_batch / batch_wait_us) on the CPU with
- * tiny models: callers started together share forward passes and each still gets
+/* Batching concurrent callers (pm_params.max_batch, PM_TUNE_BATCH_WAIT_US) on the CPU
+ * with tiny models: callers started together share forward passes and each still gets
  * its own image's matte; a lone caller runs alone; a model that mixes the images of
  * a batch is refused; one bad image does not fail the others in its batch. Also the
- * other way to serve concurrent callers, forward_streams: its checks at open, and
- * one stream on the CPU. */
+ * other way to serve concurrent callers, PM_TUNE_FORWARD_STREAMS: its range at
+ * pm_tune_set and one stream on the CPU (its clashes with batching at warm-up are
+ * in api_tuning.c). */
 #include <pthread.h>
 
 #include "test_util.h"
@@ -14,8 +15,10 @@ static pm_ctx *open_batching(const char *name, int max_batch, int wait_us) {
     pm_params p;
     cpu_params(&p, name);
     p.max_batch = max_batch;
-    p.batch_wait_us = wait_us;
-    return open_with(&p, name);
+    pm_ctx *ctx = open_with(&p, name);
+    quick_warmup(ctx);
+    tune(ctx, PM_TUNE_BATCH_WAIT_US, wait_us);
+    return ctx;
 }
 
 struct caller {
@@ -70,7 +73,7 @@ static void test_callers_started_together_share_passes_and_each_gets_its_own_mat
      * on a loaded machine under a sanitizer, so at least two share a pass. */
     pm_ctx *ctx = open_batching("red32.pt", CALLERS, 100000);
     assert_int_equal(pm_warmup(ctx), PM_OK);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.max_batch, CALLERS);
     assert_int_equal(st.forward_passes, 0); /* warm-up passes are not counted */
     const uint8_t reds[CALLERS] = {10, 70, 130, 190};
@@ -100,16 +103,18 @@ static void test_sequential_calls_each_run_their_own_pass(void **state) {
         assert_int_equal(out->data[3], 99); /* RGBA: alpha = red */
         pm_output_free(out);
     }
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.max_batch, 8);
     assert_int_equal(st.forward_passes, 3);
     assert_int_equal(st.images_processed, 3);
     pm_close(ctx);
 }
 
-static void test_auto_and_one_mean_no_batching_on_the_cpu(void **state) {
+static void test_the_default_and_one_mean_no_batching_on_the_cpu(void **state) {
     (void)state;
-    const int settings[2] = {-1, 1};
+    pm_params defaults;
+    pm_params_init(&defaults);
+    const int settings[2] = {defaults.max_batch, 1};
     for (int k = 0; k < 2; k++) {
         pm_ctx *ctx = open_batching("red32.pt", settings[k], 0);
         assert_int_equal(pm_warmup(ctx), PM_OK);
@@ -123,7 +128,7 @@ static void test_a_model_that_mixes_the_images_of_a_batch_is_refused_by_name(voi
     pm_ctx *ctx = open_batching("mixes_batch.pt", 2, 0);
     assert_int_equal(pm_warmup(ctx), PM_ERR_UNSUPPORTED);
     assert_non_null(strstr(pm_errmsg(ctx), "independently"));
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_FAILED);
     assert_int_equal(st.last_error_code, PM_ERR_UNSUPPORTED);
     pm_close(ctx);
@@ -160,81 +165,68 @@ static void test_one_bad_image_fails_alone_not_its_whole_batch(void **state) {
     pm_close(ctx);
 }
 
-static void test_batch_parameters_out_of_range_are_refused_at_open(void **state) {
+static void test_batch_parameters_out_of_range_are_refused(void **state) {
     (void)state;
-    const int bad_batch[] = {0, -2, 65, 1000};
-    const int bad_wait[] = {-1, 100001};
-    for (size_t i = 0; i < sizeof bad_batch / sizeof bad_batch[0] + sizeof bad_wait / sizeof bad_wait[0]; i++) {
+    const int bad_batch[] = {-1, 0, -2, 65, 1000};
+    for (size_t i = 0; i < sizeof bad_batch / sizeof bad_batch[0]; i++) {
         pm_params p;
-        pm_params_init(&p);
-        p.model_path = model_path("red32.pt");
-        p.device = "cpu";
-        const char *field;
-        if (i < 4) {
-            p.max_batch = bad_batch[i];
-            field = "max_batch";
-        } else {
-            p.batch_wait_us = bad_wait[i - 4];
-            field = "batch_wait_us";
-        }
+        cpu_params(&p, "red32.pt");
+        p.max_batch = bad_batch[i];
         pm_ctx *ctx = (pm_ctx *)0x1;
         assert_int_equal(pm_open(&p, &ctx), PM_ERR_INVALID_ARGUMENT);
         assert_null(ctx);
-        assert_non_null(strstr(pm_errmsg(NULL), field));
+        assert_non_null(strstr(pm_errmsg(NULL), "max_batch"));
     }
+    pm_ctx *ctx = open_model("red32.pt");
+    const int bad_wait[] = {-1, 100001};
+    for (size_t i = 0; i < sizeof bad_wait / sizeof bad_wait[0]; i++) {
+        assert_int_equal(pm_tune_set(ctx, PM_TUNE_BATCH_WAIT_US, bad_wait[i]), PM_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(pm_errmsg(ctx), "batch_wait_us"));
+    }
+    assert_int_equal(tuned(ctx, PM_TUNE_BATCH_WAIT_US), 0);
+    pm_close(ctx);
     pm_params p;
     pm_params_init(&p);
-    assert_int_equal(p.max_batch, -1);
-    assert_int_equal(p.batch_wait_us, 0);
+    assert_int_equal(p.max_batch, 1);
 }
 
-static pm_code open_with_streams(int forward_streams, int max_batch, int cuda_graph, pm_ctx **ctx) {
+/* Opens red32 on the CPU with max_batch in pm_params and the other two by key. */
+static pm_ctx *open_with_streams(int forward_streams, int max_batch, int cuda_graph) {
     pm_params p;
     cpu_params(&p, "red32.pt");
-    p.forward_streams = forward_streams;
     p.max_batch = max_batch;
-    p.cuda_graph = cuda_graph;
-    return pm_open(&p, ctx);
+    pm_ctx *ctx = open_with(&p, "red32.pt");
+    quick_warmup(ctx);
+    tune(ctx, PM_TUNE_FORWARD_STREAMS, forward_streams);
+    tune(ctx, PM_TUNE_CUDA_GRAPH, cuda_graph);
+    return ctx;
 }
 
-static void test_forward_streams_out_of_range_or_beside_batching_are_refused_at_open(void **state) {
+static void test_forward_streams_out_of_range_are_refused_by_tune_set(void **state) {
     (void)state;
-    const struct {
-        int streams, max_batch, cuda_graph;
-        const char *says;
-    } cases[] = {
-        {0, -1, -1, "forward_streams 0"},
-        {-2, -1, -1, "forward_streams -2"},
-        {9, -1, -1, "forward_streams 9"},
-        {2, 2, -1, "choose one"},
-        {8, 64, -1, "choose one"},
-        {2, -1, 0, "CUDA graphs"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        pm_ctx *ctx = (pm_ctx *)0x1;
-        assert_int_equal(open_with_streams(cases[i].streams, cases[i].max_batch, cases[i].cuda_graph, &ctx),
-                         PM_ERR_INVALID_ARGUMENT);
-        assert_null(ctx);
-        if (!strstr(pm_errmsg(NULL), cases[i].says)) fprintf(stderr, "case %zu: %s\n", i, pm_errmsg(NULL));
-        assert_non_null(strstr(pm_errmsg(NULL), cases[i].says));
+    pm_ctx *ctx = open_model("red32.pt");
+    const int bad[] = {0, -2, 9};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(pm_tune_set(ctx, PM_TUNE_FORWARD_STREAMS, bad[i]), PM_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(pm_errmsg(ctx), "forward_streams"));
     }
-    pm_params p;
-    pm_params_init(&p);
-    assert_int_equal(p.forward_streams, -1);
+    assert_int_equal(tuned(ctx, PM_TUNE_FORWARD_STREAMS), -1);
+    pm_close(ctx);
 }
 
 static void test_forward_streams_run_one_pass_at_a_time_on_the_cpu(void **state) {
     (void)state;
     /* Streams are a CUDA matter: the CPU context accepts the setting (a host may set it
-     * for every device) and reports the one stream it runs, 0 before READY. The
-     * streams' own behaviour needs a GPU (tools/gpu/streams_vs_batch.py, petmatte-bench). */
+     * for every device) and reports the one stream it runs, 0 before READY. On CUDA
+     * each stream asked for replays its own graph (auto: the manifest's one), and every
+     * caller still gets its own matte. */
     const int settings[] = {-1, 1, 4, 8};
     for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
-        pm_ctx *ctx = NULL;
-        assert_int_equal(open_with_streams(settings[k], -1, -1, &ctx), PM_OK);
+        pm_ctx *ctx = open_with_streams(settings[k], 1, -1);
         assert_int_equal(status_of(ctx).forward_streams, 0);
         assert_int_equal(pm_warmup(ctx), PM_OK);
-        assert_int_equal(status_of(ctx).forward_streams, 1);
+        const int expected = test_on_cuda() && settings[k] > 1 ? settings[k] : 1;
+        assert_int_equal(status_of(ctx).forward_streams, expected);
         const uint8_t reds[CALLERS] = {10, 90, 170, 250};
         struct caller c[CALLERS];
         run_callers(ctx, reds, c);
@@ -248,14 +240,14 @@ static void test_forward_streams_run_one_pass_at_a_time_on_the_cpu(void **state)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_forward_streams_out_of_range_or_beside_batching_are_refused_at_open),
+        cmocka_unit_test(test_forward_streams_out_of_range_are_refused_by_tune_set),
         cmocka_unit_test(test_forward_streams_run_one_pass_at_a_time_on_the_cpu),
         cmocka_unit_test(test_callers_started_together_share_passes_and_each_gets_its_own_matte),
         cmocka_unit_test(test_sequential_calls_each_run_their_own_pass),
-        cmocka_unit_test(test_auto_and_one_mean_no_batching_on_the_cpu),
+        cmocka_unit_test(test_the_default_and_one_mean_no_batching_on_the_cpu),
         cmocka_unit_test(test_a_model_that_mixes_the_images_of_a_batch_is_refused_by_name),
         cmocka_unit_test(test_one_bad_image_fails_alone_not_its_whole_batch),
-        cmocka_unit_test(test_batch_parameters_out_of_range_are_refused_at_open),
+        cmocka_unit_test(test_batch_parameters_out_of_range_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

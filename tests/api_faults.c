@@ -59,9 +59,9 @@ static void child(void) {
     CHILD_CHECK(set_soft_limit(RLIM_INFINITY) == 0, 11);
     fprintf(stderr, "child: warm-up under the limit: %d (%s)\n", rc, pm_errmsg(ctx));
     CHILD_CHECK(memory_code(rc), 12);
-    pm_status st;
-    pm_status_init(&st);
-    CHILD_CHECK(pm_get_status(ctx, &st) == PM_OK && st.state == PM_STATE_FAILED, 13);
+    pm_status_info st;
+    pm_status_info_init(&st);
+    CHILD_CHECK(pm_status(ctx, &st) == PM_OK && st.state == PM_STATE_FAILED, 13);
     CHILD_CHECK(st.last_error_code == (int)rc, 14);
     rc = pm_warmup(ctx);
     fprintf(stderr, "child: warm-up after: %d (%s)\n", rc, pm_errmsg(ctx));
@@ -96,7 +96,7 @@ static void child(void) {
         pm_output_free(out);
     }
     CHILD_CHECK(failed > 0, 23); /* the limit did provoke a failure */
-    CHILD_CHECK(pm_get_status(ctx, &st) == PM_OK && st.state == PM_STATE_READY, 24);
+    CHILD_CHECK(pm_status(ctx, &st) == PM_OK && st.state == PM_STATE_READY, 24);
     free(rgb);
     pm_close(ctx);
     _exit(0);

@@ -1,4 +1,4 @@
-/* api_freeze.c - pm_params.freeze: freezing folds BatchNorm and keeps the matte,
+/* api_freeze.c - PM_TUNE_FREEZE: freezing folds BatchNorm and keeps the matte,
  * auto leaves CPU models as loaded, a model that cannot be frozen is refused by
  * name only when freezing was asked for. */
 #include "test_util.h"
@@ -6,12 +6,10 @@
 #define S 32
 
 /* The MASK of conv_bn.pt (or `name`) for make_rgb(S, S), with freeze = `freeze`;
- * *frozen gets pm_status.frozen. */
+ * *frozen gets pm_status_info.frozen. */
 static uint8_t *mask_with_freeze(const char *name, int freeze, int *frozen) {
-    pm_params p;
-    cpu_params(&p, name);
-    p.freeze = freeze;
-    pm_ctx *ctx = open_with(&p, name);
+    pm_ctx *ctx = open_model(name);
+    tune(ctx, PM_TUNE_FREEZE, freeze);
     if (pm_warmup(ctx) != PM_OK) fail_msg("pm_warmup(%s, freeze %d): %s", name, freeze, pm_errmsg(ctx));
     uint8_t *rgb = make_rgb(S, S);
     pm_image img = raw_image(PM_FORMAT_RGB, rgb, S, S, 0, (size_t)S * S * 3);
@@ -60,14 +58,12 @@ static void test_auto_freeze_leaves_a_cpu_model_as_loaded(void **state) {
 
 static void test_a_model_that_cannot_be_frozen_fails_warmup_only_when_freezing_was_asked_for(void **state) {
     (void)state;
-    pm_params p;
-    cpu_params(&p, "picks_by_name.pt");
-    p.freeze = 1;
-    pm_ctx *ctx = open_with(&p, "picks_by_name.pt");
+    pm_ctx *ctx = open_model("picks_by_name.pt");
+    tune(ctx, PM_TUNE_FREEZE, 1);
     assert_int_equal(pm_warmup(ctx), PM_ERR_UNSUPPORTED);
     assert_non_null(strstr(pm_errmsg(ctx), "cannot freeze the model"));
     assert_non_null(strstr(pm_errmsg(ctx), "ModuleContainerIndex"));
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_FAILED);
     assert_int_equal(st.last_error_code, PM_ERR_UNSUPPORTED);
     pm_close(ctx);
@@ -79,17 +75,15 @@ static void test_a_model_that_cannot_be_frozen_fails_warmup_only_when_freezing_w
     free(mask);
 }
 
-static void test_freeze_outside_minus_one_to_one_is_refused_by_open(void **state) {
+static void test_freeze_outside_minus_one_to_one_is_refused_by_tune_set(void **state) {
     (void)state;
+    pm_ctx *ctx = open_model("red32.pt");
     for (int v = -2; v <= 2; v += 4) {
-        pm_params p;
-        cpu_params(&p, "red32.pt");
-        p.freeze = v;
-        pm_ctx *ctx = NULL;
-        assert_int_equal(pm_open(&p, &ctx), PM_ERR_INVALID_ARGUMENT);
-        assert_null(ctx);
-        assert_non_null(strstr(pm_errmsg(NULL), "params.freeze"));
+        assert_int_equal(pm_tune_set(ctx, PM_TUNE_FREEZE, v), PM_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(pm_errmsg(ctx), "freeze"));
+        assert_int_equal(tuned(ctx, PM_TUNE_FREEZE), -1);
     }
+    pm_close(ctx);
 }
 
 int main(void) {
@@ -97,7 +91,7 @@ int main(void) {
         cmocka_unit_test(test_freezing_folds_batchnorm_and_keeps_the_matte),
         cmocka_unit_test(test_auto_freeze_leaves_a_cpu_model_as_loaded),
         cmocka_unit_test(test_a_model_that_cannot_be_frozen_fails_warmup_only_when_freezing_was_asked_for),
-        cmocka_unit_test(test_freeze_outside_minus_one_to_one_is_refused_by_open),
+        cmocka_unit_test(test_freeze_outside_minus_one_to_one_is_refused_by_tune_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

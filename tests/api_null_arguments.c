@@ -7,7 +7,7 @@ static pm_ctx *cold_ctx(void) { return open_model("red32.pt"); }
 static void test_init_functions_ignore_null_and_tiny_sizes(void **state) {
     (void)state;
     pm_params_init_sized(NULL, sizeof(pm_params));
-    pm_status_init_sized(NULL, sizeof(pm_status));
+    pm_status_info_init_sized(NULL, sizeof(pm_status_info));
     pm_image_init_sized(NULL, sizeof(pm_image));
     pm_remove_options_init_sized(NULL, sizeof(pm_remove_options));
     /* A size smaller than struct_size itself writes nothing. */
@@ -15,7 +15,7 @@ static void test_init_functions_ignore_null_and_tiny_sizes(void **state) {
     pm_params_init_sized((pm_params *)&canary, 1);
     pm_image_init_sized((pm_image *)&canary, 0);
     pm_remove_options_init_sized((pm_remove_options *)&canary, 3);
-    pm_status_init_sized((pm_status *)&canary, 7);
+    pm_status_info_init_sized((pm_status_info *)&canary, 7);
     assert_int_equal(canary, 0xA5A5A5A5u);
 }
 
@@ -42,25 +42,40 @@ static void test_open_with_null_params_out_or_strings(void **state) {
 
 static void test_context_functions_refuse_a_null_context(void **state) {
     (void)state;
-    pm_status st;
-    pm_status_init(&st);
+    pm_status_info st;
+    pm_status_info_init(&st);
+    int value = 0;
     assert_int_equal(pm_warmup(NULL), PM_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(pm_errmsg(NULL), "pm_warmup"));
     assert_int_equal(pm_warmup_start(NULL), PM_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(pm_errmsg(NULL), "pm_warmup_start"));
-    assert_int_equal(pm_get_status(NULL, &st), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_get_status(NULL, NULL), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_status(NULL, &st), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_status(NULL, NULL), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_tune_set(NULL, PM_TUNE_CUDA_GRAPH, 0), PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(pm_errmsg(NULL), "pm_tune_set"));
+    assert_int_equal(pm_tune_get(NULL, PM_TUNE_CUDA_GRAPH, &value), PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(pm_errmsg(NULL), "pm_tune_get"));
+    assert_int_equal(pm_tune_get(NULL, PM_TUNE_CUDA_GRAPH, NULL), PM_ERR_INVALID_ARGUMENT);
     pm_close(NULL);
     assert_non_null(pm_errmsg(NULL));
     pm_output_free(NULL);
     assert_int_equal(pm_cuda_device_count(NULL), PM_ERR_INVALID_ARGUMENT);
 }
 
-static void test_get_status_with_null_status(void **state) {
+static void test_status_with_null_info(void **state) {
     (void)state;
     pm_ctx *ctx = cold_ctx();
-    assert_int_equal(pm_get_status(ctx, NULL), PM_ERR_INVALID_ARGUMENT);
-    assert_non_null(strstr(pm_errmsg(ctx), "status is NULL"));
+    assert_int_equal(pm_status(ctx, NULL), PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(pm_errmsg(ctx), "info is NULL"));
+    pm_close(ctx);
+}
+
+static void test_tune_get_with_null_value(void **state) {
+    (void)state;
+    pm_ctx *ctx = cold_ctx();
+    assert_int_equal(pm_tune_get(ctx, PM_TUNE_WARMUP_MAX_RUNS, NULL), PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(pm_errmsg(ctx), "value is NULL"));
+    assert_int_equal(tuned(ctx, PM_TUNE_WARMUP_MAX_RUNS), 6); /* the context is unharmed */
     pm_close(ctx);
 }
 
@@ -105,6 +120,7 @@ static void test_string_functions_never_return_null(void **state) {
     assert_non_null(pm_strerror((pm_code)1000));
     assert_string_equal(pm_state_name((pm_state)99), "unknown");
     assert_string_equal(pm_precision_name((pm_precision)-5), "unknown");
+    assert_null(pm_tune_name((pm_tune)0)); /* the one name lookup that may answer NULL */
     assert_string_equal(pm_errmsg(NULL), pm_errmsg(NULL));
 }
 
@@ -113,7 +129,8 @@ int main(void) {
         cmocka_unit_test(test_init_functions_ignore_null_and_tiny_sizes),
         cmocka_unit_test(test_open_with_null_params_out_or_strings),
         cmocka_unit_test(test_context_functions_refuse_a_null_context),
-        cmocka_unit_test(test_get_status_with_null_status),
+        cmocka_unit_test(test_status_with_null_info),
+        cmocka_unit_test(test_tune_get_with_null_value),
         cmocka_unit_test(test_remove_bg_with_each_argument_null),
         cmocka_unit_test(test_string_functions_never_return_null),
     };

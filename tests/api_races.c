@@ -52,9 +52,9 @@ static void *mix_calls(void *arg) {
         case 0: rc = pm_warmup(m->ctx); break;
         case 1: rc = pm_warmup_start(m->ctx); break;
         case 2: {
-            pm_status st;
-            pm_status_init(&st);
-            rc = pm_get_status(m->ctx, &st);
+            pm_status_info st;
+            pm_status_info_init(&st);
+            rc = pm_status(m->ctx, &st);
             if (rc == PM_OK && (st.state < PM_STATE_COLD || st.state > PM_STATE_FAILED ||
                                 st.progress < 0.0 || st.progress > 1.0)) {
                 snprintf(m->why, sizeof m->why, "status: state %d progress %g", st.state, st.progress);
@@ -97,7 +97,7 @@ static void test_sixteen_threads_mixing_warmup_status_and_remove_bg_then_close(v
         failures += m[i].failures;
     }
     assert_int_equal(failures, 0);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_READY);
     assert_int_equal(st.last_error_code, PM_OK);
     pm_close(ctx); /* may still have a finished background warm-up to join */

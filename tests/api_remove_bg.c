@@ -32,7 +32,7 @@ static void test_alpha_equals_the_red_channel_exactly(void **state) {
             assert_int_equal(o[3], pattern_red(x, y));
         }
     pm_output_free(out);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.images_processed, 1);
     free(rgb);
     pm_close(ctx);
@@ -211,7 +211,7 @@ static void test_manifest_less_model_uses_the_inspyrenet_defaults(void **state) 
             assert_true(fabs(m->data[y * m->stride + x] - want) <= 1.0);
         }
     pm_output_free(m);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_string_equal(st.model_name, "red_no_manifest.pt");
     assert_int_equal(st.input_width, 32);
     free(rgb);
@@ -251,7 +251,7 @@ static void test_a_model_that_throws_is_an_inference_error_and_the_context_stays
     assert_int_equal(pm_remove_bg(ctx, &img, NULL, &out), PM_ERR_INFERENCE);
     assert_null(out);
     assert_non_null(strstr(pm_errmsg(ctx), "flat image"));
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_READY);
     assert_int_equal(st.last_error_code, PM_ERR_INFERENCE);
     uint8_t *rgb = make_rgb(32, 32);
@@ -349,7 +349,7 @@ static void test_eight_threads_remove_backgrounds_concurrently(void **state) {
     }
     for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < N; i++) assert_int_equal(w[i].failures, 0);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.images_processed, N * 10);
     pm_close(ctx);
 }

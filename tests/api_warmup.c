@@ -1,4 +1,4 @@
-/* pm_warmup / pm_warmup_start / pm_get_status: states, single flight, background, close. */
+/* pm_warmup / pm_warmup_start / pm_status: states, single flight, background, close. */
 #include <pthread.h>
 #include <time.h>
 
@@ -10,7 +10,7 @@ static void test_warmup_moves_cold_to_ready_and_fills_status(void **state) {
     pm_ctx *ctx = open_model("red32.pt");
     assert_int_equal(status_of(ctx).state, PM_STATE_COLD);
     assert_int_equal(pm_warmup(ctx), PM_OK);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_int_equal(st.state, PM_STATE_READY);
     assert_true(st.progress == 1.0);
     assert_true(st.load_ms > 0.0);
@@ -18,14 +18,19 @@ static void test_warmup_moves_cold_to_ready_and_fills_status(void **state) {
     assert_in_range(st.warmup_runs, 3, 6);
     assert_true(st.last_warmup_run_ms > 0.0);
     assert_true(st.ready_unix > 1.7e9);
-    assert_string_equal(st.device, "cpu");
-    assert_int_equal(st.precision, PM_PRECISION_FP32);
+    if (test_on_cuda()) {
+        assert_memory_equal(st.device, "cuda:", 5);
+        assert_int_equal(st.precision, PM_PRECISION_FP16);
+    } else {
+        assert_string_equal(st.device, "cpu");
+        assert_int_equal(st.precision, PM_PRECISION_FP32);
+    }
     assert_string_equal(st.model_name, "red32");
     assert_int_equal(st.input_width, 32);
     assert_int_equal(st.input_height, 32);
     assert_int_equal(st.random_weights, 0);
     assert_int_equal(st.images_processed, 0);
-    assert_int_equal(st.device_memory_bytes, 0);
+    assert_true(test_on_cuda() ? st.device_memory_bytes > 0 : st.device_memory_bytes == 0);
     pm_close(ctx);
 }
 
@@ -33,10 +38,10 @@ static void test_warmup_on_a_ready_context_returns_at_once_without_reloading(voi
     (void)state;
     pm_ctx *ctx = open_model("red32.pt");
     assert_int_equal(pm_warmup(ctx), PM_OK);
-    pm_status first = status_of(ctx);
+    pm_status_info first = status_of(ctx);
     assert_int_equal(pm_warmup(ctx), PM_OK);
     assert_int_equal(pm_warmup_start(ctx), PM_OK);
-    pm_status second = status_of(ctx);
+    pm_status_info second = status_of(ctx);
     assert_true(first.ready_unix == second.ready_unix);
     assert_int_equal(first.warmup_runs, second.warmup_runs);
     assert_int_equal(ctx->flight_started, 1);
@@ -47,14 +52,11 @@ static void test_warmup_on_a_ready_context_returns_at_once_without_reloading(voi
  * forward has nothing lazy after the first; the profiling executor needs three. */
 static int warmup_runs_with(int min_runs, int max_runs, int jit_optimize) {
     pm_params p;
-    pm_params_init(&p);
-    p.model_path = model_path("red32.pt");
-    p.device = "cpu";
-    p.cpu_threads = 1;
-    if (min_runs >= 0) p.warmup_min_runs = min_runs;
-    if (max_runs > 0) p.warmup_max_runs = max_runs;
-    p.jit_optimize = jit_optimize;
+    cpu_params(&p, "red32.pt");
     pm_ctx *ctx = open_with(&p, "red32.pt");
+    if (min_runs >= 0) tune(ctx, PM_TUNE_WARMUP_MIN_RUNS, min_runs);
+    if (max_runs > 0) tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, max_runs);
+    tune(ctx, PM_TUNE_JIT_OPTIMIZE, jit_optimize);
     assert_int_equal(pm_warmup(ctx), PM_OK);
     int runs = status_of(ctx).warmup_runs;
     pm_close(ctx);
@@ -64,8 +66,18 @@ static int warmup_runs_with(int min_runs, int max_runs, int jit_optimize) {
 static void test_auto_warmup_runs_one_cpu_inference_and_three_with_jit_optimize(void **state) {
     (void)state;
     pm_params p;
-    pm_params_init(&p);
-    assert_int_equal(p.warmup_min_runs, 0); /* auto */
+    cpu_params(&p, "red32.pt");
+    pm_ctx *ctx = open_with(&p, "red32.pt");
+    assert_int_equal(tuned(ctx, PM_TUNE_WARMUP_MIN_RUNS), 0); /* auto */
+    pm_close(ctx);
+    if (test_on_cuda()) {
+        /* CUDA: two eager runs (autotuning), then the graph's capture; the profiling
+         * executor wants a third eager run first. */
+        assert_in_range(warmup_runs_with(-1, 0, -1), 3, 20);
+        assert_in_range(warmup_runs_with(-1, 0, 1), 4, 20);
+        assert_int_equal(warmup_runs_with(0, 2, 1), 2); /* the host's ceiling wins */
+        return;
+    }
     assert_int_equal(warmup_runs_with(-1, 0, -1), 1);
     assert_in_range(warmup_runs_with(-1, 0, 1), 3, 20);
     /* An explicit count adds to what the device needs, never takes from it: one run
@@ -89,7 +101,7 @@ static void test_auto_device_resolves_to_cpu_when_no_cuda_is_visible(void **stat
     pm_ctx *ctx = NULL;
     assert_int_equal(pm_open(&p, &ctx), PM_OK);
     assert_int_equal(pm_warmup(ctx), PM_OK);
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     assert_string_equal(st.device, "cpu");
     assert_int_equal(st.precision, PM_PRECISION_FP32); /* AUTO resolves to fp32 on cpu */
     pm_close(ctx);
@@ -162,15 +174,15 @@ static void test_status_answers_while_a_background_warmup_runs(void **state) {
     pm_params_init(&p);
     p.model_path = model_path("slow96.pt");
     p.device = "cpu";
-    p.warmup_min_runs = 40; /* long enough to watch */
-    p.warmup_max_runs = 40;
     pm_ctx *ctx = NULL;
     assert_int_equal(pm_open(&p, &ctx), PM_OK);
+    tune(ctx, PM_TUNE_WARMUP_MIN_RUNS, 40); /* long enough to watch */
+    tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, 40);
     assert_int_equal(pm_warmup_start(ctx), PM_OK);
     int seen_busy = 0, seen_warming = 0, polls = 0;
     double last_progress = 0.0;
     for (;;) {
-        pm_status st = status_of(ctx);
+        pm_status_info st = status_of(ctx);
         polls++;
         if (st.state == PM_STATE_READY) break;
         assert_true(st.state == PM_STATE_LOADING || st.state == PM_STATE_WARMING);
@@ -198,10 +210,10 @@ static void test_close_during_a_background_warmup_is_safe(void **state) {
         pm_params_init(&p);
         p.model_path = model_path("slow96.pt");
         p.device = "cpu";
-        p.warmup_min_runs = 200;
-        p.warmup_max_runs = 200;
         pm_ctx *ctx = NULL;
         assert_int_equal(pm_open(&p, &ctx), PM_OK);
+        tune(ctx, PM_TUNE_WARMUP_MIN_RUNS, 200);
+        tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, 200);
         assert_int_equal(pm_warmup_start(ctx), PM_OK);
         assert_int_equal(pm_warmup_start(ctx), PM_OK); /* a second start does nothing */
         nanosleep(&(struct timespec){0, delay_ms * 1000000L}, NULL);
@@ -213,7 +225,7 @@ static void test_failed_warmup_can_be_retried_and_background_reports_failure(voi
     (void)state;
     pm_ctx *ctx = open_model("nan_output.pt");
     assert_int_equal(pm_warmup_start(ctx), PM_OK);
-    pm_status st;
+    pm_status_info st;
     do {
         nanosleep(&(struct timespec){0, 1000000}, NULL);
         st = status_of(ctx);
@@ -228,6 +240,30 @@ static void test_failed_warmup_can_be_retried_and_background_reports_failure(voi
     pm_close(ctx);
 }
 
+/* graph_safe says whether a CUDA graph would compute what the model does: unknown
+ * (-1) until the model is loaded; 1 for a model whose control flow ignores tensor
+ * values (red32 only slices); 0 for one that raises on a flat image (a value test). */
+static void test_graph_safe_is_unknown_before_loading_and_found_once_ready(void **state) {
+    (void)state;
+    const struct {
+        const char *model;
+        int graph_safe;
+    } cases[] = {{"red32.pt", 1}, {"throws_on_flat.pt", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pm_ctx *ctx = open_model(cases[i].model);
+        assert_int_equal(status_of(ctx).graph_safe, -1);
+        assert_int_equal(pm_warmup(ctx), PM_OK);
+        pm_status_info st = status_of(ctx);
+        assert_int_equal(st.state, PM_STATE_READY);
+        if (st.graph_safe != cases[i].graph_safe)
+            fprintf(stderr, "%s: graph_safe %d\n", cases[i].model, st.graph_safe);
+        assert_int_equal(st.graph_safe, cases[i].graph_safe);
+        /* A graph only on CUDA, and only for a graph-safe model. */
+        assert_int_equal(st.cuda_graph, test_on_cuda() && cases[i].graph_safe);
+        pm_close(ctx);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_moves_cold_to_ready_and_fills_status),
@@ -240,6 +276,7 @@ int main(void) {
         cmocka_unit_test(test_status_answers_while_a_background_warmup_runs),
         cmocka_unit_test(test_close_during_a_background_warmup_is_safe),
         cmocka_unit_test(test_failed_warmup_can_be_retried_and_background_reports_failure),
+        cmocka_unit_test(test_graph_safe_is_unknown_before_loading_and_found_once_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,9 +3,10 @@
  * Prints the median, min and max wall time (and median process CPU time) for threads 1 and 2, skip_flat 1 and 0
  * (or only the configuration given).
  *   bench_foreground width height runs torch MODEL.pt [cpu|cuda:N]
- * times the tensor version (pm_shim_estimate_foreground) instead, on the device the
- * model (any TorchScript file, e.g. tests/models' red32.pt) is loaded on, after one
- * untimed call, and compares its bytes with the C version's (skip_flat 0). */
+ * times the device version (pm_estimate_foreground_on_device: small levels on the
+ * host, the rest as tensor ops) instead, on the device the model (any TorchScript
+ * file, e.g. tests/models' red32.pt) is loaded on, after one untimed call, and
+ * compares its bytes with the C version's (skip_flat 0). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -32,16 +33,15 @@ static int cmp_double(const void *a, const void *b) {
 
 static float clampf(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
-/* The tensor version on the model's device: runs timed calls after one warm call,
+/* The device version on the model's device: runs timed calls after one warm call,
  * then its bytes against the C version's with skip_flat 0. */
 static int bench_torch(const char *model_file, const char *device, const uint8_t *rgba, const uint8_t *alpha,
                        int w, int h, int runs, uint8_t *out, uint8_t *ref, double *t, double *cpu) {
-    const pm_shim_options opts = {.precision = PM_PRECISION_FP32, .max_batch = 1, .device_cache_mb = 1024};
     pm_shim_model *model = NULL;
     char *manifest = NULL, err[512];
     const int cuda = strncmp(device, "cuda:", 5) == 0;
-    if (pm_shim_load(model_file, cuda ? PM_DEVICE_CUDA : PM_DEVICE_CPU, cuda ? atoi(device + 5) : 0, &opts, &model,
-                     &manifest, err, sizeof err) != PM_OK) {
+    if (pm_shim_load(model_file, cuda ? PM_DEVICE_CUDA : PM_DEVICE_CPU, cuda ? atoi(device + 5) : 0,
+                     PM_PRECISION_FP32, &model, &manifest, err, sizeof err) != PM_OK) {
         fprintf(stderr, "loading %s: %s\n", model_file, err);
         return 1;
     }
@@ -52,7 +52,7 @@ static int bench_torch(const char *model_file, const char *device, const uint8_t
     pm_shim_device_description(model, desc, sizeof desc);
     for (int r = -1; r < runs; r++) {
         const double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
-        if (pm_shim_estimate_foreground(model, rgba, alpha, w, h, out, err, sizeof err) != PM_OK) {
+        if (pm_estimate_foreground_on_device(model, rgba, alpha, w, h, out, err, sizeof err) != PM_OK) {
             fprintf(stderr, "error: %s\n", err);
             pm_shim_free(model);
             return 1;
@@ -64,7 +64,7 @@ static int bench_torch(const char *model_file, const char *device, const uint8_t
     pm_shim_free(model);
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
     qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);
-    printf("tensor version on %s (%ld CPUs): wall median %.3f s (min %.3f, max %.3f), cpu median %.3f s\n", desc, cpus,
+    printf("device version on %s (%ld CPUs): wall median %.3f s (min %.3f, max %.3f), cpu median %.3f s\n", desc, cpus,
            t[runs / 2], t[0], t[runs - 1], cpu[runs / 2]);
     const pm_fg_tuning full = {0, 0};
     if (pm_estimate_foreground_tuned(rgba, alpha, w, h, ref, &full, err, sizeof err) != PM_OK) {
@@ -81,7 +81,7 @@ static int bench_torch(const char *model_file, const char *device, const uint8_t
         differ += d != 0;
         worst = d > worst ? d : worst;
     }
-    printf("tensor vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.6f\n", differ, bytes, worst,
+    printf("device vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.6f\n", differ, bytes, worst,
            sum / (double)bytes);
     return 0;
 }

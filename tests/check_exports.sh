@@ -1,14 +1,25 @@
 #!/bin/sh
-# Fails when the shared library exports anything but the public pm_* functions.
+# Fails unless the shared library exports exactly the functions the public header
+# declares with PM_API: nothing else (no internal pm_* helper, no torch), and none
+# missing. Usage: check_exports.sh LIBRARY HEADER
 set -eu
 lib="$1"
-bad=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^pm_' | grep -v '^PETMATTE_1$' || true)
-if [ -n "$bad" ]; then
-  echo "unexpected exported symbols:"; echo "$bad" | head -20; exit 1
+header="$2"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | grep -v '^PETMATTE_1$' | sort -u >"$work/exported"
+# "PM_API const char *pm_tune_name(pm_tune key);" -> pm_tune_name
+grep -o '^PM_API[^(;]*(' "$header" | sed 's/($//; s/.*[ *]//' | sort -u >"$work/declared"
+if [ ! -s "$work/declared" ]; then
+  echo "no PM_API functions found in $header"; exit 1
 fi
-count=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -c '^pm_')
-internal=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -E '^pm_(shim_|image_load|manifest_|fail|now_ms|copy_sized|rgba_|build_output|estimate_|unix_now|stb_|jpeg_|img_|fg_)' || true)
-if [ -n "$internal" ]; then
-  echo "internal helpers exported:"; echo "$internal"; exit 1
+extra=$(comm -23 "$work/exported" "$work/declared")
+missing=$(comm -13 "$work/exported" "$work/declared")
+if [ -n "$extra" ]; then
+  echo "exported but not declared in $(basename "$header"):"; echo "$extra" | head -20
 fi
-echo "ok: $count pm_* symbols exported, nothing else"
+if [ -n "$missing" ]; then
+  echo "declared in $(basename "$header") but not exported:"; echo "$missing"
+fi
+[ -z "$extra" ] && [ -z "$missing" ] || exit 1
+echo "ok: the $(wc -l <"$work/declared") functions of $(basename "$header") are exported, nothing else"

@@ -1,8 +1,10 @@
-/* Clean edges with tensor ops (shim/foreground.cpp, pm_shim_estimate_foreground) on a
- * CPU model: the same bytes as lib/foreground.c with skip_flat = 0 up to float
- * rounding, the same accuracy on a synthetic soft edge, opaque pixels exact,
- * deterministic, thin images, arguments. The images are larger than 256x256 pixels
- * so that the finest levels take the tensor path (smaller levels run on the host). */
+/* Clean edges on a model's device, run on a CPU model: pm_estimate_foreground_on_device
+ * (lib/foreground.c plans the pyramid and runs the small levels, shim/foreground.cpp
+ * the large ones as tensor ops) gives the same bytes as lib/foreground.c with
+ * skip_flat = 0 up to float rounding, the same accuracy on a synthetic soft edge,
+ * opaque pixels exact, deterministic, thin images; the shim follows the plan it is
+ * given and refuses one out of range. The images are larger than 256x256 pixels so
+ * that the finest levels reach the device (smaller levels run on the host). */
 #include <math.h>
 
 #include "foreground.h"
@@ -60,11 +62,11 @@ static void free_image(image *m) {
 }
 
 static pm_shim_model *cpu_model(void) {
-    const pm_shim_options opts = {.precision = PM_PRECISION_FP32, .max_batch = 1, .device_cache_mb = 1024};
     pm_shim_model *model = NULL;
     char *manifest = NULL;
     char err[256] = "";
-    pm_code rc = pm_shim_load(model_path("red32.pt"), PM_DEVICE_CPU, 0, &opts, &model, &manifest, err, sizeof err);
+    pm_code rc =
+        pm_shim_load(model_path("red32.pt"), PM_DEVICE_CPU, 0, PM_PRECISION_FP32, &model, &manifest, err, sizeof err);
     if (rc != PM_OK) fprintf(stderr, "pm_shim_load: %s\n", err);
     assert_int_equal(rc, PM_OK);
     free(manifest);
@@ -86,8 +88,8 @@ static uint8_t *run_torch(pm_shim_model *model, const image *m) {
     uint8_t *out = malloc((size_t)m->w * (size_t)m->h * 3);
     assert_non_null(out);
     char err[256] = "";
-    pm_code rc = pm_shim_estimate_foreground(model, m->rgba, m->alpha, m->w, m->h, out, err, sizeof err);
-    if (rc != PM_OK) fprintf(stderr, "pm_shim_estimate_foreground: %s\n", err);
+    pm_code rc = pm_estimate_foreground_on_device(model, m->rgba, m->alpha, m->w, m->h, out, err, sizeof err);
+    if (rc != PM_OK) fprintf(stderr, "pm_estimate_foreground_on_device: %s\n", err);
     assert_int_equal(rc, PM_OK);
     return out;
 }
@@ -115,7 +117,7 @@ static int compare_with_c(pm_shim_model *model, int w, int h) {
         worst = d > worst ? d : worst;
     }
     const double mean = sum / (double)bytes;
-    print_message("%dx%d: tensor vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.5f\n", w, h, differ,
+    print_message("%dx%d: device vs C (skip_flat 0): %zu of %zu bytes differ, max %d, mean %.5f\n", w, h, differ,
                   bytes, worst, mean);
     assert_true(worst <= MAX_BYTE_DIFF);
     assert_true(mean <= MEAN_BYTE_DIFF);
@@ -138,7 +140,7 @@ static void test_thin_images_match_the_c_version(void **state) {
 }
 
 static void test_small_images_run_on_the_host_with_the_c_arithmetic(void **state) {
-    /* At most 256x256 pixels, every level runs in foreground.c's loops: same bytes. */
+    /* At most 256x256 pixels, every level runs on the host: the same bytes. */
     assert_int_equal(compare_with_c(*state, 97, 61), 0);
     assert_int_equal(compare_with_c(*state, 1, 1), 0);
 }
@@ -161,7 +163,7 @@ static void test_soft_band_colours_are_at_least_3x_closer_to_the_true_foreground
     uint8_t *out = run_torch(*state, &m);
     size_t n_in = 0, n_out = 0;
     const double e_input = band_error(&m, m.rgba, 4, &n_in), e_est = band_error(&m, out, 3, &n_out);
-    print_message("band pixels %zu: mean error F=I %.4f, tensor estimate %.4f, ratio %.1fx\n", n_in, e_input, e_est,
+    print_message("band pixels %zu: mean error F=I %.4f, device estimate %.4f, ratio %.1fx\n", n_in, e_input, e_est,
                   e_input / e_est);
     assert_true(n_in > 1000);
     assert_true(e_est * 3.0 <= e_input);
@@ -192,27 +194,124 @@ static void test_two_runs_give_the_same_bytes(void **state) {
     free_image(&m);
 }
 
+/* A 4x3 image whose one device level starts from a 2x2 start through the plan's maps
+ * and runs no sweep: every pixel that is not opaque gets its mapped start colour. */
+static void test_the_device_starts_each_pixel_where_the_plan_maps_it(void **state) {
+    enum { W = 4, H = 3 };
+    uint8_t rgba[W * H * 4], alpha[W * H], out[W * H * 3];
+    for (int i = 0; i < W * H; i++) {
+        rgba[i * 4] = (uint8_t)(10 * i), rgba[i * 4 + 1] = 7, rgba[i * 4 + 2] = 200, rgba[i * 4 + 3] = 255;
+        alpha[i] = i == 5 ? 255 : (uint8_t)(20 * i); /* pixel 5 opaque: its input colour */
+    }
+    /* Start F (B = 1 - F): 4 distinct colours, exact in 8 bits (k/255). */
+    float start[2 * 2 * 6];
+    for (int p = 0; p < 4; p++)
+        for (int c = 0; c < 3; c++) {
+            start[p * 6 + c] = (float)(40 * p + 10 * c + 5) / 255.0f;
+            start[p * 6 + 3 + c] = 1.0f - start[p * 6 + c];
+        }
+    const int32_t x_prev[W] = {1, 0, 1, 0}, y_prev[H] = {1, 1, 0};
+    const pm_fg_level level = {.width = W, .height = H, .iterations = 0, .x_prev = x_prev, .y_prev = y_prev};
+    const pm_fg_plan plan = {.levels = 1, .level = &level, .start_width = 2, .start_height = 2, .start_fb = start,
+                             .regularization = 1e-5f, .gradient_weight = 1.0f};
+    char err[256] = "";
+    assert_int_equal(pm_shim_estimate_foreground(*state, rgba, alpha, W, H, &plan, out, err, sizeof err), PM_OK);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int i = y * W + x, p = y_prev[y] * 2 + x_prev[x];
+            for (int c = 0; c < 3; c++) {
+                const int want = i == 5 ? rgba[i * 4 + c] : 40 * p + 10 * c + 5;
+                assert_int_equal(out[i * 3 + c], want);
+            }
+        }
+}
+
+/* The plan's iteration count is what runs: with none, F is the (black) start; with
+ * one sweep over a flat half-transparent matte, every pixel's solve gives F = B = I. */
+static void test_a_planned_sweep_changes_the_start(void **state) {
+    enum { W = 4, H = 3 };
+    uint8_t rgba[W * H * 4], alpha[W * H], a[W * H * 3], b[W * H * 3];
+    for (int i = 0; i < W * H; i++) {
+        rgba[i * 4] = 250, rgba[i * 4 + 1] = 20, rgba[i * 4 + 2] = 20, rgba[i * 4 + 3] = 255;
+        alpha[i] = 128;
+    }
+    float start[6] = {0, 0, 0, 0, 0, 0}; /* a 1x1 start of black */
+    const int32_t zeros[W] = {0};
+    pm_fg_level level = {.width = W, .height = H, .iterations = 0, .x_prev = zeros, .y_prev = zeros};
+    const pm_fg_plan plan = {.levels = 1, .level = &level, .start_width = 1, .start_height = 1, .start_fb = start,
+                             .regularization = 1e-5f, .gradient_weight = 1.0f};
+    assert_int_equal(pm_shim_estimate_foreground(*state, rgba, alpha, W, H, &plan, a, NULL, 0), PM_OK);
+    level.iterations = 1;
+    assert_int_equal(pm_shim_estimate_foreground(*state, rgba, alpha, W, H, &plan, b, NULL, 0), PM_OK);
+    for (int i = 0; i < W * H; i++) {
+        assert_int_equal(a[i * 3], 0);
+        /* With the matte flat at 0.5 and I red, one solve already makes F red. */
+        assert_true(b[i * 3] > 200);
+        assert_true(b[i * 3 + 1] < 60);
+    }
+}
+
 static void test_bad_arguments_are_rejected(void **state) {
     pm_shim_model *model = *state;
     uint8_t rgba[16] = {0}, alpha[4] = {0}, out[12];
     char err[256] = "";
     assert_int_equal(pm_shim_is_cuda(model), 0);
     assert_int_equal(pm_shim_is_cuda(NULL), 0);
-    assert_int_equal(pm_shim_estimate_foreground(NULL, rgba, alpha, 2, 2, out, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(NULL, rgba, alpha, 2, 2, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, NULL, alpha, 2, 2, out, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(model, NULL, alpha, 2, 2, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, NULL, 2, 2, out, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, NULL, 2, 2, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, NULL, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, alpha, 2, 2, NULL, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 0, 2, out, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, alpha, 0, 2, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, -1, out, NULL, 0), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2147483647, 2147483647, out, err, sizeof err),
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, alpha, 2, -1, out, NULL, 0),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, alpha, 2147483647, 2147483647, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_estimate_foreground_on_device(model, rgba, alpha, 2, 2, out, err, sizeof err), PM_OK);
+
+    /* The shim itself: a valid 2x2 plan, then one wrong value at a time. */
+    float start[6] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
+    const int32_t zeros[2] = {0, 0}, out_of_range[2] = {0, 1};
+    pm_fg_level level = {.width = 2, .height = 2, .iterations = 2, .x_prev = zeros, .y_prev = zeros};
+    pm_fg_plan plan = {.levels = 1, .level = &level, .start_width = 1, .start_height = 1, .start_fb = start,
+                       .regularization = 1e-5f, .gradient_weight = 1.0f};
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &plan, out, err, sizeof err), PM_OK);
+    assert_int_equal(pm_shim_estimate_foreground(NULL, rgba, alpha, 2, 2, &plan, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, NULL, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2147483647, 2147483647, &plan, out, err,
+                                                 sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(err, "too large"));
-    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, out, err, sizeof err), PM_OK);
+    pm_fg_plan bad = plan;
+    bad.levels = 0;
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &bad, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    bad = plan;
+    bad.start_fb = NULL;
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &bad, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    bad = plan;
+    bad.regularization = 0.0f; /* a flat matte would make the 2x2 systems singular */
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &bad, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    level.x_prev = out_of_range; /* column 1 of a 1-pixel-wide start */
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &plan, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "x_prev"));
+    level.x_prev = zeros;
+    level.width = 1; /* the last level must be the image: no image maps for a smaller one */
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &plan, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    level.width = 2;
+    level.iterations = -1;
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &plan, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
 }
 
 int main(void) {
@@ -223,6 +322,8 @@ int main(void) {
         cmocka_unit_test(test_soft_band_colours_are_at_least_3x_closer_to_the_true_foreground),
         cmocka_unit_test(test_opaque_pixels_keep_their_input_colour_exactly),
         cmocka_unit_test(test_two_runs_give_the_same_bytes),
+        cmocka_unit_test(test_the_device_starts_each_pixel_where_the_plan_maps_it),
+        cmocka_unit_test(test_a_planned_sweep_changes_the_start),
         cmocka_unit_test(test_bad_arguments_are_rejected),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

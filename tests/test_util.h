@@ -32,21 +32,52 @@ static inline const char *model_path(const char *name) {
     return buf;
 }
 
-/* The tests' CPU parameters for a test model: one thread, a quick warm-up. */
+/* The device the tests' contexts run on: PM_TEST_DEVICE ("auto" on a GPU machine:
+ * scripts/test-cuda.sh), else the CPU. */
+static inline const char *test_device(void) {
+    const char *dev = getenv("PM_TEST_DEVICE");
+    return dev && *dev ? dev : "cpu";
+}
+
+/* 1 when the tests' contexts run on a CUDA device. */
+static inline int test_on_cuda(void) {
+    int n = 0;
+    return strcmp(test_device(), "cpu") != 0 && pm_cuda_device_count(&n) == PM_OK && n > 0;
+}
+
+/* The tests' parameters for a test model: the test device, one CPU thread. */
 static inline void cpu_params(pm_params *p, const char *name) {
     pm_params_init(p);
     p->model_path = model_path(name);
-    p->device = "cpu";
+    p->device = test_device();
     p->cpu_threads = 1;
-    p->warmup_min_runs = 3;
-    p->warmup_max_runs = 6;
 }
 
-/* pm_get_status of ctx; asserts it succeeds. */
-static inline pm_status status_of(pm_ctx *ctx) {
-    pm_status st;
-    pm_status_init(&st);
-    assert_int_equal(pm_get_status(ctx, &st), PM_OK);
+/* pm_tune_set on ctx; asserts it succeeds. */
+static inline void tune(pm_ctx *ctx, pm_tune key, int value) {
+    pm_code rc = pm_tune_set(ctx, key, value);
+    if (rc != PM_OK) fprintf(stderr, "pm_tune_set(%s, %d): %s\n", pm_tune_name(key), value, pm_errmsg(ctx));
+    assert_int_equal(rc, PM_OK);
+}
+
+/* pm_tune_get of key on ctx; asserts it succeeds. */
+static inline int tuned(pm_ctx *ctx, pm_tune key) {
+    int value = -12345;
+    assert_int_equal(pm_tune_get(ctx, key, &value), PM_OK);
+    return value;
+}
+
+/* A quick warm-up: at least 3 inferences, at most 6. */
+static inline void quick_warmup(pm_ctx *ctx) {
+    tune(ctx, PM_TUNE_WARMUP_MIN_RUNS, 3);
+    tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, 6);
+}
+
+/* pm_status of ctx; asserts it succeeds. */
+static inline pm_status_info status_of(pm_ctx *ctx) {
+    pm_status_info st;
+    pm_status_info_init(&st);
+    assert_int_equal(pm_status(ctx, &st), PM_OK);
     return st;
 }
 
@@ -64,7 +95,9 @@ static inline pm_ctx *open_with(const pm_params *p, const char *name) {
 static inline pm_ctx *open_model(const char *name) {
     pm_params p;
     cpu_params(&p, name);
-    return open_with(&p, name);
+    pm_ctx *ctx = open_with(&p, name);
+    quick_warmup(ctx);
+    return ctx;
 }
 
 /* A raw RGB image whose red channel is a known pattern: red(x, y) = (7x + 3y) % 256. */

@@ -192,9 +192,10 @@ def bench_precision(args, precision, jpeg, tmp):
                  "--clean-edges", args.clean_edges]
         if jpeg:
             extra += ["--jpeg", jpeg]
-        for flag in ("cuda_graph", "channels_last", "jit_optimize", "max_batch", "batch_wait_us", "forward_streams"):
-            if getattr(args, flag) is not None:
-                extra += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+        if args.max_batch is not None:
+            extra += ["--max-batch", str(args.max_batch)]
+        for setting in args.tune:
+            extra += ["--tune", setting]
         try:
             j, table = run_lib(args, precision, extra, os.path.join(tmp, "warm-%s.json" % precision))
             out["lib"]["warm"] = j
@@ -309,9 +310,11 @@ def print_table(results, header):
     for res in results:
         lw = res["lib"].get("warm", {}).get("context", {})
         py = res["python"].get("warm") or (res["python"].get("cold_runs") or [{}])[0]
-        lib_desc = "lib: %s %s, cuda graph %s, forward streams %s" % (
+        graph_safe = lw.get("graph_safe")
+        lib_desc = "lib: %s %s, cuda graph %s, forward streams %s, graph-safe model %s" % (
             lw.get("device"), lw.get("precision"), "on" if lw.get("cuda_graph") else "off",
-            lw.get("forward_streams", "-")) if lw else "lib: -"
+            lw.get("forward_streams", "-"), "unknown" if graph_safe is None else "yes" if graph_safe else "no",
+        ) if lw else "lib: -"
         py_desc = "python: %s %s%s, torch %s" % (py.get("device"), py.get("precision"),
                                                  " (%s)" % py["half_mode"] if py.get("half_mode") else "",
                                                  py.get("torch")) if py else "python: -"
@@ -367,12 +370,10 @@ def main():
     ap.add_argument("--jpeg-size", default="4000x3000", help="size of the generated JPEG, WxH (default 4000x3000)")
     ap.add_argument("--jpeg-runs", type=int, default=5, help="timed 12 MP calls per variant")
     ap.add_argument("--clean-edges", default="both", choices=["off", "on", "both"])
-    ap.add_argument("--cuda-graph", choices=["auto", "on", "off"], help="pass to petmatte-bench")
-    ap.add_argument("--channels-last", choices=["auto", "on", "off"], help="pass to petmatte-bench")
-    ap.add_argument("--jit-optimize", choices=["auto", "on", "off"], help="pass to petmatte-bench")
-    ap.add_argument("--max-batch", type=int, help="pass to petmatte-bench (-1 auto, 1..64)")
-    ap.add_argument("--forward-streams", type=int, help="pass to petmatte-bench (-1 auto, 1..8)")
-    ap.add_argument("--batch-wait-us", type=int, help="pass to petmatte-bench (0..100000)")
+    ap.add_argument("--max-batch", type=int, help="pass to petmatte-bench (1..64)")
+    ap.add_argument("--tune", action="append", default=[], metavar="KEY=VALUE",
+                    help="a library tuning key, passed to petmatte-bench as is (repeatable), "
+                         "e.g. cuda_graph=off, forward_streams=3; VALUE an integer or auto, on, off")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python anchor")
     ap.add_argument("--python-cast", action="store_true",
                     help="Python fp16/bf16 by model.half()-style casting instead of torch.autocast")

@@ -9,7 +9,7 @@
  *               out (no decode, no resampling, no encode); also the worst of the first
  *               50 calls after warm-up and its ratio to the median
  *   throughput  T threads calling pm_remove_bg on one context, a fixed count each
- *   memory      pm_status.device_memory_bytes after warm-up and after the runs; the
+ *   memory      pm_status_info.device_memory_bytes after warm-up and after the runs; the
  *               process's resident memory
  *   jpeg        a JPEG file (tools/bench.py writes a 12 MP one) -> RGBA pixels, end to
  *               end, with clean_edges off and/or on
@@ -35,12 +35,15 @@
 
 #include <petmatte.h>
 
+#include "../common/tune_option.h"
+
 extern char **environ;
 
 #define BENCH_MAX_CONCURRENCY 16
 #define BENCH_FIRST_CALLS 50
 #define BENCH_MAX_SERIES 96
 #define BENCH_MAX_DERIVED 32
+#define BENCH_MAX_TUNE 64
 
 enum {
     FIG_COLD = 1 << 0,
@@ -69,10 +72,9 @@ typedef struct options {
     int tp_repeats;
     int jpeg_runs;
     int clean_edges; /* CLEAN_* bits */
-    int cuda_graph, channels_last, jit_optimize, freeze; /* -1 auto, 0 off, 1 on */
-    int max_batch, batch_wait_us;                /* pm_params; max_batch -1 = auto */
-    int device_cache_mb;                         /* pm_params; -1 = auto */
-    int forward_streams;                         /* pm_params; -1 = auto */
+    int max_batch;   /* pm_params; 0 = the library's default */
+    tune_setting tune[BENCH_MAX_TUNE]; /* --tune, in order: a later one for a key wins */
+    int n_tune;
     unsigned figures;
     int cold_child_fd; /* >= 0: this process is a cold child writing to that fd */
 } options;
@@ -233,15 +235,14 @@ static void usage(FILE *f) {
           "  --jpeg FILE           JPEG for the end-to-end figure (tools/bench.py writes a 12 MP one)\n"
           "  --jpeg-runs N         timed end-to-end calls per variant (default 5)\n"
           "  --clean-edges W       off, on or both (default both): end-to-end variants\n"
-          "  --cuda-graph W        auto (default), on, off   (pm_params.cuda_graph)\n"
-          "  --channels-last W     auto (default), on, off   (pm_params.channels_last)\n"
-          "  --jit-optimize W      auto (default), on, off   (pm_params.jit_optimize)\n"
-          "  --max-batch N         -1 = auto (default), 1..64  (pm_params.max_batch)\n"
-          "  --forward-streams N   -1 = auto (default), 1..8   (pm_params.forward_streams)\n"
-          "  --batch-wait-us N     0 (default)..100000         (pm_params.batch_wait_us)\n"
-          "  --freeze W            auto (default), on, off   (pm_params.freeze)\n"
-          "  --device-cache-mb N   -1 = auto (default), 0..1048576 (pm_params.device_cache_mb)\n"
-          "  --figures LIST        any of cold,warm,throughput,jpeg (default all;\n"
+          "  --max-batch N         1..64 (pm_params.max_batch; default the library's, 1)\n"
+          "  --tune KEY=VALUE      a tuning key (pm_tune_set), repeatable: VALUE an integer,\n"
+          "                        or auto, on, off; KEY one of:\n",
+          f);
+    char keys[1024];
+    tune_option_keys_wrapped(keys, sizeof keys, 24, 80);
+    fputs(keys, f);
+    fputs("  --figures LIST        any of cold,warm,throughput,jpeg (default all;\n"
           "                        memory is always reported)\n"
           "  --json FILE           write every sample, the medians and the setup as JSON\n"
           "  -h, --help            this help\n",
@@ -255,14 +256,6 @@ static int parse_int(const char *flag, const char *s, int lo, int hi) {
     if (errno || end == s || *end || v < lo || v > hi)
         fail("%s '%s' is not a whole number in %d..%d", flag, s, lo, hi);
     return (int)v;
-}
-
-static int parse_switch(const char *flag, const char *s) {
-    if (!strcmp(s, "auto")) return -1;
-    if (!strcmp(s, "off") || !strcmp(s, "0")) return 0;
-    if (!strcmp(s, "on") || !strcmp(s, "1")) return 1;
-    fail("%s '%s' is not one of auto, on, off", flag, s);
-    return -1;
 }
 
 static int parse_precision(const char *s) {
@@ -325,10 +318,6 @@ static void parse_args(options *o, int argc, char **argv) {
     o->tp_repeats = 3;
     o->jpeg_runs = 5;
     o->clean_edges = CLEAN_BOTH;
-    o->cuda_graph = o->channels_last = o->jit_optimize = o->freeze = -1;
-    o->max_batch = -1;
-    o->forward_streams = -1;
-    o->device_cache_mb = -1;
     o->figures = FIG_ALL;
     o->cold_child_fd = -1;
 
@@ -361,15 +350,13 @@ static void parse_args(options *o, int argc, char **argv) {
             else if (!strcmp(v, "on")) o->clean_edges = CLEAN_ON;
             else if (!strcmp(v, "both")) o->clean_edges = CLEAN_BOTH;
             else fail("--clean-edges '%s' is not one of off, on, both", v);
-        } else if (!strcmp(a, "--cuda-graph")) o->cuda_graph = parse_switch(a, v);
-        else if (!strcmp(a, "--channels-last")) o->channels_last = parse_switch(a, v);
-        else if (!strcmp(a, "--jit-optimize")) o->jit_optimize = parse_switch(a, v);
-        else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, -1, 64);
-        else if (!strcmp(a, "--forward-streams")) o->forward_streams = parse_int(a, v, -1, 8);
-        else if (!strcmp(a, "--batch-wait-us")) o->batch_wait_us = parse_int(a, v, 0, 100000);
-        else if (!strcmp(a, "--freeze")) o->freeze = parse_switch(a, v);
-        else if (!strcmp(a, "--device-cache-mb")) o->device_cache_mb = parse_int(a, v, -1, 1048576);
-        else if (!strcmp(a, "--figures")) o->figures = parse_figures(v);
+        } else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, 1, 64);
+        else if (!strcmp(a, "--tune")) {
+            char why[768];
+            if (o->n_tune == BENCH_MAX_TUNE) fail("more than %d --tune options", BENCH_MAX_TUNE);
+            if (!tune_option_parse(v, &o->tune[o->n_tune], why, sizeof why)) fail("%s", why);
+            o->n_tune++;
+        } else if (!strcmp(a, "--figures")) o->figures = parse_figures(v);
         else if (!strcmp(a, "--json")) o->json_path = v;
         else if (!strcmp(a, "--cold-child")) o->cold_child_fd = parse_int(a, v, 0, 1 << 20);
         else {
@@ -386,7 +373,9 @@ static void parse_args(options *o, int argc, char **argv) {
 
 /* ------------------------------------------------------------------ library */
 
-static pm_code open_context(const options *o, pm_ctx **ctx) {
+/* pm_open, then the --tune settings. On failure *ctx is NULL and why holds the
+ * message (pm_open's, or "--tune KEY=VALUE: <why>"). */
+static pm_code open_context(const options *o, pm_ctx **ctx, char *why, size_t cap) {
     pm_params p;
     pm_params_init(&p);
     p.model_path = o->model;
@@ -394,22 +383,25 @@ static pm_code open_context(const options *o, pm_ctx **ctx) {
     p.precision = o->precision;
     p.cpu_threads = o->threads;
     p.input_size = o->input_size;
-    p.cuda_graph = o->cuda_graph;
-    p.channels_last = o->channels_last;
-    p.jit_optimize = o->jit_optimize;
-    p.max_batch = o->max_batch;
-    p.batch_wait_us = o->batch_wait_us;
-    p.freeze = o->freeze;
-    p.device_cache_mb = o->device_cache_mb;
-    p.forward_streams = o->forward_streams;
-    return pm_open(&p, ctx);
+    if (o->max_batch) p.max_batch = o->max_batch;
+    pm_code c = pm_open(&p, ctx);
+    if (c != PM_OK) {
+        snprintf(why, cap, "pm_open: %s", pm_errmsg(NULL));
+        return c;
+    }
+    c = tune_option_apply(*ctx, o->tune, (size_t)o->n_tune, why, cap);
+    if (c != PM_OK) {
+        pm_close(*ctx);
+        *ctx = NULL;
+    }
+    return c;
 }
 
-static pm_status status_of(pm_ctx *ctx) {
-    pm_status st;
-    pm_status_init(&st);
-    pm_code c = pm_get_status(ctx, &st);
-    if (c != PM_OK) fail_pm(ctx, c, "pm_get_status");
+static pm_status_info status_of(pm_ctx *ctx) {
+    pm_status_info st;
+    pm_status_info_init(&st);
+    pm_code c = pm_status(ctx, &st);
+    if (c != PM_OK) fail_pm(ctx, c, "pm_status");
     return st;
 }
 
@@ -504,19 +496,21 @@ static double proc_status_mib(const char *field) {
 static int cold_child(const options *o, double t_main) {
     const int fd = o->cold_child_fd;
     pm_ctx *ctx = NULL;
-    pm_code c = open_context(o, &ctx);
-    if (c == PM_OK) c = pm_warmup(ctx);
+    char msg[800];
+    pm_code c = open_context(o, &ctx, msg, sizeof msg);
+    if (c == PM_OK) {
+        c = pm_warmup(ctx);
+        if (c != PM_OK) snprintf(msg, sizeof msg, "%s", pm_errmsg(ctx));
+    }
     const double t_ready = real_s();
     if (c != PM_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", pm_errmsg(ctx));
         for (char *p = msg; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';
         dprintf(fd, "err %d %s\n", (int)c, msg);
         pm_close(ctx);
         return 1;
     }
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     /* The test image is made outside the timed span: the input size is known only now. */
     unsigned char *px = make_photo(st.input_width, st.input_height);
     const pm_image in = raw_rgb(px, st.input_width, st.input_height);
@@ -722,7 +716,7 @@ static void bench_throughput(const options *o, pm_ctx *ctx, const pm_image *in) 
             /* The clock starts before the callers are released and stops at the last
              * caller's own end time, so neither this thread's wake-up nor its joins
              * count. */
-            const pm_status before = status_of(ctx);
+            const pm_status_info before = status_of(ctx);
             pthread_barrier_wait(&ready);
             const double t0 = mono_ms();
             pthread_barrier_wait(&go);
@@ -737,7 +731,7 @@ static void bench_throughput(const options *o, pm_ctx *ctx, const pm_image *in) 
             for (int i = 0; i < t; i++)
                 if (w[i].error != PM_OK) fail("pm_remove_bg (throughput): %s (%s)", w[i].message, pm_strerror(w[i].error));
             const double images = (double)t * o->per_thread;
-            const pm_status after = status_of(ctx);
+            const pm_status_info after = status_of(ctx);
             const uint64_t passes = after.forward_passes - before.forward_passes;
             if (passes) series_add(ipp, (double)(after.images_processed - before.images_processed) / (double)passes);
             series_add(ips, images / (wall / 1e3));
@@ -820,17 +814,22 @@ static void bench_jpeg(const options *o, pm_ctx *ctx) {
 
 /* ------------------------------------------------------------------ output */
 
-static void print_table(const options *o, const pm_status *st) {
+/* graph_safe in words: "yes", "no", or "unknown" before the model is loaded. */
+static const char *graph_safe_text(int graph_safe) {
+    return graph_safe < 0 ? "unknown" : graph_safe ? "yes" : "no";
+}
+
+static void print_table(const options *o, const pm_status_info *st) {
     char threads[32];
     if (o->threads) snprintf(threads, sizeof threads, "%d", o->threads);
     else snprintf(threads, sizeof threads, "torch default");
     if (st)
         printf("\npetmatte-bench %s | model %s (%dx%d%s) | device %s | precision %s | cpu threads %s | "
-               "cuda graph %s | max batch %d | forward streams %d | frozen %s\n",
+               "cuda graph %s (graph-safe model: %s) | max batch %d | forward streams %d | frozen %s\n",
                pm_version(), st->model_name, st->input_width, st->input_height,
                st->random_weights ? ", random weights" : "", st->device,
                pm_precision_name((pm_precision)st->precision), threads, st->cuda_graph ? "on" : "off",
-               st->max_batch, st->forward_streams, st->frozen ? "yes" : "no");
+               graph_safe_text(st->graph_safe), st->max_batch, st->forward_streams, st->frozen ? "yes" : "no");
     else
         printf("\npetmatte-bench %s | model %s | device %s | precision %s | cpu threads %s\n", pm_version(),
                o->model, o->device, pm_precision_name((pm_precision)o->precision), threads);
@@ -879,7 +878,21 @@ static void json_number(FILE *f, double v) {
     else fputs("null", f);
 }
 
-static void write_json_context(FILE *f, const pm_status *st, double parent_open_ms) {
+/* "tune": {"warmup_min_runs": 0, ...}: ctx's value of every key (once READY, the
+ * values in use, auto resolved). */
+static void write_json_tune_in_use(FILE *f, pm_ctx *ctx) {
+    fprintf(f, ", \"tune\": {");
+    for (int k = 1; pm_tune_name((pm_tune)k) != NULL; k++) {
+        int v = 0;
+        fprintf(f, "%s", k > 1 ? ", " : "");
+        json_string(f, pm_tune_name((pm_tune)k));
+        if (pm_tune_get(ctx, (pm_tune)k, &v) == PM_OK) fprintf(f, ": %d", v);
+        else fputs(": null", f);
+    }
+    fputc('}', f);
+}
+
+static void write_json_context(FILE *f, pm_ctx *ctx, const pm_status_info *st, double parent_open_ms) {
     if (!st) {
         fprintf(f, "  \"context\": null");
         return;
@@ -891,23 +904,25 @@ static void write_json_context(FILE *f, const pm_status *st, double parent_open_
     fprintf(f, ", \"model_name\": ");
     json_string(f, st->model_name);
     fprintf(f, ", \"input_width\": %d, \"input_height\": %d, \"random_weights\": %s, \"cuda_graph\": %s, "
-               "\"open_ms\": ",
-            st->input_width, st->input_height, st->random_weights ? "true" : "false", st->cuda_graph ? "true" : "false");
+               "\"graph_safe\": %s, \"open_ms\": ",
+            st->input_width, st->input_height, st->random_weights ? "true" : "false", st->cuda_graph ? "true" : "false",
+            st->graph_safe < 0 ? "null" : st->graph_safe ? "true" : "false");
     json_number(f, parent_open_ms);
     fprintf(f, ", \"load_ms\": ");
     json_number(f, st->load_ms);
     fprintf(f, ", \"warmup_ms\": ");
     json_number(f, st->warmup_ms);
     fprintf(f, ", \"warmup_runs\": %d, \"images_processed\": %llu, \"max_batch\": %d, \"forward_streams\": %d, "
-               "\"forward_passes\": %llu, \"frozen\": %d}",
+               "\"forward_passes\": %llu, \"frozen\": %d",
             st->warmup_runs, (unsigned long long)st->images_processed, st->max_batch, st->forward_streams,
             (unsigned long long)st->forward_passes, st->frozen);
+    write_json_tune_in_use(f, ctx);
+    fputc('}', f);
 }
 
-static void write_json(const options *o, const pm_status *st, double parent_open_ms) {
+static void write_json(const options *o, pm_ctx *ctx, const pm_status_info *st, double parent_open_ms) {
     FILE *f = fopen(o->json_path, "w");
     if (!f) fail("%s: %s", o->json_path, strerror(errno));
-    static const char *const sw[] = {"auto", "off", "on"};
     fprintf(f, "{\n  \"tool\": \"petmatte-bench\",\n  \"library_version\": ");
     json_string(f, pm_version());
     fprintf(f, ",\n  \"unix_time\": %.3f,\n  \"config\": {\"model\": ", real_s());
@@ -922,13 +937,17 @@ static void write_json(const options *o, const pm_status *st, double parent_open
     fprintf(f, "], \"per_thread\": %d, \"tp_repeats\": %d, \"jpeg\": ", o->per_thread, o->tp_repeats);
     if (o->jpeg_path) json_string(f, o->jpeg_path);
     else fputs("null", f);
-    fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"cuda_graph\": \"%s\", \"channels_last\": \"%s\", "
-               "\"jit_optimize\": \"%s\", \"max_batch\": %d, \"batch_wait_us\": %d, \"freeze\": \"%s\", "
-               "\"device_cache_mb\": %d, \"forward_streams\": %d},\n",
+    /* max_batch 0: the library's default. tune: each --tune as given, in order. */
+    fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"max_batch\": %d, \"tune\": [",
             o->jpeg_runs, o->clean_edges == CLEAN_BOTH ? "both" : o->clean_edges == CLEAN_ON ? "on" : "off",
-            sw[o->cuda_graph + 1], sw[o->channels_last + 1], sw[o->jit_optimize + 1], o->max_batch,
-            o->batch_wait_us, sw[o->freeze + 1], o->device_cache_mb, o->forward_streams);
-    write_json_context(f, st, parent_open_ms);
+            o->max_batch);
+    for (int i = 0; i < o->n_tune; i++) {
+        fprintf(f, "%s[", i ? ", " : "");
+        json_string(f, pm_tune_name(o->tune[i].key));
+        fprintf(f, ", %d]", o->tune[i].value);
+    }
+    fprintf(f, "]},\n");
+    write_json_context(f, ctx, st, parent_open_ms);
     fprintf(f, ",\n  \"figures\": {");
     int first = 1;
     for (size_t i = 0; i < n_series; i++) {
@@ -982,18 +1001,19 @@ int main(int argc, char **argv) {
     if (o.figures & FIG_COLD) bench_cold(&o, argc, argv);
     if (!(o.figures & ~(unsigned)FIG_COLD)) { /* cold only: no context in this process */
         print_table(&o, NULL);
-        if (o.json_path) write_json(&o, NULL, NAN);
+        if (o.json_path) write_json(&o, NULL, NULL, NAN);
         return 0;
     }
 
     pm_ctx *ctx = NULL;
+    char why[800];
     const double t_open = mono_ms();
-    pm_code c = open_context(&o, &ctx);
+    pm_code c = open_context(&o, &ctx, why, sizeof why);
     const double parent_open_ms = mono_ms() - t_open;
-    if (c != PM_OK) fail_pm(NULL, c, "pm_open");
+    if (c != PM_OK) fail("%s (%s)", why, pm_strerror(c));
     c = pm_warmup(ctx);
     if (c != PM_OK) fail_pm(ctx, c, "pm_warmup");
-    pm_status st = status_of(ctx);
+    pm_status_info st = status_of(ctx);
     progress("READY: %s, %s, %dx%d, warm-up %d runs in %.1f ms", st.device,
              pm_precision_name((pm_precision)st.precision), st.input_width, st.input_height, st.warmup_runs,
              st.warmup_ms);
@@ -1020,7 +1040,7 @@ int main(int argc, char **argv) {
     series_add(hwm, proc_status_mib("VmHWM"));
 
     print_table(&o, &st);
-    if (o.json_path) write_json(&o, &st, parent_open_ms);
+    if (o.json_path) write_json(&o, ctx, &st, parent_open_ms);
     free(px);
     pm_close(ctx);
     return 0;

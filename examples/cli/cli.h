@@ -18,6 +18,8 @@
 
 #include <petmatte.h>
 
+#include "../common/tune_option.h"
+
 /* Exit codes: documented in `petmatte --help` and docs/cli.md. */
 enum {
     CLI_EXIT_OK = 0,      /* everything worked */
@@ -70,6 +72,9 @@ int cli_parse_precision(const char *s, int *out);     /* auto fp32 fp16 bf16 */
 
 /* ----------------------------------------------------------------- engine */
 
+/* --tune settings one command line may hold (a later one for a key wins). */
+#define CLI_MAX_TUNE 64
+
 /* The options that say which model runs where: shared by remove, warmup and info. */
 typedef struct cli_engine {
     const char *model;  /* --model; NULL: the default model */
@@ -77,7 +82,8 @@ typedef struct cli_engine {
     int precision;      /* pm_precision */
     int threads;        /* --threads; 0 = torch's default */
     int input_size;     /* --input-size; 0 = the manifest's */
-    int min_runs, max_runs; /* warm-up runs; 0 = the library's default */
+    tune_setting tune[CLI_MAX_TUNE]; /* the command's own, then each --tune, in order */
+    size_t n_tune;
 } cli_engine;
 
 enum {
@@ -86,6 +92,7 @@ enum {
     CLI_OPT_PRECISION,
     CLI_OPT_THREADS,
     CLI_OPT_INPUT_SIZE,
+    CLI_OPT_TUNE,
     CLI_OPT_HELP
 };
 
@@ -96,14 +103,18 @@ enum {
     {"precision", 'p', 1, CLI_OPT_PRECISION},             \
     {"threads", 0, 1, CLI_OPT_THREADS},                   \
     {"input-size", 0, 1, CLI_OPT_INPUT_SIZE},             \
+    {"tune", 0, 1, CLI_OPT_TUNE},                         \
     {"help", 'h', 0, CLI_OPT_HELP}
 
 void cli_engine_init(cli_engine *e);
+/* A setting the command itself makes (before parsing, so that --tune overrides it). */
+void cli_engine_tune(cli_engine *e, pm_tune key, int value);
 /* Handles an engine option: 1 handled, 0 not an engine option, -1 bad value (printed). */
 int cli_engine_option(cli_engine *e, const char *cmd, const cli_opt *opts, int id, const char *value);
 
-/* The help lines for the engine options (same for every command). */
-extern const char cli_engine_help[];
+/* The help lines for the engine options (same for every command; --tune lists the
+ * library's keys). */
+const char *cli_engine_help(void);
 
 /* Where the executable lives (set by main from /proc/self/exe or argv[0]). */
 void cli_set_argv0(const char *argv0);
@@ -113,8 +124,9 @@ void cli_set_argv0(const char *argv0);
  * make the default model, and returns CLI_EXIT_MODEL. */
 int cli_find_model(const char *explicit_path, char *buf, size_t cap);
 
-/* Finds the model and opens a context. Returns CLI_EXIT_OK, CLI_EXIT_USAGE (the
- * library rejected an argument) or CLI_EXIT_MODEL, having printed why. */
+/* Finds the model, opens a context and applies the --tune settings. Returns
+ * CLI_EXIT_OK, CLI_EXIT_USAGE (the library rejected an argument) or CLI_EXIT_MODEL,
+ * having printed why. */
 int cli_open(const cli_engine *e, const char *cmd, pm_ctx **ctx, char *model_path, size_t cap);
 
 /* Exit code for a pm_open/pm_warmup failure code. */

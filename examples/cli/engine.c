@@ -14,18 +14,33 @@
 #endif
 #define PM_CLI_MODEL_FILE "isnet-general.pt"
 
-const char cli_engine_help[] =
+static const char engine_help_head[] =
     "  -m, --model PATH       TorchScript model (default: isnet-general.pt, see petmatte --help)\n"
     "  -d, --device DEV       auto (default: cuda:0 when CUDA is visible, else cpu), cpu, cuda:N\n"
     "  -p, --precision P      auto (default: fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16\n"
     "      --threads N        CPU threads for the model (default: torch's choice)\n"
     "      --input-size N     model input side for a model without a manifest (8..8192)\n"
-    "  -h, --help             this help\n";
+    "      --tune KEY=VALUE   how the model runs on its device (repeatable; the library's\n"
+    "                         defaults suit most uses): VALUE an integer, or auto, on, off;\n"
+    "                         KEY one of:\n";
+
+const char *cli_engine_help(void) {
+    static char text[2048];
+    if (text[0]) return text;
+    char keys[1024];
+    tune_option_keys_wrapped(keys, sizeof keys, 25, 90);
+    snprintf(text, sizeof text, "%s%s  -h, --help             this help\n", engine_help_head, keys);
+    return text;
+}
 
 void cli_engine_init(cli_engine *e) {
     memset(e, 0, sizeof *e);
     e->device = "auto";
     e->precision = PM_PRECISION_AUTO;
+}
+
+void cli_engine_tune(cli_engine *e, pm_tune key, int value) {
+    if (e->n_tune < CLI_MAX_TUNE) e->tune[e->n_tune++] = (tune_setting){key, value};
 }
 
 int cli_engine_option(cli_engine *e, const char *cmd, const cli_opt *opts, int id, const char *value) {
@@ -55,6 +70,14 @@ int cli_engine_option(cli_engine *e, const char *cmd, const cli_opt *opts, int i
                              cli_opt_name(opts, id, name, sizeof name), value),
                    -1;
         return 1;
+    case CLI_OPT_TUNE: {
+        char why[768];
+        tune_setting t;
+        if (!tune_option_parse(value, &t, why, sizeof why)) return cli_usage(cmd, "%s", why), -1;
+        if (e->n_tune == CLI_MAX_TUNE) return cli_usage(cmd, "more than %d --tune options", CLI_MAX_TUNE), -1;
+        e->tune[e->n_tune++] = t;
+        return 1;
+    }
     default:
         return 0;
     }
@@ -160,9 +183,6 @@ int cli_open(const cli_engine *e, const char *cmd, pm_ctx **ctx, char *model_pat
     p.precision = e->precision;
     p.cpu_threads = e->threads;
     p.input_size = e->input_size;
-    if (e->min_runs > 0) p.warmup_min_runs = e->min_runs;
-    if (e->max_runs > 0) p.warmup_max_runs = e->max_runs;
-    if (p.warmup_max_runs < p.warmup_min_runs) p.warmup_max_runs = p.warmup_min_runs;
     pm_code code = pm_open(&p, ctx);
     if (code != PM_OK) {
         if (code == PM_ERR_INVALID_ARGUMENT)
@@ -170,5 +190,21 @@ int cli_open(const cli_engine *e, const char *cmd, pm_ctx **ctx, char *model_pat
         cli_error("%s", pm_errmsg(NULL));
         return CLI_EXIT_MODEL;
     }
+    /* The command's own settings come first in e->tune, so a --tune for the same key wins. */
+    char why[768];
+    code = tune_option_apply(*ctx, e->tune, e->n_tune, why, sizeof why);
+    if (code != PM_OK) {
+        pm_close(*ctx);
+        *ctx = NULL;
+        if (code == PM_ERR_INVALID_ARGUMENT) return cli_usage(cmd, "%s", why);
+        cli_error("%s", why);
+        return CLI_EXIT_MODEL;
+    }
+    /* remove and info cap warm-up at one run; a larger warmup_min_runs asked for on the
+     * command line raises that cap instead of being cut to it. */
+    int min_runs = 0, max_runs = 0;
+    if (pm_tune_get(*ctx, PM_TUNE_WARMUP_MIN_RUNS, &min_runs) == PM_OK &&
+        pm_tune_get(*ctx, PM_TUNE_WARMUP_MAX_RUNS, &max_runs) == PM_OK && min_runs > max_runs)
+        pm_tune_set(*ctx, PM_TUNE_WARMUP_MAX_RUNS, min_runs);
     return CLI_EXIT_OK;
 }

@@ -481,8 +481,9 @@ static int run_job(pm_ctx *ctx, const job *j, const pm_remove_options *opt, size
 int cli_cmd_remove(int argc, char **argv) {
     cli_engine engine;
     cli_engine_init(&engine);
-    engine.min_runs = 1; /* a command-line run is short: one warm-up inference, not until stable */
-    engine.max_runs = 1;
+    /* A command-line run is short: one warm-up inference, not until stable. */
+    cli_engine_tune(&engine, PM_TUNE_WARMUP_MIN_RUNS, 1);
+    cli_engine_tune(&engine, PM_TUNE_WARMUP_MAX_RUNS, 1);
     pm_remove_options opt;
     pm_remove_options_init(&opt);
     opt.encoding = PM_ENCODING_PNG;
@@ -508,7 +509,7 @@ int cli_cmd_remove(int argc, char **argv) {
         }
         switch (id) {
         case CLI_OPT_HELP:
-            printf(remove_help, cli_engine_help);
+            printf(remove_help, cli_engine_help());
             free(inputs);
             return CLI_EXIT_OK;
         case OPT_OUTPUT:
@@ -574,9 +575,9 @@ int cli_cmd_remove(int argc, char **argv) {
         plan_free(&p);
         return CLI_EXIT_MODEL;
     }
-    pm_status st;
-    pm_status_init(&st);
-    if (!quiet && pm_get_status(ctx, &st) == PM_OK && st.random_weights)
+    pm_status_info st;
+    pm_status_info_init(&st);
+    if (!quiet && pm_status(ctx, &st) == PM_OK && st.random_weights)
         cli_error("note: model '%s' has random weights (a test model); its cut-outs are meaningless",
                   st.model_name);
     if (p.batch) {

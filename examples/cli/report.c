@@ -19,9 +19,12 @@ static const char warmup_help[] =
     "latency is stable, printing each phase with its time: what a server pays at start.\n"
     "\n"
     "      --json             one JSON object on stdout instead of text\n"
-    "      --min-runs N       warm-up inferences always run (default 3)\n"
-    "      --max-runs N       stop waiting for stable latency after N runs (default 20)\n"
     "%s"
+    "\n"
+    "Warm-up bounds are tuning keys: --tune warmup_min_runs=N (inferences always run;\n"
+    "default: what the device needs), --tune warmup_max_runs=N (stop waiting for stable\n"
+    "latency after N runs; default 20), --tune warmup_tolerance_pct=P (stable: the last 3\n"
+    "runs within P %% of their median; default 15).\n"
     "\n"
     "Exit status: 0 ready, 2 usage error, 3 model or device error.\n";
 
@@ -37,12 +40,10 @@ static const char info_help[] =
     "\n"
     "Exit status: 0 ok, 2 usage error, 3 model or device error.\n";
 
-enum { OPT_JSON = 1, OPT_MIN_RUNS, OPT_MAX_RUNS };
+enum { OPT_JSON = 1 };
 
 static const cli_opt warmup_opts[] = {
     {"json", 0, 0, OPT_JSON},
-    {"min-runs", 0, 1, OPT_MIN_RUNS},
-    {"max-runs", 0, 1, OPT_MAX_RUNS},
     CLI_ENGINE_OPTS,
     {NULL, 0, 0, 0},
 };
@@ -60,26 +61,17 @@ static int parse(const char *cmd, const cli_opt *opts, int argc, char **argv, cl
     cli_args_init(&a, cmd, argc, argv);
     int kind, id;
     const char *value;
-    char name[32];
     while ((kind = cli_next(&a, opts, &id, &value)) != CLI_ARG_END) {
         if (kind == CLI_ARG_ERROR) return CLI_EXIT_USAGE;
         if (kind == CLI_ARG_POSITIONAL) return cli_usage(cmd, "unexpected argument '%s'", value);
         switch (id) {
         case CLI_OPT_HELP: *help = 1; return CLI_EXIT_OK;
         case OPT_JSON: *json = 1; break;
-        case OPT_MIN_RUNS:
-        case OPT_MAX_RUNS:
-            if (!cli_parse_int(value, 1, 1000, id == OPT_MIN_RUNS ? &e->min_runs : &e->max_runs))
-                return cli_usage(cmd, "%s '%s' is not a whole number in 1..1000",
-                                 cli_opt_name(opts, id, name, sizeof name), value);
-            break;
         default:
             if (cli_engine_option(e, cmd, opts, id, value) < 0) return CLI_EXIT_USAGE;
             break;
         }
     }
-    if (e->min_runs && e->max_runs && e->max_runs < e->min_runs)
-        return cli_usage(cmd, "--max-runs %d is below --min-runs %d", e->max_runs, e->min_runs);
     return CLI_EXIT_OK;
 }
 
@@ -95,7 +87,17 @@ static int print_json(json_t *root) {
     return rc;
 }
 
-static json_t *status_error_json(const pm_status *st) {
+/* graph_safe as JSON: true or false once known, null before the model is loaded. */
+static json_t *json_graph_safe(int graph_safe) {
+    return graph_safe < 0 ? json_null() : json_boolean(graph_safe);
+}
+
+/* The same in words, for the text reports. */
+static const char *graph_safe_text(int graph_safe) {
+    return graph_safe < 0 ? "unknown" : graph_safe ? "yes" : "no";
+}
+
+static json_t *status_error_json(const pm_status_info *st) {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_integer(st->last_error_code));
     json_object_set_new(err, "name", json_string(pm_strerror((pm_code)st->last_error_code)));
@@ -112,7 +114,7 @@ static int start(const char *cmd, const cli_opt *opts, const char *help_text, in
     int rc = parse(cmd, opts, argc, argv, e, json, &help);
     if (rc != CLI_EXIT_OK) return rc;
     if (help) {
-        printf(help_text, cli_engine_help);
+        printf(help_text, cli_engine_help());
         return CLI_EXIT_OK;
     }
     return cli_open(e, cmd, ctx, model, model_cap);
@@ -132,16 +134,16 @@ int cli_cmd_warmup(int argc, char **argv) {
     double t0 = cli_now();
     int rc = start("warmup", warmup_opts, warmup_help, argc, argv, &e, &json, &ctx, model, sizeof model);
     if (rc != CLI_EXIT_OK || !ctx) return rc;
-    pm_status st;
-    pm_status_init(&st);
-    pm_get_status(ctx, &st);
+    pm_status_info st;
+    pm_status_info_init(&st);
+    pm_status(ctx, &st);
     if (!json) {
         printf("model      %s\n", model);
         printf("open       %10.1f ms\n", st.open_ms);
         fflush(stdout);
     }
-    /* Watch the library's own thread through pm_get_status, printing each phase as
-     * it ends (pm_get_status never blocks on the warm-up). */
+    /* Watch the library's own thread through pm_status, printing each phase as it
+     * ends (pm_status never blocks on the warm-up). */
     if (pm_warmup_start(ctx) != PM_OK) {
         cli_error("cannot start the warm-up: %s", pm_errmsg(ctx));
         pm_close(ctx);
@@ -149,7 +151,7 @@ int cli_cmd_warmup(int argc, char **argv) {
     }
     int load_printed = 0;
     for (;;) {
-        pm_get_status(ctx, &st);
+        pm_status(ctx, &st);
         if (!json && !load_printed && (st.state == PM_STATE_WARMING || st.state == PM_STATE_READY)) {
             printf("load       %10.1f ms  onto %s\n", st.load_ms, st.device);
             fflush(stdout);
@@ -189,6 +191,7 @@ int cli_cmd_warmup(int argc, char **argv) {
         json_object_set_new(root, "warmup_runs", json_integer(st.warmup_runs));
         json_object_set_new(root, "last_warmup_run_ms", json_ms(st.last_warmup_run_ms));
         json_object_set_new(root, "cuda_graph", json_boolean(st.cuda_graph));
+        json_object_set_new(root, "graph_safe", json_graph_safe(st.graph_safe));
         json_object_set_new(root, "device_memory_bytes", json_integer((json_int_t)st.device_memory_bytes));
         json_object_set_new(root, "random_weights", json_boolean(st.random_weights));
         rc = print_json(root) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
@@ -196,8 +199,9 @@ int cli_cmd_warmup(int argc, char **argv) {
         printf("warm-up    %10.1f ms  %d run%s, last %.1f ms\n", st.warmup_ms, st.warmup_runs,
                st.warmup_runs == 1 ? "" : "s", st.last_warmup_run_ms);
         printf("ready      %10.1f ms  in all\n", total_ms);
-        printf("device     %s, %s%s\n", st.device, pm_precision_name((pm_precision)st.precision),
-               st.cuda_graph ? ", CUDA graph" : "");
+        printf("device     %s, %s, CUDA graph %s (graph-safe model: %s)\n", st.device,
+               pm_precision_name((pm_precision)st.precision), st.cuda_graph ? "on" : "off",
+               graph_safe_text(st.graph_safe));
         if (st.device_memory_bytes)
             printf("memory     %.1f MiB on the device\n", (double)st.device_memory_bytes / (1024.0 * 1024.0));
     }
@@ -208,17 +212,18 @@ int cli_cmd_warmup(int argc, char **argv) {
 int cli_cmd_info(int argc, char **argv) {
     cli_engine e;
     cli_engine_init(&e);
-    e.min_runs = 1; /* loading is what info needs; one inference proves the model runs */
-    e.max_runs = 1;
+    /* Loading is what info needs; one inference proves the model runs. */
+    cli_engine_tune(&e, PM_TUNE_WARMUP_MIN_RUNS, 1);
+    cli_engine_tune(&e, PM_TUNE_WARMUP_MAX_RUNS, 1);
     int json = 0;
     pm_ctx *ctx;
     char model[PATH_MAX];
     int rc = start("info", info_opts, info_help, argc, argv, &e, &json, &ctx, model, sizeof model);
     if (rc != CLI_EXIT_OK || !ctx) return rc;
-    pm_status st;
-    pm_status_init(&st);
+    pm_status_info st;
+    pm_status_info_init(&st);
     pm_code code = pm_warmup(ctx);
-    pm_get_status(ctx, &st);
+    pm_status(ctx, &st);
     if (code != PM_OK) {
         cli_error("cannot load %s on %s: %s", model, st.device, pm_errmsg(ctx));
         pm_close(ctx);
@@ -244,6 +249,7 @@ int cli_cmd_info(int argc, char **argv) {
         json_object_set_new(root, "device_requested", json_string(e.device));
         json_object_set_new(root, "precision", json_string(pm_precision_name((pm_precision)st.precision)));
         json_object_set_new(root, "cuda_graph", json_boolean(st.cuda_graph));
+        json_object_set_new(root, "graph_safe", json_graph_safe(st.graph_safe));
         json_object_set_new(root, "cuda_device_count", cuda_count >= 0 ? json_integer(cuda_count) : json_null());
         rc = print_json(root) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILED;
     } else {
@@ -259,6 +265,8 @@ int cli_cmd_info(int argc, char **argv) {
         printf("random weights  %s\n", st.random_weights ? "yes (a test model: cut-outs are meaningless)" : "no");
         printf("device          %s\n", st.device);
         printf("precision       %s\n", pm_precision_name((pm_precision)st.precision));
+        printf("CUDA graph      %s (graph-safe model: %s)\n", st.cuda_graph ? "on" : "off",
+               graph_safe_text(st.graph_safe));
         if (cuda_count >= 0)
             printf("CUDA devices    %d\n", cuda_count);
         else

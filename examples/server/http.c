@@ -69,6 +69,7 @@ static const char *code_name(int code) {
     case PM_ERR_UNSUPPORTED: return "PM_ERR_UNSUPPORTED";
     case PM_ERR_CANCELLED: return "PM_ERR_CANCELLED";
     case PM_ERR_INTERNAL: return "PM_ERR_INTERNAL";
+    case PM_ERR_STATE: return "PM_ERR_STATE";
     }
     return "PM_ERR_UNKNOWN";
 }
@@ -133,14 +134,16 @@ static enum MHD_Result send_method_not_allowed(struct MHD_Connection *conn, cons
 
 /* The library's status as JSON; NULL when even that fails. */
 static json_t *status_json(const srv_app *app) {
-    pm_status s;
-    pm_status_init(&s);
-    if (pm_get_status(app->ctx, &s) != PM_OK) return NULL;
+    pm_status_info s;
+    pm_status_info_init(&s);
+    if (pm_status(app->ctx, &s) != PM_OK) return NULL;
     json_t *last_error = json_null();
     if (s.last_error_code != PM_OK)
         last_error = json_pack("{s:s, s:s}", "code", code_name(s.last_error_code), "message", s.last_error);
+    /* graph_safe: true or false once the model is loaded, null before. */
+    json_t *graph_safe = s.graph_safe < 0 ? json_null() : json_boolean(s.graph_safe);
     return json_pack("{s:s, s:b, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:s, s:s, s:s, s:i, s:i, s:b,"
-                     " s:I, s:I, s:i, s:I, s:i, s:o, s:s, s:I}",
+                     " s:I, s:I, s:i, s:I, s:i, s:b, s:o, s:b, s:o, s:s, s:I}",
                      "state", pm_state_name((pm_state)s.state),
                      "ready", s.state == PM_STATE_READY,
                      "progress", round(s.progress * 1e4) / 1e4,
@@ -161,6 +164,9 @@ static json_t *status_json(const srv_app *app) {
                      "max_batch", s.max_batch,
                      "forward_passes", (json_int_t)s.forward_passes,
                      "forward_streams", s.forward_streams,
+                     "cuda_graph", s.cuda_graph != 0,
+                     "graph_safe", graph_safe,
+                     "frozen", s.frozen != 0,
                      "last_error", last_error,
                      "library_version", pm_version(),
                      "max_upload_bytes", (json_int_t)app->max_upload_bytes);
@@ -330,9 +336,9 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
 
     /* A model that failed to load is not retried behind the client's back: the host
      * decides, and here the decision is an explicit POST /warmup. */
-    pm_status st;
-    pm_status_init(&st);
-    if (pm_get_status(app->ctx, &st) == PM_OK && st.state == PM_STATE_FAILED) {
+    pm_status_info st;
+    pm_status_info_init(&st);
+    if (pm_status(app->ctx, &st) == PM_OK && st.state == PM_STATE_FAILED) {
         char msg[400];
         snprintf(msg, sizeof msg, "the model is not available: %s (POST /warmup to try loading it again)",
                  st.last_error);

@@ -4,6 +4,7 @@
  *   petmatte-server [--host 127.0.0.1] [--port 8080] [--model PATH] [--device auto]
  *                   [--precision auto] [--threads N] [--static-dir DIR]
  *                   [--max-upload-mb 32] [--max-connections 64] [--warmup]
+ *                   [--max-batch N] [--tune KEY=VALUE]...
  *
  * The model defaults to $PETMATTE_MODEL, else <exe dir>/../../models/isnet-general.pt
  * (the repository's models/ folder when run from build/examples/). --port 0 picks a
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "../common/tune_option.h"
 
 #ifndef PM_SERVER_STATIC_DIR
 #define PM_SERVER_STATIC_DIR ""
@@ -40,12 +42,14 @@ typedef struct options {
     double max_upload_mb;
     int max_connections;
     int warmup_at_start;
-    int warmup_min_runs, warmup_max_runs; /* 0 = the library's default */
-    int max_batch, batch_wait_us;         /* pm_params; max_batch 0 = the library's default */
-    int forward_streams;                  /* pm_params; 0 = the library's default */
+    int max_batch;                 /* pm_params; 0 = the library's default */
+    tune_setting tune[64];         /* --tune, in order: a later one for a key wins */
+    size_t n_tune;
 } options;
 
 static void usage(FILE *f) {
+    char keys[1024];
+    tune_option_keys_wrapped(keys, sizeof keys, 24, 80);
     fprintf(f,
             "usage: petmatte-server [options]\n"
             "  --host ADDR           address to listen on (default 127.0.0.1)\n"
@@ -59,14 +63,15 @@ static void usage(FILE *f) {
             "  --max-upload-mb MB    largest accepted request body (default 32)\n"
             "  --max-connections N   concurrent connections (default 64)\n"
             "  --warmup              start warming the model at once, not on POST /warmup\n"
-            "  --warmup-min-runs N   warm-up inferences always run (library default: 3 on CUDA, 1 on CPU)\n"
-            "  --warmup-max-runs N   most warm-up inferences (library default 20)\n"
             "  --max-batch N         requests gathered into one forward pass, 1..64\n"
             "                        (library default: 1, no batching)\n"
-            "  --batch-wait-us N     how long a pass may wait to fill its batch (default 0)\n"
-            "  --forward-streams N   CUDA: forward passes of concurrent requests on up to N\n"
-            "                        streams at once, 1..8 (library default: the model's hint)\n"
-            "  --help, --version\n");
+            "  --tune KEY=VALUE      how the model runs on its device, repeatable (the\n"
+            "                        library's defaults suit most hosts); VALUE an integer,\n"
+            "                        or auto, on, off; e.g. --tune batch_wait_us=2000 with\n"
+            "                        --max-batch 4, --tune warmup_max_runs=40. KEY one of:\n"
+            "%s"
+            "  --help, --version\n",
+            keys);
 }
 
 static int parse_int(const char *name, const char *text, long lo, long hi, int *out) {
@@ -95,7 +100,7 @@ static int parse_precision(const char *text, int *out) {
 /* 0 = run, 1 = exit successfully (help, version), 2 = usage error */
 static int parse_args(int argc, char **argv, options *o) {
     enum { O_HOST = 256, O_PORT, O_MODEL, O_DEVICE, O_PRECISION, O_THREADS, O_STATIC, O_UPLOAD, O_CONN,
-           O_WARMUP, O_WMIN, O_WMAX, O_BATCH, O_BATCH_WAIT, O_STREAMS, O_HELP, O_VERSION };
+           O_WARMUP, O_BATCH, O_TUNE, O_HELP, O_VERSION };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
@@ -107,11 +112,8 @@ static int parse_args(int argc, char **argv, options *o) {
         {"max-upload-mb", required_argument, NULL, O_UPLOAD},
         {"max-connections", required_argument, NULL, O_CONN},
         {"warmup", no_argument, NULL, O_WARMUP},
-        {"warmup-min-runs", required_argument, NULL, O_WMIN},
-        {"warmup-max-runs", required_argument, NULL, O_WMAX},
         {"max-batch", required_argument, NULL, O_BATCH},
-        {"batch-wait-us", required_argument, NULL, O_BATCH_WAIT},
-        {"forward-streams", required_argument, NULL, O_STREAMS},
+        {"tune", required_argument, NULL, O_TUNE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -139,10 +141,19 @@ static int parse_args(int argc, char **argv, options *o) {
         case O_CONN: if (!parse_int("--max-connections", optarg, 1, 100000, &o->max_connections)) return 2; break;
         case O_WARMUP: o->warmup_at_start = 1; break;
         case O_BATCH: if (!parse_int("--max-batch", optarg, 1, 64, &o->max_batch)) return 2; break;
-        case O_BATCH_WAIT: if (!parse_int("--batch-wait-us", optarg, 0, 100000, &o->batch_wait_us)) return 2; break;
-        case O_STREAMS: if (!parse_int("--forward-streams", optarg, 1, 8, &o->forward_streams)) return 2; break;
-        case O_WMIN: if (!parse_int("--warmup-min-runs", optarg, 1, 100000, &o->warmup_min_runs)) return 2; break;
-        case O_WMAX: if (!parse_int("--warmup-max-runs", optarg, 1, 100000, &o->warmup_max_runs)) return 2; break;
+        case O_TUNE: {
+            char why[768];
+            if (o->n_tune == sizeof o->tune / sizeof o->tune[0]) {
+                fprintf(stderr, "petmatte-server: too many --tune options\n");
+                return 2;
+            }
+            if (!tune_option_parse(optarg, &o->tune[o->n_tune], why, sizeof why)) {
+                fprintf(stderr, "petmatte-server: %s\n", why);
+                return 2;
+            }
+            o->n_tune++;
+            break;
+        }
         case 'h':
         case O_HELP: usage(stdout); return 1;
         case O_VERSION: printf("petmatte-server (libpetmatte %s)\n", pm_version()); return 1;
@@ -224,17 +235,20 @@ int main(int argc, char **argv) {
     params.precision = o.precision;
     params.cpu_threads = o.threads;
     params.max_encoded_bytes = app.max_upload_bytes;
-    if (o.warmup_min_runs) params.warmup_min_runs = o.warmup_min_runs;
-    if (o.warmup_max_runs) params.warmup_max_runs = o.warmup_max_runs;
     if (o.max_batch) params.max_batch = o.max_batch;
-    params.batch_wait_us = o.batch_wait_us;
-    if (o.forward_streams) params.forward_streams = o.forward_streams;
-    if (params.warmup_max_runs < params.warmup_min_runs) params.warmup_max_runs = params.warmup_min_runs;
     if (pm_open(&params, &app.ctx) != PM_OK) {
         fprintf(stderr, "petmatte-server: cannot open the model %s: %s\n", params.model_path, pm_errmsg(NULL));
         if (!o.model && !getenv("PETMATTE_MODEL"))
             fprintf(stderr, "petmatte-server: make it with tools/setup_default_model.py, or pass --model\n");
         return 1;
+    }
+    /* Tuning goes in before anything can start a warm-up (--warmup, POST /warmup). */
+    char why[768];
+    pm_code tuned = tune_option_apply(app.ctx, o.tune, o.n_tune, why, sizeof why);
+    if (tuned != PM_OK) {
+        fprintf(stderr, "petmatte-server: %s\n", why);
+        pm_close(app.ctx);
+        return tuned == PM_ERR_INVALID_ARGUMENT ? 2 : 1;
     }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

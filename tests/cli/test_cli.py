@@ -372,7 +372,7 @@ def test_default_model_next_to_the_build_tree(tmp_path):
 
 def test_warmup_and_info_json():
     warm, info, text, random_info = run_many([
-        ("warmup", "--json", "--model", model("slow96.pt"), "--device", "cpu", "--min-runs", "3"),
+        ("warmup", "--json", "--model", model("slow96.pt"), "--device", "cpu", "--tune", "warmup_min_runs=3"),
         ("info", "--json", "--model", model(), "--device", "cpu"),
         ("warmup", "--model", model(), "--device", "cpu"),
         ("info", "--model", model("red32_random.pt"), "--device", "cpu", "--json"),

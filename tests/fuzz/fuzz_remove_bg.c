@@ -31,9 +31,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     p.device = "cpu";
     p.cpu_threads = 1;
     p.max_pixels = (uint64_t)1 << 20;
-    p.warmup_min_runs = 3;
-    p.warmup_max_runs = 5;
-    if (pm_open(&p, &ctx) != PM_OK || pm_warmup(ctx) != PM_OK) {
+    if (pm_open(&p, &ctx) != PM_OK || pm_tune_set(ctx, PM_TUNE_WARMUP_MIN_RUNS, 3) != PM_OK ||
+        pm_tune_set(ctx, PM_TUNE_WARMUP_MAX_RUNS, 5) != PM_OK || pm_warmup(ctx) != PM_OK) {
         fprintf(stderr, "fuzz_remove_bg: cannot open and warm %s: %s\n"
                         "(make the test models: python3 tests/models/make_test_models.py DIR, "
                         "then pass --models=DIR or set PM_TEST_MODELS)\n",

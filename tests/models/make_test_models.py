@@ -204,6 +204,9 @@ def main(out):
     save_traced(Slow(), p("slow96.pt"), size=96, extra=manifest("slow96", size=96))
     save_traced(MixesBatch(), p("mixes_batch.pt"), extra=manifest("mixes-batch"))
     save_scripted(ThrowsOnBlackInBatch(), p("throws_on_black.pt"), extra=manifest("throws-black"))
+    # The same code, declared safe to capture by its manifest (the host's word over the check).
+    save_scripted(ThrowsOnBlackInBatch(), p("throws_on_black_graph_safe.pt"),
+                  extra=manifest("throws-black-graph-safe", gpu={"graph_safe": True}))
     save_traced(ConvBatchNorm(), p("conv_bn.pt"), extra=manifest("conv-bn"))
     save_scripted(PicksByName(), p("picks_by_name.pt"), extra=manifest("picks-by-name"))
     save_traced(Red(), p("bad_json.pt"), extra="{\"name\": \"bad\", ")

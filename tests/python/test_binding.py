@@ -32,7 +32,7 @@ if not LIB or not (MODELS / "red32.pt").is_file():
                 allow_module_level=True)
 
 import petmatte  # noqa: E402
-from petmatte import _matte, _native  # noqa: E402
+from petmatte import _native, images  # noqa: E402
 from petmatte import ErrorCode, Matte, Precision, State  # noqa: E402
 
 PIL_Image = pytest.importorskip("PIL.Image")
@@ -111,66 +111,60 @@ def test_error_codes_match_the_header_and_each_has_a_subclass():
     assert issubclass(petmatte.ModelIOError, OSError)
 
 
-_LAYOUT_C = r"""
-#include <stddef.h>
-#include <stdio.h>
-#include "petmatte.h"
-#define F(T, f) printf(#T " " #f " %zu\n", offsetof(T, f));
-#define S(T) printf(#T " sizeof %zu\n", sizeof(T));
-int main(void) {
-    S(pm_params) F(pm_params, struct_size) F(pm_params, model_path) F(pm_params, device)
-    F(pm_params, precision) F(pm_params, input_size) F(pm_params, max_pixels)
-    F(pm_params, max_encoded_bytes) F(pm_params, cpu_threads) F(pm_params, warmup_min_runs)
-    F(pm_params, warmup_max_runs) F(pm_params, warmup_tolerance) F(pm_params, cuda_graph)
-    F(pm_params, channels_last) F(pm_params, jit_optimize) F(pm_params, max_batch)
-    F(pm_params, batch_wait_us) F(pm_params, freeze) F(pm_params, device_cache_mb)
-    F(pm_params, forward_streams)
-    S(pm_status) F(pm_status, struct_size) F(pm_status, state) F(pm_status, progress)
-    F(pm_status, open_ms) F(pm_status, load_ms) F(pm_status, warmup_ms) F(pm_status, warmup_runs)
-    F(pm_status, last_warmup_run_ms) F(pm_status, ready_unix) F(pm_status, device)
-    F(pm_status, precision) F(pm_status, model_name) F(pm_status, input_width)
-    F(pm_status, input_height) F(pm_status, random_weights) F(pm_status, images_processed)
-    F(pm_status, device_memory_bytes) F(pm_status, last_error_code) F(pm_status, last_error)
-    F(pm_status, cuda_graph) F(pm_status, max_batch) F(pm_status, forward_passes)
-    F(pm_status, frozen) F(pm_status, forward_streams)
-    S(pm_image) F(pm_image, struct_size) F(pm_image, format) F(pm_image, data)
-    F(pm_image, size) F(pm_image, width) F(pm_image, height) F(pm_image, stride)
-    S(pm_remove_options) F(pm_remove_options, struct_size) F(pm_remove_options, output)
-    F(pm_remove_options, encoding) F(pm_remove_options, background_rgb)
-    F(pm_remove_options, threshold) F(pm_remove_options, invert)
-    F(pm_remove_options, apply_exif_orientation) F(pm_remove_options, keep_input_alpha)
-    F(pm_remove_options, clean_edges)
-    S(pm_output) F(pm_output, encoding) F(pm_output, format) F(pm_output, width)
-    F(pm_output, height) F(pm_output, stride) F(pm_output, data) F(pm_output, size)
-    return 0;
-}
-"""
+# Every struct the binding declares, by its C name; the C program below prints the
+# header's offset of each field the binding declares and each struct's sizeof.
+_STRUCTS = {"pm_params": _native.PmParams, "pm_status_info": _native.PmStatusInfo,
+            "pm_image": _native.PmImage, "pm_remove_options": _native.PmRemoveOptions,
+            "pm_output": _native.PmOutput}
+
+
+def _layout_program() -> str:
+    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "petmatte.h"',
+             "int main(void) {"]
+    for name, cls in _STRUCTS.items():
+        lines.append(f'    printf("{name} sizeof %zu\\n", sizeof({name}));')
+        for field, *_ in cls._fields_:
+            lines.append(f'    printf("{name} {field} %zu\\n", offsetof({name}, {field}));')
+    lines += ["    return 0;", "}"]
+    return "\n".join(lines) + "\n"
 
 
 def test_struct_layouts_match_the_header(tmp_path):
+    # A field the header lacks fails to compile, one out of order has the wrong
+    # offset, and one the binding lacks changes sizeof (the header's structs have no
+    # tail padding, so even a missing last field shows).
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler to read the header's layouts")
     src = tmp_path / "layout.c"
-    src.write_text(_LAYOUT_C)
+    src.write_text(_layout_program())
     exe = tmp_path / "layout"
     subprocess.run([cc, "-std=c11", "-I", str(ROOT / "include"), str(src), "-o", str(exe)],
                    check=True, capture_output=True)
-    structs = {"pm_params": _native.PmParams, "pm_status": _native.PmStatus,
-               "pm_image": _native.PmImage, "pm_remove_options": _native.PmRemoveOptions,
-               "pm_output": _native.PmOutput}
-    seen = {name: set() for name in structs}
+    seen = {name: set() for name in _STRUCTS}
     for line in subprocess.run([str(exe)], check=True, capture_output=True,
                                text=True).stdout.splitlines():
         struct, field, value = line.split()
-        cls = structs[struct]
+        cls = _STRUCTS[struct]
         if field == "sizeof":
             assert ctypes.sizeof(cls) == int(value), struct
         else:
             assert getattr(cls, field).offset == int(value), f"{struct}.{field}"
             seen[struct].add(field)
-    for name, cls in structs.items():  # the C program lists every field we declare
+    for name, cls in _STRUCTS.items():
         assert seen[name] == {f[0] for f in cls._fields_}, name
+
+
+def test_tune_keys_match_the_header_and_the_librarys_names():
+    header = (ROOT / "include" / "petmatte.h").read_text()
+    declared = {m.group(1).lower(): int(m.group(2))
+                for m in re.finditer(r"\bPM_TUNE_(\w+) = (\d+)", header)}
+    assert declared == _native.TUNE_KEYS
+    assert petmatte.TUNE_KEYS == tuple(sorted(declared, key=declared.get))
+    lib = petmatte.load_library()
+    for name, key in _native.TUNE_KEYS.items():
+        assert lib.tune_name(key) == name
+    assert lib.tune_name(0) is None and lib.tune_name(max(declared.values()) + 1) is None
 
 
 def test_init_sized_fills_the_library_defaults():
@@ -178,19 +172,33 @@ def test_init_sized_fills_the_library_defaults():
     p = lib.new_params()
     assert p.struct_size == ctypes.sizeof(_native.PmParams)
     assert p.device == b"auto" and p.model_path is None
-    assert (p.precision, p.input_size, p.cpu_threads) == (0, 0, 0)
+    assert (p.precision, p.input_size, p.cpu_threads, p.max_batch) == (0, 0, 0, 1)
     assert p.max_pixels == 100_000_000 and p.max_encoded_bytes == 256 << 20
-    assert (p.warmup_min_runs, p.warmup_max_runs) == (0, 20)  # min 0: auto
-    assert p.warmup_tolerance == pytest.approx(0.15)
-    assert (p.cuda_graph, p.channels_last, p.jit_optimize) == (-1, -1, -1)
-    assert (p.max_batch, p.batch_wait_us) == (-1, 0)
-    assert (p.freeze, p.device_cache_mb, p.forward_streams) == (-1, -1, -1)
+    s = lib.new_status_info()
+    assert s.struct_size == ctypes.sizeof(_native.PmStatusInfo)
     o = lib.new_options()
     assert (o.output, o.encoding, o.background_rgb) == (0, 0, 0xFFFFFF)
     assert o.threshold == -1.0
     assert (o.invert, o.apply_exif_orientation, o.keep_input_alpha, o.clean_edges) == (0, 1, 1, 0)
     i = lib.new_image()
     assert i.struct_size == ctypes.sizeof(_native.PmImage) and i.format == 0
+
+
+def test_status_writes_nothing_past_a_shorter_struct_size():
+    # What an older caller relies on: a struct_size that stops before graph_safe gets
+    # the fields before it and not one byte more.
+    lib = petmatte.load_library()
+    cut = _native.PmStatusInfo.graph_safe.offset
+    size = ctypes.sizeof(_native.PmStatusInfo)
+    buf = (ctypes.c_ubyte * size)(*([0xA5] * size))
+    info = ctypes.cast(buf, ctypes.POINTER(_native.PmStatusInfo))
+    lib.pm_status_info_init_sized(info, cut)
+    with Matte(RED32, device="cpu") as m:
+        m.warmup()
+        assert lib.pm_status(m._ctx, info) == 0
+    assert info.contents.struct_size == cut and info.contents.state == State.READY
+    assert info.contents.cuda_graph == 0 and info.contents.input_width == 32
+    assert bytes(buf[cut:]) == b"\xa5" * (len(buf) - cut)
 
 
 # --------------------------------------------------------------- library lookup
@@ -224,7 +232,7 @@ def test_missing_library_gives_a_clear_error(monkeypatch, tmp_path):
 
 def test_loader_search_without_the_environment_variable():
     # Without PETMATTE_LIBRARY: the dynamic loader (here through LD_LIBRARY_PATH) finds
-    # libpetmatte.so.1; with nothing on the search path, a clear error lists the names.
+    # the library by its SONAME; with nothing on the search path, a clear error lists the names.
     code = ("import petmatte\n"
             "try:\n"
             "    lib = petmatte.load_library()\n"
@@ -232,17 +240,18 @@ def test_loader_search_without_the_environment_variable():
             "except petmatte.PetmatteLibraryNotFound as e:\n"
             "    print('NOTFOUND', [c for c, _ in e.tried])\n")
     libdir = str(Path(LIB).resolve().parent)
+    assert (Path(libdir) / _native.SONAME).exists()  # the name the build gives it
     r = run_python(code, {"PETMATTE_LIBRARY": None, "LD_LIBRARY_PATH": libdir})
     assert r.returncode == 0, r.stderr
     out = r.stdout.split()
-    assert out[0] == "LOADED" and out[1] in ("libpetmatte.so.1", "libpetmatte.so")
+    assert out[0] == "LOADED" and out[1] in (_native.SONAME, "libpetmatte.so")
     assert out[2] == petmatte.__version__
 
     if petmatte._native._find_library() is None:  # not installed system-wide
         r = run_python(code, {"PETMATTE_LIBRARY": None, "LD_LIBRARY_PATH": None})
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("NOTFOUND")
-        assert "libpetmatte.so.1" in r.stdout
+        assert _native.SONAME in r.stdout
 
 
 def test_numpy_and_pil_are_optional():
@@ -335,7 +344,7 @@ def test_context_manager_closes():
 
 
 def test_warmup_in_background_then_wait():
-    with Matte(SLOW96, device="cpu", warmup_min_runs=3, warmup_max_runs=4) as m:
+    with Matte(SLOW96, device="cpu", tune={"warmup_min_runs": 3, "warmup_max_runs": 4}) as m:
         s = m.warmup(background=True)  # returns at once: the library's thread warms
         assert s.state in (State.LOADING, State.WARMING, State.READY)
         s = m.warmup()  # joins the running warm-up
@@ -345,7 +354,7 @@ def test_warmup_in_background_then_wait():
 
 def test_parameters_reach_the_library():
     with Matte(MODELS / "red_no_manifest.pt", device="cpu", input_size=16,
-               warmup_min_runs=1, warmup_max_runs=1) as m:
+               tune={"warmup_min_runs": 1, "warmup_max_runs": 1}) as m:
         s = m.warmup()
         assert s.input_size == (16, 16) and s.warmup_runs == 1
 
@@ -365,8 +374,6 @@ def test_open_errors_carry_code_and_message(tmp_path):
         Matte(RED32, device="cpu", input_size=4)
     with pytest.raises(petmatte.InvalidArgumentError, match="precision 7"):
         Matte(RED32, device="cpu", precision=7)
-    with pytest.raises(petmatte.InvalidArgumentError, match="warmup_max_runs"):
-        Matte(RED32, device="cpu", warmup_min_runs=5, warmup_max_runs=2)
     with pytest.raises(ValueError, match="precision 'fp64'"):  # caught by the binding
         Matte(RED32, precision="fp64")
     with pytest.raises(ValueError, match="max_pixels"):  # would wrap in a uint64_t
@@ -405,7 +412,8 @@ def test_inference_error_from_the_model():
     with Matte(MODELS / "throws_on_flat.pt", device="cpu") as m:
         assert m.warmup().state is State.READY  # warm-up uses textured input
         with pytest.raises(petmatte.InferenceError) as ei:
-            m.remove_bg(np.full((8, 8, 3), 9, np.uint8))
+            # At the model's size, so not resampled: resampling can leave it a few ulps off flat.
+            m.remove_bg(np.full((32, 32, 3), 9, np.uint8))
         assert ei.value.code is ErrorCode.INFERENCE
         assert "refuses a flat image" in ei.value.message
         s = m.status()
@@ -469,7 +477,7 @@ def test_strided_arrays(red):
     np.testing.assert_array_equal(red.remove_bg(view)[..., 3], view[..., 0])
 
     padded = rng_image(32, 40, seed=4)[:, :32]  # packed pixels, rows 120 bytes apart
-    img, keep = _matte._make_input(red._lib, padded, apply_exif=True, bgr=False)
+    img, keep = images.make_input(red._lib, padded, apply_exif=True, bgr=False)
     assert img.stride == 120 and img.data == padded.ctypes.data  # passed as is, no copy
     assert img.size == 31 * 120 + 32 * 3 and (img.width, img.height) == (32, 32)
     out = red.remove_bg(padded)
@@ -604,7 +612,7 @@ def test_gil_released_two_threads_overlap_in_remove_bg():
     intersect: both threads were inside the library at once."""
     big = rng_image(1536, 1536, seed=11)
     small = rng_image(64, 64, seed=12)
-    with Matte(SLOW96, device="cpu", warmup_min_runs=6, warmup_max_runs=6) as m:
+    with Matte(SLOW96, device="cpu", tune={"warmup_min_runs": 6, "warmup_max_runs": 6}) as m:
         span_a = []
         errors = []
 
@@ -657,7 +665,7 @@ def test_concurrent_calls_give_the_right_pixels(red):
 def test_gil_released_during_warmup():
     """The main thread sees LOADING or WARMING while another thread is inside
     pm_warmup: it could not run at all between those states if the GIL were held."""
-    with Matte(SLOW96, device="cpu", warmup_min_runs=4, warmup_max_runs=4) as m:
+    with Matte(SLOW96, device="cpu", tune={"warmup_min_runs": 4, "warmup_max_runs": 4}) as m:
         done = threading.Event()
         result = []
         t = threading.Thread(target=lambda: (result.append(m.warmup()), done.set()))
@@ -671,7 +679,7 @@ def test_gil_released_during_warmup():
 
 
 def test_close_waits_for_calls_in_flight():
-    m = Matte(SLOW96, device="cpu", warmup_min_runs=2, warmup_max_runs=2)
+    m = Matte(SLOW96, device="cpu", tune={"warmup_min_runs": 2, "warmup_max_runs": 2})
     result = []
     t = threading.Thread(target=lambda: result.append(m.warmup()))
     t.start()
@@ -684,7 +692,7 @@ def test_close_waits_for_calls_in_flight():
 
 def test_max_batch_gathers_concurrent_calls_and_status_counts_passes():
     images = [rng_image(32, 32, seed=s) for s in range(6)]  # red32's input size: no resampling
-    with Matte(RED32, device="cpu", cpu_threads=1, max_batch=3, batch_wait_us=100_000) as m:
+    with Matte(RED32, device="cpu", cpu_threads=1, max_batch=3, tune={"batch_wait_us": 100_000}) as m:
         m.warmup()
         assert m.status().max_batch == 3 and m.status().forward_passes == 0
         barrier = threading.Barrier(len(images))
@@ -711,33 +719,62 @@ def test_freeze_folds_batchnorm_keeps_the_matte_and_shows_in_status():
     img = rng_image(32, 32)
     mattes = {}
     for freeze in (False, True):
-        with Matte(conv_bn, device="cpu", cpu_threads=1, freeze=freeze) as m:
+        with Matte(conv_bn, device="cpu", cpu_threads=1, tune={"freeze": int(freeze)}) as m:
             m.warmup()
             assert m.status().frozen is freeze
+            assert m.tune_get("freeze") == int(freeze)
             mattes[freeze] = m.remove_bg(img, output="mask")
     a = mattes[False].astype(np.int16)
     b = mattes[True].astype(np.int16)
     assert a.max() - a.min() >= 20 and np.abs(a - b).max() <= 1
-    with pytest.raises(petmatte.UnsupportedError, match="cannot freeze"):
-        Matte(MODELS / "picks_by_name.pt", device="cpu", freeze=True).warmup()
+    with Matte(MODELS / "picks_by_name.pt", device="cpu", tune={"freeze": 1}) as m:
+        with pytest.raises(petmatte.UnsupportedError, match="cannot freeze"):
+            m.warmup()
 
 
-def test_freeze_and_device_cache_out_of_range_are_invalid_argument():
-    for kw in ({"device_cache_mb": -2}, {"device_cache_mb": 1048577}):
-        with pytest.raises(petmatte.InvalidArgumentError, match=next(iter(kw))):
-            Matte(RED32, device="cpu", **kw)
+@pytest.mark.parametrize("key,value", [
+    ("device_cache_mb", -2), ("device_cache_mb", 1048577), ("freeze", 2), ("forward_streams", 0),
+    ("forward_streams", 9), ("batch_wait_us", -1), ("batch_wait_us", 100_001),
+    ("warmup_tolerance_pct", 0), ("warmup_max_runs", 0), ("warmup_min_runs", 1001),
+    ("cuda_graph", -2)])
+def test_tune_values_out_of_range_are_invalid_argument_from_the_library(key, value):
+    with pytest.raises(petmatte.InvalidArgumentError, match=key) as ei:
+        Matte(RED32, device="cpu", tune={key: value})
+    assert ei.value.code is ErrorCode.INVALID_ARGUMENT
+    with Matte(RED32, device="cpu") as m:  # the same through tune_set; the value stays
+        before = m.tune_get(key)
+        with pytest.raises(petmatte.InvalidArgumentError, match=key):
+            m.tune_set(key, value)
+        assert m.tune_get(key) == before
 
 
-def test_forward_streams_out_of_range_or_beside_batching_is_invalid_argument():
-    for kw, says in (({"forward_streams": 0}, "forward_streams 0"), ({"forward_streams": 9}, "forward_streams 9"),
-                     ({"forward_streams": 2, "max_batch": 2}, "choose one"),
-                     ({"forward_streams": 2, "cuda_graph": False}, "CUDA graphs")):
-        with pytest.raises(petmatte.InvalidArgumentError, match=says):
-            Matte(RED32, device="cpu", **kw)
+def test_tune_values_the_binding_cannot_pass_are_refused_before_the_library():
+    with pytest.raises(TypeError, match="cuda_graph"):
+        Matte(RED32, device="cpu", tune={"cuda_graph": "off"})
+    with pytest.raises(ValueError, match="does not fit a C int"):
+        Matte(RED32, device="cpu", tune={"batch_wait_us": 2 ** 31})
+    with pytest.raises(TypeError, match="mapping"):
+        Matte(RED32, device="cpu", tune=[("cuda_graph", 0)])
+
+
+def test_forward_streams_beside_batching_or_without_graphs_fails_warmup():
+    for max_batch, tune, says in ((2, {"forward_streams": 2}, "choose one"),
+                                  (1, {"forward_streams": 2, "cuda_graph": 0}, "CUDA graphs")):
+        with Matte(RED32, device="cpu", max_batch=max_batch, tune=tune) as m:
+            with pytest.raises(petmatte.InvalidArgumentError, match=says):
+                m.warmup()
+            assert m.status().state is State.FAILED
+            m.tune_set("forward_streams", 1)  # a FAILED context takes tuning again
+            assert m.warmup().state is State.READY
+
+
+def test_warmup_max_runs_caps_min_runs():
+    with Matte(RED32, device="cpu", tune={"warmup_min_runs": 5, "warmup_max_runs": 2}) as m:
+        assert m.warmup().warmup_runs == 2
 
 
 def test_forward_streams_status_shows_one_stream_on_the_cpu():
-    with Matte(RED32, device="cpu", cpu_threads=1, forward_streams=4) as m:
+    with Matte(RED32, device="cpu", cpu_threads=1, tune={"forward_streams": 4}) as m:
         assert m.status().forward_streams == 0  # until ready
         assert m.warmup().forward_streams == 1
         img = rng_image(32, 32)
@@ -745,6 +782,91 @@ def test_forward_streams_status_shows_one_stream_on_the_cpu():
 
 
 def test_max_batch_out_of_range_is_invalid_argument():
-    for kw in ({"max_batch": 0}, {"max_batch": 65}, {"batch_wait_us": -1}, {"batch_wait_us": 100_001}):
-        with pytest.raises(petmatte.InvalidArgumentError, match=next(iter(kw))):
-            Matte(RED32, device="cpu", **kw)
+    for max_batch in (0, 65, -1):
+        with pytest.raises(petmatte.InvalidArgumentError, match="max_batch"):
+            Matte(RED32, device="cpu", max_batch=max_batch)
+    with Matte(RED32, device="cpu") as m:
+        assert m.warmup().max_batch == 1  # the default: no batching
+
+
+# ------------------------------------------------------------------ tuning
+
+
+def test_tune_defaults_before_warmup_then_resolved_once_ready():
+    with Matte(RED32, device="cpu", cpu_threads=1) as m:
+        assert {k: m.tune_get(k) for k in petmatte.TUNE_KEYS} == {
+            "warmup_min_runs": 0, "warmup_max_runs": 20, "warmup_tolerance_pct": 15,
+            "cuda_graph": -1, "channels_last": -1, "jit_optimize": -1, "freeze": -1,
+            "batch_wait_us": 0, "device_cache_mb": -1, "forward_streams": -1}
+        m.warmup()
+        ready = {k: m.tune_get(k) for k in petmatte.TUNE_KEYS}
+        assert -1 not in ready.values(), ready  # auto resolved
+        # The CPU's choices the header documents: no graph, contiguous, plain, unfrozen.
+        assert (ready["cuda_graph"], ready["channels_last"], ready["jit_optimize"],
+                ready["freeze"]) == (0, 0, 0, 0)
+        assert ready["forward_streams"] == m.status().forward_streams == 1
+
+
+def test_tune_sets_keys_and_tune_get_reads_them_back():
+    tune = {"warmup_min_runs": 2, "warmup_max_runs": 3, "warmup_tolerance_pct": 40,
+            "cuda_graph": 0, "channels_last": 1, "jit_optimize": 0, "freeze": 0,
+            "batch_wait_us": 250, "device_cache_mb": 64, "forward_streams": 1}
+    assert set(tune) == set(petmatte.TUNE_KEYS)
+    with Matte(RED32, device="cpu", cpu_threads=1, tune=tune) as m:
+        assert {k: m.tune_get(k) for k in tune} == tune
+        m.tune_set("warmup_max_runs", 4)
+        m.tune_set("channels_last", False)  # a bool is its int
+        assert (m.tune_get("warmup_max_runs"), m.tune_get("channels_last")) == (4, 0)
+        s = m.warmup()
+        assert 2 <= s.warmup_runs <= 4  # the library used the keys
+        assert m.tune_get("warmup_min_runs") == 2 and m.tune_get("cuda_graph") == 0
+        img = rng_image(32, 32)
+        np.testing.assert_array_equal(m.remove_bg(img, output="mask"), img[..., 0])
+
+
+def test_unknown_tune_key_raises_value_error_naming_the_valid_keys():
+    for bad in ("cuda_graphs", "CUDA_GRAPH", "warmup_tolerance", ""):
+        with pytest.raises(ValueError) as ei:
+            Matte(RED32, device="cpu", tune={"warmup_min_runs": 1, bad: 0})
+        assert not isinstance(ei.value, petmatte.PetmatteError)  # the binding's check
+        assert repr(bad) in str(ei.value)
+        assert all(k in str(ei.value) for k in petmatte.TUNE_KEYS)
+    with Matte(RED32, device="cpu") as m:
+        with pytest.raises(ValueError, match="forward_streams"):
+            m.tune_get("streams")
+        with pytest.raises(ValueError, match="cuda_graph"):
+            m.tune_set("graph", 0)
+
+
+def test_tune_once_warm_raises_state_error():
+    with Matte(RED32, device="cpu", tune={"cuda_graph": 0}) as m:
+        m.warmup()
+        with pytest.raises(petmatte.StateError) as ei:
+            m.tune_set("cuda_graph", 1)
+        assert ei.value.code is ErrorCode.STATE and int(ei.value.code) == 13
+        assert ei.value.message
+        assert m.tune_get("cuda_graph") == 0  # unchanged, and the context still works
+        assert m.status().state is State.READY
+        img = rng_image(32, 32)
+        np.testing.assert_array_equal(m.remove_bg(img, output="mask"), img[..., 0])
+
+
+def test_tune_while_warming_raises_state_error():
+    with Matte(SLOW96, device="cpu", tune={"warmup_min_runs": 20, "warmup_max_runs": 20}) as m:
+        m.warmup(background=True)
+        while m.status().state is State.COLD:
+            time.sleep(0.001)
+        with pytest.raises(petmatte.StateError):
+            m.tune_set("warmup_max_runs", 25)
+        assert m.warmup().state is State.READY and m.status().warmup_runs == 20
+
+
+def test_graph_safe_is_unknown_until_loaded_then_found_for_every_model():
+    # red32 only slices its input: no value decides its control flow. throws_on_flat
+    # raises when the image is flat: a value-dependent raise a CUDA graph would skip.
+    for name, safe in (("red32.pt", 1), ("throws_on_flat.pt", 0)):
+        with Matte(MODELS / name, device="cpu") as m:
+            assert m.status().graph_safe == -1
+            s = m.warmup()
+            assert s.graph_safe == safe, name
+            assert not s.cuda_graph  # the CPU never captures

@@ -1,7 +1,9 @@
 """The CUDA path against the CPU path, on a machine with a GPU (skipped without one,
 as on CI): exact masks from the tiny red-channel model, the same masks as the CPU for
 resized images whatever the copy route (pinned staging up to 16 MiB, pageable past
-it), and a model whose output is NaN failing every call with ModelError.
+it), a model whose output is NaN failing every call with ModelError, and CUDA graphs:
+replayed for a graph-safe model, off by tune key, and never used for a model that
+raises on some inputs.
 
 Run on a GPU machine with a CUDA build:
     PETMATTE_LIBRARY=build-gpu/lib/libpetmatte.so PETMATTE_TEST_MODELS=DIR \\
@@ -56,3 +58,37 @@ def test_nan_output_fails_every_call_with_a_model_error():
         for _ in range(2):
             with pytest.raises(petmatte.ModelError, match="NaN"):
                 m.remove_bg(image(8, 8, 3, 0), output="mask")
+
+
+def test_graph_safe_model_replays_a_cuda_graph_unless_tuned_off():
+    img = image(32, 32, 3, seed=1)
+    for tune, graph in (({}, True), ({"cuda_graph": 0}, False)):
+        with petmatte.Matte(MODELS / "red32.pt", device="cuda:0", tune=tune) as m:
+            s = m.warmup()
+            assert s.graph_safe == 1 and s.cuda_graph is graph, tune
+            assert m.tune_get("cuda_graph") == int(graph)  # auto resolved once ready
+            for _ in range(2):
+                assert np.array_equal(m.remove_bg(img, output="mask"), img[..., 0])
+
+
+def test_model_that_raises_on_some_inputs_runs_eagerly_and_still_raises():
+    # A captured graph would replay the textured warm-up's path and skip the raise.
+    with petmatte.Matte(MODELS / "throws_on_flat.pt", device="cuda:0") as m:
+        s = m.warmup()
+        assert s.graph_safe == 0 and not s.cuda_graph
+        assert m.tune_get("cuda_graph") == 0
+        for _ in range(2):
+            with pytest.raises(petmatte.InferenceError, match="refuses a flat image"):
+                m.remove_bg(np.full((32, 32, 3), 9, np.uint8), output="mask")  # the model's size
+        img = image(32, 32, 3, seed=2)
+        assert np.array_equal(m.remove_bg(img, output="mask"), img[..., 0])
+
+
+def test_forward_streams_need_cuda_graphs():
+    with petmatte.Matte(MODELS / "red32.pt", device="cuda:0",
+                        tune={"forward_streams": 2, "cuda_graph": 0}) as m:
+        with pytest.raises(petmatte.InvalidArgumentError, match="CUDA graphs"):
+            m.warmup()
+        m.tune_set("cuda_graph", -1)  # a failed context takes tuning again
+        s = m.warmup()
+        assert s.cuda_graph and s.forward_streams == 2

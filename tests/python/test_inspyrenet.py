@@ -7,7 +7,7 @@ libpetmatte.so) and is skipped only when it is unset.
 
 Swin-B's cost has a floor (its deep third stage is padded to a 12x12 window even for
 small inputs), so everything here runs at 64x64, the smallest supported size, and
-the model is exported once per session.
+the model is exported once per test run.
 """
 import argparse
 import json
@@ -188,7 +188,7 @@ def test_axial_mix_gives_upstreams_view_product(b, h, w, axis):
 
 
 def test_rewrites_keep_the_output_in_either_layout_one_image_or_two():
-    """The eighth session's rewrites (InSPyReNet.set_rewrites) change how the map is
+    """The exporter's decoder rewrites (InSPyReNet.set_rewrites) change how the map is
     computed, not what: with all of them on an NHWC module gives, image by image, the
     output of the module without them in NCHW, also traced at one image and run on two."""
     model = random_model().fold_batchnorm().prepare(SIZE, SIZE)
@@ -461,15 +461,15 @@ def test_graph_is_device_and_dtype_neutral(exported):
 
 
 def open_cpu(path, **params):
-    """A Matte for the file: fp32 on the CPU, one warm-up run, plus any pm_params fields;
-    skips when PETMATTE_LIBRARY is unset."""
+    """A Matte for the file: fp32 on the CPU, one warm-up run, plus any other Matte
+    arguments; skips when PETMATTE_LIBRARY is unset."""
     lib_path = os.environ.get("PETMATTE_LIBRARY")
     if not lib_path:
         pytest.skip("PETMATTE_LIBRARY is not set (ctest sets it to the built libpetmatte.so)")
     sys.path.insert(0, str(ROOT / "bindings" / "python"))
     from petmatte import Matte
-    return Matte(path, device="cpu", precision="fp32", warmup_min_runs=1, warmup_max_runs=1,
-                 lib_path=lib_path, **params)
+    return Matte(path, device="cpu", precision="fp32",
+                 tune={"warmup_min_runs": 1, "warmup_max_runs": 1}, lib_path=lib_path, **params)
 
 
 def synthetic_image(width, height):

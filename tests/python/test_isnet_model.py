@@ -124,9 +124,9 @@ def alpha_through_library(libpath):
     the Python binding (bindings/python)."""
     sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
     from petmatte import Matte
+    # One warm-up inference is enough here.
     with Matte(MODEL, device="cpu", cpu_threads=max(1, os.cpu_count() or 1),
-               warmup_min_runs=1, warmup_max_runs=1,  # one warm-up inference is enough here
-               lib_path=libpath) as m:
+               tune={"warmup_min_runs": 1, "warmup_max_runs": 1}, lib_path=libpath) as m:
         with open(CAT, "rb") as f:
             mask = m.remove_bg(f.read(), output="mask")
     assert mask.dtype == np.uint8 and mask.ndim == 2

@@ -112,7 +112,7 @@ def wait_until(tools, expression, timeout, every=0.05, seen=None):
 def test_page_warms_uploads_and_shows_cutout(start_server, browser, capsys):
     if not os.path.exists(CHELSEA):
         pytest.skip(f"{CHELSEA} missing (Debian package python3-skimage)")
-    server = start_server("slow96.pt", "--warmup-min-runs", "20", "--warmup-max-runs", "25")
+    server = start_server("slow96.pt", "--tune", "warmup_min_runs=20", "--tune", "warmup_max_runs=25")
     tools = browser
     tools.call("Page.enable")
     tools.call("Page.navigate", url=server.url + "/")

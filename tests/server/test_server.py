@@ -111,7 +111,7 @@ def test_static_page_and_no_path_traversal(red_server):
 
 
 def test_warmup_is_single_flight_and_reports_progress(start_server):
-    s = start_server("slow96.pt", "--warmup-min-runs", "25", "--warmup-max-runs", "30")
+    s = start_server("slow96.pt", "--tune", "warmup_min_runs=25", "--tune", "warmup_max_runs=30")
     assert s.status()["state"] == "cold"
     snapshots, latencies, stop = [], [], threading.Event()
 
@@ -342,7 +342,7 @@ def cut_outs_in_parallel(server, images, during=None):
 
 def test_concurrent_requests_share_forward_passes_with_max_batch(start_server):
     # A 100 ms wait: eight requests sent together reach the model well inside it.
-    s = start_server("red32.pt", "--max-batch", "4", "--batch-wait-us", "100000", "--warmup")
+    s = start_server("red32.pt", "--max-batch", "4", "--tune", "batch_wait_us=100000", "--warmup")
     assert s.wait_for({"ready", "failed"})["state"] == "ready"
     assert s.status()["max_batch"] == 4
     images = [pattern() ^ np.uint8(9 * i) for i in range(8)]
@@ -355,7 +355,7 @@ def test_concurrent_requests_share_forward_passes_with_max_batch(start_server):
 
 
 def test_forward_streams_reaches_the_library_and_its_status(start_server):
-    s = start_server("red32.pt", "--forward-streams", "3", "--warmup")
+    s = start_server("red32.pt", "--tune", "forward_streams=3", "--warmup")
     assert s.wait_for({"ready", "failed"})["state"] == "ready"
     assert s.status()["forward_streams"] == 1  # a CPU context runs one stream whatever was asked
     images = [pattern() ^ np.uint8(7 * i) for i in range(4)]

@@ -8,6 +8,9 @@
         png = m.remove_bg(jpeg_bytes, format="png", background="#ffffff")
         print(m.status().device)
 
+    # [experimental] device tuning by key (TUNE_KEYS), before warm-up:
+    m = petmatte.Matte("model.pt", device="cuda", tune={"cuda_graph": 0})
+
 Importing this package loads nothing: libpetmatte is loaded on first use (a Matte, or
 ``petmatte.__version__``), and numpy / Pillow only matter when you pass or ask for
 arrays / PIL images. ``__version__`` is the loaded library's pm_version();
@@ -21,14 +24,11 @@ from typing import Any
 from ._matte import (
     DEFAULT_MODEL_NAME,
     MODEL_ENV,
+    TUNE_KEYS,
     Matte,
-    Precision,
-    State,
-    Status,
     cuda_device_count,
     default_model_path,
     library_version,
-    parse_color,
 )
 from ._native import library_candidates, load_library
 from .errors import (
@@ -47,11 +47,14 @@ from .errors import (
     NoMemoryError,
     PetmatteError,
     PetmatteLibraryNotFound,
+    StateError,
     UnsupportedError,
     error_class,
 )
+from .images import parse_color
+from .status import Precision, State, Status
 
-binding_version = "0.1.0"
+binding_version = "0.2.0"
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -74,7 +77,9 @@ __all__ = [
     "PetmatteLibraryNotFound",
     "Precision",
     "State",
+    "StateError",
     "Status",
+    "TUNE_KEYS",
     "UnsupportedError",
     "binding_version",
     "cuda_device_count",

@@ -1,196 +1,39 @@
-"""The Python face of libpetmatte: Matte, Status and the enums."""
+"""The context: Matte, and the module-level calls that need no context."""
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
-import enum
 import os
 import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Union
 
 from . import _native
-from ._native import Library, PmImage, PmOutput, load_library
-from .errors import DefaultModelNotFound, ErrorCode, PetmatteError, make_error
-
-if TYPE_CHECKING:  # only for annotations: neither is required at run time
-    import numpy
-    import PIL.Image
+from ._native import Library, PmOutput, load_library
+from .errors import DefaultModelNotFound, ErrorCode, make_error
+from .images import FORMATS, Color, ImageInput, convert_output, make_input, need_numpy, need_pil, parse_color
+from .status import Precision, Status, status_from_c
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "MODEL_ENV",
     "Matte",
-    "Precision",
-    "State",
-    "Status",
+    "TUNE_KEYS",
     "cuda_device_count",
     "default_model_path",
     "library_version",
-    "parse_color",
 ]
+
+# The keys Matte(tune=...), tune_set and tune_get take, in pm_tune order: the names
+# pm_tune_name gives.
+TUNE_KEYS = tuple(_native.TUNE_KEYS)
 
 DEFAULT_MODEL_NAME = "isnet-general.pt"
 MODEL_ENV = "PETMATTE_MODEL"
 
 PathLike = Union[str, "os.PathLike[str]"]
-ImageInput = Union[bytes, bytearray, memoryview, PathLike, "numpy.ndarray", "PIL.Image.Image"]
-Color = Union[str, int, Sequence[int]]
-
-
-class State(enum.IntEnum):
-    """pm_state: where a context is in its life."""
-
-    COLD = 0  # opened, nothing loaded
-    LOADING = 1  # reading the model onto the device
-    WARMING = 2  # running warm-up inferences
-    READY = 3
-    FAILED = 4  # the last warm-up failed: see Status.last_error
-
-
-class Precision(enum.IntEnum):
-    """pm_precision."""
-
-    AUTO = 0  # fp16 on CUDA, fp32 on CPU
-    FP32 = 1
-    FP16 = 2
-    BF16 = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Status:
-    """A snapshot of a context (pm_status). Times are milliseconds."""
-
-    state: State
-    progress: float  # 0..1 through loading and warming; 1 when READY
-    open_ms: float
-    load_ms: float  # 0 until loaded
-    warmup_ms: float  # 0 until READY
-    warmup_runs: int
-    last_warmup_run_ms: float
-    ready_unix: float  # seconds since the epoch when it became READY; 0 before
-    device: str  # e.g. "cpu" or "cuda:0 NVIDIA H100 80GB HBM3"
-    precision: Precision  # resolved from AUTO once loading starts
-    model_name: str
-    input_width: int  # 0 until loaded
-    input_height: int
-    random_weights: bool
-    images_processed: int
-    device_memory_bytes: int
-    last_error_code: Union[ErrorCode, int]  # the context's most recent failure; OK if none
-    last_error: str  # its message, "" if none
-    cuda_graph: bool  # inferences replay a captured CUDA graph
-    max_batch: int  # images one forward pass may serve (1 = no batching); 0 until ready
-    forward_passes: int  # forward passes for remove_bg calls since ready
-    frozen: bool  # the model runs frozen (BatchNorm folded; see Matte's freeze)
-    forward_streams: int  # streams forward passes run on at once (1 = one at a time); 0 until ready
-
-    @property
-    def ready(self) -> bool:
-        return self.state == State.READY
-
-    @property
-    def input_size(self) -> Tuple[int, int]:
-        """(width, height) of the model input; (0, 0) until loaded."""
-        return (self.input_width, self.input_height)
-
-    @property
-    def state_name(self) -> str:
-        """"cold", "loading", "warming", "ready" or "failed" (pm_state_name)."""
-        return self.state.name.lower() if isinstance(self.state, State) else f"state {self.state}"
-
-    @property
-    def error(self) -> Optional[PetmatteError]:
-        """The context's most recent failure as an exception object, or None."""
-        if not self.last_error_code:
-            return None
-        return make_error(self.last_error_code, self.last_error)
-
-
-def _enum_or_int(cls: Any, value: int) -> Any:
-    try:
-        return cls(value)
-    except ValueError:  # a value newer than this binding
-        return int(value)
-
-
-def _status_from_c(s: _native.PmStatus) -> Status:
-    def text(raw: bytes) -> str:
-        return raw.decode("utf-8", "replace")
-
-    return Status(
-        state=_enum_or_int(State, s.state),
-        progress=s.progress,
-        open_ms=s.open_ms,
-        load_ms=s.load_ms,
-        warmup_ms=s.warmup_ms,
-        warmup_runs=s.warmup_runs,
-        last_warmup_run_ms=s.last_warmup_run_ms,
-        ready_unix=s.ready_unix,
-        device=text(s.device),
-        precision=_enum_or_int(Precision, s.precision),
-        model_name=text(s.model_name),
-        input_width=s.input_width,
-        input_height=s.input_height,
-        random_weights=bool(s.random_weights),
-        images_processed=s.images_processed,
-        device_memory_bytes=s.device_memory_bytes,
-        last_error_code=_enum_or_int(ErrorCode, s.last_error_code),
-        last_error=text(s.last_error),
-        cuda_graph=bool(s.cuda_graph),
-        max_batch=s.max_batch,
-        forward_passes=s.forward_passes,
-        frozen=bool(s.frozen),
-        forward_streams=s.forward_streams,
-    )
-
-
-# ------------------------------------------------------------- helpers
-
-
-_NAMED_COLORS = {
-    "white": 0xFFFFFF,
-    "black": 0x000000,
-    "red": 0xFF0000,
-    "green": 0x00FF00,
-    "blue": 0x0000FF,
-    "gray": 0x808080,
-    "grey": 0x808080,
-}
-
-
-def parse_color(color: Color) -> int:
-    """0xRRGGBB from ``(r, g, b)``, ``"#rrggbb"``, ``"#rgb"``, a name
-    (white, black, red, green, blue, gray/grey) or an int 0xRRGGBB."""
-    if isinstance(color, bool):
-        raise TypeError("background must be a colour, not a bool")
-    if isinstance(color, int):
-        if not 0 <= color <= 0xFFFFFF:
-            raise ValueError(f"background {color:#x} is not 0xRRGGBB")
-        return color
-    if isinstance(color, str):
-        s = color.strip().lower()
-        if s in _NAMED_COLORS:
-            return _NAMED_COLORS[s]
-        h = s[1:] if s.startswith("#") else s
-        if len(h) == 3:
-            h = "".join(ch * 2 for ch in h)
-        if len(h) == 6:
-            try:
-                return int(h, 16)
-            except ValueError:
-                pass
-        raise ValueError(f"background {color!r} is not #rrggbb, #rgb or one of {sorted(_NAMED_COLORS)}")
-    try:
-        r, g, b = (int(v) for v in color)
-    except (TypeError, ValueError):
-        raise TypeError(f"background {color!r} is not (r, g, b), '#rrggbb' or 0xRRGGBB") from None
-    if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise ValueError(f"background {tuple(color)!r}: components must be 0..255")
-    return (r << 16) | (g << 8) | b
 
 
 def _source_tree_root() -> Optional[Path]:
@@ -241,7 +84,7 @@ def default_model_path() -> Path:
 
 
 def library_version(lib_path: Optional[PathLike] = None) -> str:
-    """pm_version() of the loaded library, e.g. "0.1.0"."""
+    """pm_version() of the loaded library, e.g. "0.2.0"."""
     return load_library(lib_path).version()
 
 
@@ -259,10 +102,6 @@ _PRECISIONS = {"auto": Precision.AUTO, "fp32": Precision.FP32, "fp16": Precision
                "bf16": Precision.BF16}
 _OUTPUTS = {"rgba": _native.OUTPUT_RGBA, "mask": _native.OUTPUT_MASK,
             "composite": _native.OUTPUT_COMPOSITE}
-_FORMATS = ("array", "png", "pil")
-# pm_pixel_format of an output -> (channels, PIL mode)
-_OUT_PIXELS = {_native.FORMAT_RGBA: (4, "RGBA"), _native.FORMAT_RGB: (3, "RGB"),
-               _native.FORMAT_GRAY: (1, "L")}
 
 
 def _c_int(name: str, value: Any) -> int:
@@ -291,20 +130,17 @@ def _precision(value: Union[str, int, Precision]) -> int:
     return _c_int("precision", int(value))  # the library rejects an unknown number
 
 
-def _need_numpy():
+def _tune_key(name: Any) -> int:
+    """The pm_tune value of a key name."""
     try:
-        import numpy
-    except ImportError as e:
-        raise ImportError("format='array' needs numpy; install numpy or use format='png'") from e
-    return numpy
+        return _native.TUNE_KEYS[name]
+    except (KeyError, TypeError):  # TypeError: an unhashable key
+        raise ValueError(f"tune key {name!r} is not one of {', '.join(TUNE_KEYS)}") from None
 
 
-def _need_pil():
-    try:
-        import PIL.Image
-    except ImportError as e:
-        raise ImportError("format='pil' needs Pillow; install Pillow or use format='png'") from e
-    return PIL.Image
+def _tune_value(name: str, value: Any) -> int:
+    # A bool is accepted for the on/off keys: True and False are 1 and 0.
+    return _c_int(f"tune {name!r}", int(value) if isinstance(value, bool) else value)
 
 
 # ---------------------------------------------------------------- Matte
@@ -328,25 +164,14 @@ class Matte:
         max_pixels: largest accepted image, width*height (default 100e6).
         max_encoded_bytes: largest accepted encoded image (default 256 MiB).
         cpu_threads: torch intra-op threads on CPU; None or 0 = torch's setting.
-        warmup_min_runs, warmup_max_runs, warmup_tolerance: warm-up inferences
-            always run / at most run, and the stability tolerance (defaults: min
-            auto = what the device needs: 3 on CUDA, 1 on the CPU, more with
-            jit_optimize; max 20; 0.15).
-        cuda_graph, channels_last, jit_optimize, freeze: True / False, or None for
-            the library's per-device choice (pm_params' -1 = auto). freeze: the
-            model frozen in warm-up (weights as constants, BatchNorm folded into
-            the convolutions); auto = off (it costs warm-up time).
         max_batch: concurrent calls gathered into one forward pass, at most
-            (1..64); None = auto (1: no batching).
-        batch_wait_us: how long a pass may wait for its batch to fill (0..100000
-            microseconds); None = 0, never.
-        device_cache_mb: CUDA memory the allocator may keep cached beyond the
-            warm footprint after a call larger than the model input (0..1048576
-            MiB); None = auto (4096).
-        forward_streams: CUDA, one image a pass: concurrent calls' forward
-            passes run on up to this many streams at once, each replaying its own
-            CUDA graph (1..8); None = auto (the manifest's gpu.forward_streams,
-            else 1). Not together with max_batch > 1.
+            (1..64); 1 (default) = no batching.
+        tune: [experimental] how the model runs on its device, by key (pm_tune_set,
+            in the mapping's order, right after opening): {"cuda_graph": 0,
+            "warmup_min_runs": 3, ...}; the keys are :data:`TUNE_KEYS`, each value
+            an int (-1 = auto where the key has one). The library's defaults suit
+            most hosts. Cross-key rules (forward_streams > 1 needs max_batch 1 and
+            cuda_graph not 0) are checked by :meth:`warmup`.
         lib_path: the libpetmatte shared library to use (see load_library).
 
         Every None means the library's default (pm_params_init). The binding
@@ -355,7 +180,9 @@ class Matte:
 
     Raises:
         PetmatteError: a subclass per pm_code, e.g. ModelIOError for a missing
-            model file or InvalidArgumentError for a bad device string.
+            model file or InvalidArgumentError for a bad device string or a tune
+            value out of its range.
+        ValueError: a tune key that is not one of :data:`TUNE_KEYS`.
         PetmatteLibraryNotFound: libpetmatte could not be loaded.
     """
 
@@ -369,17 +196,8 @@ class Matte:
         max_pixels: Optional[int] = None,
         max_encoded_bytes: Optional[int] = None,
         cpu_threads: Optional[int] = None,
-        warmup_min_runs: Optional[int] = None,
-        warmup_max_runs: Optional[int] = None,
-        warmup_tolerance: Optional[float] = None,
-        cuda_graph: Optional[bool] = None,
-        channels_last: Optional[bool] = None,
-        jit_optimize: Optional[bool] = None,
-        max_batch: Optional[int] = None,
-        batch_wait_us: Optional[int] = None,
-        freeze: Optional[bool] = None,
-        device_cache_mb: Optional[int] = None,
-        forward_streams: Optional[int] = None,
+        max_batch: int = 1,
+        tune: Optional[Mapping[str, int]] = None,
         lib_path: Optional[PathLike] = None,
     ) -> None:
         self._ctx: Optional[int] = None
@@ -389,28 +207,23 @@ class Matte:
         if not isinstance(device, str):
             raise TypeError(f"device must be a str such as 'auto', 'cpu' or 'cuda:0', not {device!r}")
         self.device_request: str = device
+        # Checked before pm_open, so a wrong key leaves no context behind.
+        if tune is not None and not isinstance(tune, Mapping):
+            raise TypeError(f"tune must be a mapping such as {{'cuda_graph': 0}}, not {type(tune).__name__}")
+        settings = [(_tune_key(k), _tune_value(k, v)) for k, v in (tune or {}).items()]
 
         lib = self._lib
         params = lib.new_params()  # the library's defaults for every field
         params.model_path = os.fsencode(path)  # the struct keeps the bytes alive
         params.device = device.encode("utf-8")
         params.precision = _precision(precision)
-        for name, value in (("input_size", input_size), ("cpu_threads", cpu_threads),
-                            ("warmup_min_runs", warmup_min_runs),
-                            ("warmup_max_runs", warmup_max_runs), ("max_batch", max_batch),
-                            ("batch_wait_us", batch_wait_us), ("device_cache_mb", device_cache_mb),
-                            ("forward_streams", forward_streams)):
+        params.max_batch = _c_int("max_batch", max_batch)
+        for name, value in (("input_size", input_size), ("cpu_threads", cpu_threads)):
             if value is not None:
                 setattr(params, name, _c_int(name, value))
         for name, value in (("max_pixels", max_pixels), ("max_encoded_bytes", max_encoded_bytes)):
             if value is not None:
                 setattr(params, name, _c_uint64(name, value))
-        if warmup_tolerance is not None:
-            params.warmup_tolerance = float(warmup_tolerance)
-        for name, value in (("cuda_graph", cuda_graph), ("channels_last", channels_last),
-                            ("jit_optimize", jit_optimize), ("freeze", freeze)):
-            params_value = -1 if value is None else int(bool(value))  # -1 = auto
-            setattr(params, name, params_value)
         ctx = _native.ctx_p()
         rc = lib.pm_open(ctypes.byref(params), ctypes.byref(ctx))
         if rc:
@@ -420,6 +233,14 @@ class Matte:
         self._cond = threading.Condition()
         self._active = 0
         self._finalizer = weakref.finalize(self, lib.pm_close, ctx.value)
+        try:
+            for key, value in settings:
+                rc = lib.pm_tune_set(ctx.value, key, value)
+                if rc:
+                    self._raise(rc, ctx.value)
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------- lifetime
 
@@ -497,7 +318,7 @@ class Matte:
             self._leave()
 
     def status(self) -> Status:
-        """A non-blocking snapshot (pm_get_status); never waits for a warm-up."""
+        """A non-blocking snapshot (pm_status); never waits for a warm-up."""
         ctx = self._enter()
         try:
             return self._status(ctx)
@@ -505,11 +326,50 @@ class Matte:
             self._leave()
 
     def _status(self, ctx: int) -> Status:
-        s = self._lib.new_status()
-        rc = self._lib.pm_get_status(ctx, ctypes.byref(s))
+        s = self._lib.new_status_info()
+        rc = self._lib.pm_status(ctx, ctypes.byref(s))
         if rc:
             self._raise(rc, ctx)
-        return _status_from_c(s)
+        return status_from_c(s)
+
+    # ------------------------------------------------------------- tuning
+
+    def tune_set(self, key: str, value: int) -> None:
+        """[experimental] Sets one tuning key (pm_tune_set), as ``tune=`` does.
+
+        Only before warm-up: on a cold or failed context.
+
+        Raises:
+            ValueError: ``key`` is not one of :data:`TUNE_KEYS`.
+            InvalidArgumentError: ``value`` is outside the key's range.
+            StateError: a warm-up is running or the context is ready (PM_ERR_STATE).
+        """
+        k, v = _tune_key(key), _tune_value(key, value)
+        ctx = self._enter()
+        try:
+            rc = self._lib.pm_tune_set(ctx, k, v)
+            if rc:
+                self._raise(rc, ctx)
+        finally:
+            self._leave()
+
+    def tune_get(self, key: str) -> int:
+        """A tuning key's value (pm_tune_get): as set, or its default, before the
+        context is ready (-1 = auto); once ready, the value in use, auto resolved.
+
+        Raises:
+            ValueError: ``key`` is not one of :data:`TUNE_KEYS`.
+        """
+        k = _tune_key(key)
+        out = ctypes.c_int(0)
+        ctx = self._enter()
+        try:
+            rc = self._lib.pm_tune_get(ctx, k, ctypes.byref(out))
+            if rc:
+                self._raise(rc, ctx)
+        finally:
+            self._leave()
+        return out.value
 
     # ---------------------------------------------------------- remove_bg
 
@@ -570,12 +430,12 @@ class Matte:
         if format is None:
             pil = sys.modules.get("PIL.Image")
             format = "pil" if pil is not None and isinstance(image, pil.Image) else "array"
-        if format not in _FORMATS:
-            raise ValueError(f"format {format!r} is not one of {list(_FORMATS)}")
+        if format not in FORMATS:
+            raise ValueError(f"format {format!r} is not one of {list(FORMATS)}")
         if format == "array":
-            _need_numpy()
+            need_numpy()
         elif format == "pil":
-            _need_pil()
+            need_pil()
 
         lib = self._lib
         opts = lib.new_options()
@@ -589,7 +449,7 @@ class Matte:
         opts.keep_input_alpha = int(bool(keep_input_alpha))
         opts.clean_edges = int(bool(clean_edges))
 
-        img, keepalive = _make_input(lib, image, apply_exif=apply_exif, bgr=bgr)
+        img, keepalive = make_input(lib, image, apply_exif=apply_exif, bgr=bgr)
         out = ctypes.POINTER(PmOutput)()
         ctx = self._enter()
         try:
@@ -602,134 +462,6 @@ class Matte:
         if not out:
             raise make_error(ErrorCode.INTERNAL, "pm_remove_bg returned PM_OK and no output")
         try:
-            return _convert_output(out.contents, format)
+            return convert_output(out.contents, format)
         finally:
             lib.pm_output_free(out)
-
-
-# ----------------------------------------------------------- conversions
-
-
-def _buffer_address(buf: Any, keep: List[Any]) -> Tuple[int, int]:
-    """(address, size) of a bytes-like object's memory, without copying when it can."""
-    if isinstance(buf, bytes):
-        keep.append(buf)
-        return (ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value or 0, len(buf))
-    mv = memoryview(buf)
-    if not mv.c_contiguous:
-        data = mv.tobytes()
-        return _buffer_address(data, keep)
-    mv = mv.cast("B")
-    n = mv.nbytes
-    if n == 0:
-        return (0, 0)
-    if mv.readonly:
-        return _buffer_address(mv.tobytes(), keep)
-    arr = (ctypes.c_ubyte * n).from_buffer(mv)
-    keep.append(arr)
-    keep.append(mv)
-    return (ctypes.addressof(arr), n)
-
-
-def _make_input(lib: Library, image: Any, *, apply_exif: bool, bgr: bool) -> Tuple[PmImage, List[Any]]:
-    img = lib.new_image()
-    keep: List[Any] = []
-
-    np = sys.modules.get("numpy")
-    if np is not None and isinstance(image, np.ndarray):
-        return _array_input(np, img, image, bgr, keep)
-    pil = sys.modules.get("PIL.Image")
-    if pil is not None and isinstance(image, pil.Image):
-        return _pil_input(img, image, apply_exif, keep)
-    if isinstance(image, (str, os.PathLike)):
-        with open(image, "rb") as f:
-            image = f.read()
-    if isinstance(image, (bytes, bytearray, memoryview)) or hasattr(image, "__buffer__"):
-        addr, size = _buffer_address(image, keep)
-        img.format = _native.FORMAT_ENCODED
-        img.data = addr
-        img.size = size
-        return img, keep
-    try:
-        addr, size = _buffer_address(image, keep)  # any other buffer (mmap, array.array)
-    except TypeError:
-        raise TypeError(
-            f"remove_bg: cannot use a {type(image).__name__}: pass bytes, a path, a numpy "
-            f"uint8 array (H, W, 3|4) or a PIL image") from None
-    img.format = _native.FORMAT_ENCODED
-    img.data = addr
-    img.size = size
-    return img, keep
-
-
-def _array_input(np: Any, img: PmImage, arr: Any, bgr: bool, keep: List[Any]) -> Tuple[PmImage, List[Any]]:
-    if arr.dtype != np.uint8:
-        raise TypeError(f"remove_bg: array dtype is {arr.dtype}, need uint8")
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 2:  # grey: the library takes RGB(A) input
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-        bgr = False
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"remove_bg: array shape is {arr.shape}, need (H, W, 3), (H, W, 4) "
-                         f"or (H, W)")
-    h, w, c = arr.shape
-    s0, s1, s2 = arr.strides
-    # The library takes rows `stride` bytes apart with packed pixels inside a row.
-    if not (s2 == 1 and s1 == c and s0 >= w * c) or h == 0 or w == 0:
-        arr = np.ascontiguousarray(arr)
-    keep.append(arr)
-    stride = arr.strides[0] if h > 0 else w * c
-    img.format = {(3, False): _native.FORMAT_RGB, (4, False): _native.FORMAT_RGBA,
-                  (3, True): _native.FORMAT_BGR, (4, True): _native.FORMAT_BGRA}[(c, bool(bgr))]
-    img.data = arr.ctypes.data if arr.size else None
-    img.size = stride * (h - 1) + w * c if h > 0 else 0
-    img.width = w
-    img.height = h
-    img.stride = stride
-    return img, keep
-
-
-def _pil_input(img: PmImage, im: Any, apply_exif: bool, keep: List[Any]) -> Tuple[PmImage, List[Any]]:
-    if apply_exif:
-        from PIL import ImageOps
-
-        im = ImageOps.exif_transpose(im)
-    if im.mode not in ("RGB", "RGBA"):
-        has_alpha = im.mode in ("LA", "PA", "RGBa", "La") or (
-            im.mode == "P" and "transparency" in im.info)
-        im = im.convert("RGBA" if has_alpha else "RGB")
-    data = im.tobytes()
-    keep.append(data)
-    img.format = _native.FORMAT_RGBA if im.mode == "RGBA" else _native.FORMAT_RGB
-    img.data = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-    img.size = len(data)
-    img.width, img.height = im.size
-    img.stride = 0
-    return img, keep
-
-
-def _convert_output(o: PmOutput, format: str) -> Any:
-    if not o.data or o.size == 0:
-        raise make_error(ErrorCode.INTERNAL, "pm_remove_bg returned an empty output")
-    if format == "png":
-        return ctypes.string_at(o.data, o.size)
-    try:
-        channels, mode = _OUT_PIXELS[o.format]
-    except KeyError:
-        raise make_error(ErrorCode.INTERNAL, f"unexpected output pixel format {o.format}") from None
-    w, h = o.width, o.height
-    stride = o.stride or w * channels
-    if o.size < stride * (h - 1) + w * channels:
-        raise make_error(ErrorCode.INTERNAL,
-                         f"output of {o.size} bytes is too small for {w}x{h}x{channels}, stride {stride}")
-    if format == "pil":
-        Image = _need_pil()
-        return Image.frombytes(mode, (w, h), ctypes.string_at(o.data, o.size), "raw", mode, stride, 1)
-    np = _need_numpy()
-    buf = (ctypes.c_ubyte * o.size).from_address(ctypes.addressof(o.data.contents))
-    flat = np.frombuffer(buf, dtype=np.uint8)
-    shape = (h, w) if channels == 1 else (h, w, channels)
-    strides = (stride, 1) if channels == 1 else (stride, channels, 1)
-    # Copy out before pm_output_free; the result owns its memory.
-    return np.lib.stride_tricks.as_strided(flat, shape=shape, strides=strides).copy()

@@ -1,14 +1,16 @@
 """ctypes declarations of libpetmatte's C API (include/petmatte.h) and library lookup.
 
-Everything here mirrors the header one to one; the idiomatic layer is in _matte.py.
+Everything here mirrors the header one to one; the idiomatic layer is in _matte.py
+(the context), status.py (its snapshot) and images.py (images in and out).
 The library is loaded with ctypes.CDLL (not PyDLL), so the GIL is released during
 every foreign call and several Python threads can be inside the library at once.
 
 ABI: every struct the caller fills starts with ``struct_size``. The ``new_*`` helpers
 call the header's ``*_init_sized`` with ``ctypes.sizeof`` of the structs declared here,
 so a later library that appended fields treats this binding as an older caller (its
-defaults fill the fields we do not know). pm_output is allocated by the library and
-only grows at the end, so reading the fields we know through a pointer is safe.
+defaults fill the fields we do not know, and pm_status writes none of them).
+pm_output is allocated by the library and only grows at the end, so reading the
+fields we know through a pointer is safe.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from .errors import PetmatteLibraryNotFound
 
-# The ABI major version this binding was written against (PETMATTE_VERSION_MAJOR).
+# The ABI major version this binding was written against (PETMATTE_VERSION_MAJOR),
+# and the oldest library with every call declared below (0.2.0: pm_status, pm_tune_*).
 ABI_MAJOR = 0
+MIN_VERSION_NUMBER = 200
+# The library's SONAME: what the dynamic loader knows an installed copy by.
+SONAME = "libpetmatte.so.2"
 
 c_size_t = ctypes.c_size_t
 
@@ -41,46 +47,40 @@ class PmParams(ctypes.Structure):
         ("max_pixels", ctypes.c_uint64),
         ("max_encoded_bytes", ctypes.c_uint64),
         ("cpu_threads", ctypes.c_int),
-        ("warmup_min_runs", ctypes.c_int),
-        ("warmup_max_runs", ctypes.c_int),
-        ("warmup_tolerance", ctypes.c_double),
-        ("cuda_graph", ctypes.c_int),
-        ("channels_last", ctypes.c_int),
-        ("jit_optimize", ctypes.c_int),
         ("max_batch", ctypes.c_int),
-        ("batch_wait_us", ctypes.c_int),
-        ("freeze", ctypes.c_int),
-        ("device_cache_mb", ctypes.c_int),
-        ("forward_streams", ctypes.c_int),
     ]
 
 
-class PmStatus(ctypes.Structure):
+class PmStatusInfo(ctypes.Structure):
+    """pm_status_info. The header lays it out with no tail padding, so
+    ctypes.sizeof equals the C sizeof and struct_size names exactly these fields."""
+
     _fields_ = [
         ("struct_size", c_size_t),
         ("state", ctypes.c_int),
+        ("precision", ctypes.c_int),
         ("progress", ctypes.c_double),
         ("open_ms", ctypes.c_double),
         ("load_ms", ctypes.c_double),
         ("warmup_ms", ctypes.c_double),
-        ("warmup_runs", ctypes.c_int),
         ("last_warmup_run_ms", ctypes.c_double),
         ("ready_unix", ctypes.c_double),
-        ("device", ctypes.c_char * 128),
-        ("precision", ctypes.c_int),
-        ("model_name", ctypes.c_char * 64),
+        ("warmup_runs", ctypes.c_int),
+        ("random_weights", ctypes.c_int),
         ("input_width", ctypes.c_int),
         ("input_height", ctypes.c_int),
-        ("random_weights", ctypes.c_int),
         ("images_processed", ctypes.c_uint64),
+        ("forward_passes", ctypes.c_uint64),
         ("device_memory_bytes", ctypes.c_uint64),
         ("last_error_code", ctypes.c_int),
-        ("last_error", ctypes.c_char * 256),
-        ("cuda_graph", ctypes.c_int),
         ("max_batch", ctypes.c_int),
-        ("forward_passes", ctypes.c_uint64),
-        ("frozen", ctypes.c_int),
         ("forward_streams", ctypes.c_int),
+        ("cuda_graph", ctypes.c_int),
+        ("graph_safe", ctypes.c_int),
+        ("frozen", ctypes.c_int),
+        ("device", ctypes.c_char * 128),
+        ("model_name", ctypes.c_char * 64),
+        ("last_error", ctypes.c_char * 256),
     ]
 
 
@@ -131,6 +131,19 @@ FORMAT_ENCODED, FORMAT_RGB, FORMAT_RGBA, FORMAT_BGR, FORMAT_BGRA, FORMAT_GRAY = 
 OUTPUT_RGBA, OUTPUT_MASK, OUTPUT_COMPOSITE = range(3)
 # pm_encoding
 ENCODING_RAW, ENCODING_PNG = range(2)
+# pm_tune: every key, by the name pm_tune_name gives it
+TUNE_KEYS = {
+    "warmup_min_runs": 1,
+    "warmup_max_runs": 2,
+    "warmup_tolerance_pct": 3,
+    "cuda_graph": 4,
+    "channels_last": 5,
+    "jit_optimize": 6,
+    "freeze": 7,
+    "batch_wait_us": 8,
+    "device_cache_mb": 9,
+    "forward_streams": 10,
+}
 
 ctx_p = ctypes.c_void_p  # pm_ctx * (opaque)
 
@@ -145,8 +158,11 @@ _PROTOTYPES = {
     "pm_warmup_start": (ctypes.c_int, [ctx_p]),
     "pm_close": (None, [ctx_p]),
     "pm_errmsg": (ctypes.c_char_p, [ctx_p]),
-    "pm_status_init_sized": (None, [ctypes.POINTER(PmStatus), c_size_t]),
-    "pm_get_status": (ctypes.c_int, [ctx_p, ctypes.POINTER(PmStatus)]),
+    "pm_tune_set": (ctypes.c_int, [ctx_p, ctypes.c_int, ctypes.c_int]),
+    "pm_tune_get": (ctypes.c_int, [ctx_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
+    "pm_tune_name": (ctypes.c_char_p, [ctypes.c_int]),
+    "pm_status_info_init_sized": (None, [ctypes.POINTER(PmStatusInfo), c_size_t]),
+    "pm_status": (ctypes.c_int, [ctx_p, ctypes.POINTER(PmStatusInfo)]),
     "pm_state_name": (ctypes.c_char_p, [ctypes.c_int]),
     "pm_precision_name": (ctypes.c_char_p, [ctypes.c_int]),
     "pm_image_init_sized": (None, [ctypes.POINTER(PmImage), c_size_t]),
@@ -161,12 +177,32 @@ _PROTOTYPES = {
 }
 
 
+def _version_text(number: int) -> str:
+    """"0.2.0" from a PETMATTE_VERSION_NUMBER."""
+    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+
+
 class Library:
     """One loaded copy of libpetmatte with every prototype declared."""
 
     def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
         self.cdll = cdll
         self.path = path
+        # The version first: an older library lacks newer symbols, and "needs 0.2.0"
+        # says more than a list of them.
+        try:
+            number_fn = cdll.pm_version_number
+        except AttributeError:
+            number_fn = None
+        if number_fn is not None:
+            number_fn.restype, number_fn.argtypes = ctypes.c_uint, []
+            number = int(number_fn())
+            if number // 10000 != ABI_MAJOR or number < MIN_VERSION_NUMBER:
+                raise PetmatteLibraryNotFound(
+                    f"{path} is libpetmatte {_version_text(number)}, but this binding needs "
+                    f"{_version_text(MIN_VERSION_NUMBER)} or a later {ABI_MAJOR}.x",
+                    tried=[(path, "unsupported version")],
+                )
         missing = []
         for name, (restype, argtypes) in _PROTOTYPES.items():
             try:
@@ -182,13 +218,6 @@ class Library:
                 f"{path} is not a usable libpetmatte: missing symbols {', '.join(missing)}",
                 tried=[(path, "missing symbols")],
             )
-        number = int(self.pm_version_number())
-        if number // 10000 != ABI_MAJOR:
-            raise PetmatteLibraryNotFound(
-                f"{path} is libpetmatte {self.version()}, but this binding needs major version "
-                f"{ABI_MAJOR}",
-                tried=[(path, "wrong major version")],
-            )
 
     def version(self) -> str:
         return self.pm_version().decode()
@@ -201,15 +230,20 @@ class Library:
     def strerror(self, code: int) -> str:
         return self.pm_strerror(code).decode()
 
+    def tune_name(self, key: int) -> Optional[str]:
+        """pm_tune_name: the key's lower-case name, None for a key the library does not know."""
+        raw = self.pm_tune_name(key)
+        return raw.decode() if raw is not None else None
+
     # Initialised structs (the *_init() macros of the header).
     def new_params(self) -> PmParams:
         p = PmParams()
         self.pm_params_init_sized(ctypes.byref(p), ctypes.sizeof(p))
         return p
 
-    def new_status(self) -> PmStatus:
-        s = PmStatus()
-        self.pm_status_init_sized(ctypes.byref(s), ctypes.sizeof(s))
+    def new_status_info(self) -> PmStatusInfo:
+        s = PmStatusInfo()
+        self.pm_status_info_init_sized(ctypes.byref(s), ctypes.sizeof(s))
         return s
 
     def new_image(self) -> PmImage:
@@ -250,7 +284,7 @@ def library_candidates(lib_path: Union[str, "os.PathLike[str]", None] = None) ->
     found = _find_library()
     if found:
         out.append((found, 'ctypes.util.find_library("petmatte")'))
-    for name in ("libpetmatte.so.1", "libpetmatte.so"):
+    for name in (SONAME, "libpetmatte.so"):
         if name != found:
             out.append((name, "dynamic loader search"))
     return out
@@ -260,7 +294,7 @@ def load_library(lib_path: Union[str, "os.PathLike[str]", None] = None) -> Libra
     """Loads libpetmatte once per path and declares its prototypes.
 
     Order: ``lib_path``; else ``$PETMATTE_LIBRARY``; else the dynamic loader:
-    ``ctypes.util.find_library("petmatte")``, then ``libpetmatte.so.1`` and
+    ``ctypes.util.find_library("petmatte")``, then ``libpetmatte.so.2`` and
     ``libpetmatte.so`` (LD_LIBRARY_PATH, ld.so.cache, /usr/local/lib after
     ``cmake --install``). ctypes.CDLL releases the GIL during every call.
 
@@ -289,6 +323,6 @@ def load_library(lib_path: Union[str, "os.PathLike[str]", None] = None) -> Libra
     raise PetmatteLibraryNotFound(
         "libpetmatte not found: pass lib_path=..., set PETMATTE_LIBRARY to the .so "
         "(e.g. build/lib/libpetmatte.so), or install it (cmake --install build) so that "
-        "the dynamic loader finds libpetmatte.so.1",
+        f"the dynamic loader finds {SONAME}",
         tried=tried,
     )

@@ -28,6 +28,7 @@ class ErrorCode(enum.IntEnum):
     UNSUPPORTED = 10
     CANCELLED = 11
     INTERNAL = 12
+    STATE = 13
 
 
 class PetmatteError(Exception):
@@ -112,6 +113,11 @@ class InternalError(PetmatteError):
     """PM_ERR_INTERNAL: a bug in libpetmatte; please report it with the message."""
 
 
+class StateError(PetmatteError):
+    """PM_ERR_STATE: the call is not valid in the context's current state (tuning
+    while a warm-up runs or once the context is ready)."""
+
+
 _BY_CODE: Dict[int, Type[PetmatteError]] = {
     ErrorCode.INVALID_ARGUMENT: InvalidArgumentError,
     ErrorCode.NO_MEMORY: NoMemoryError,
@@ -125,6 +131,7 @@ _BY_CODE: Dict[int, Type[PetmatteError]] = {
     ErrorCode.UNSUPPORTED: UnsupportedError,
     ErrorCode.CANCELLED: CancelledError,
     ErrorCode.INTERNAL: InternalError,
+    ErrorCode.STATE: StateError,
 }
 
 

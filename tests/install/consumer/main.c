@@ -16,6 +16,11 @@ int main(void) {
         fprintf(stderr, "unexpected pm_open result: %s\n", pm_errmsg(NULL));
         return 1;
     }
+    const char *key = pm_tune_name(PM_TUNE_CUDA_GRAPH);
+    if (key == NULL || strcmp(key, "cuda_graph") != 0) {
+        fprintf(stderr, "pm_tune_name(PM_TUNE_CUDA_GRAPH): %s\n", key ? key : "NULL");
+        return 1;
+    }
     printf("petmatte %s from the install prefix\n", pm_version());
     return 0;
 }
