@@ -62,9 +62,9 @@ def make_manifest(name: str, size: int, random_weights: bool, source: str, licen
         "input": {"width": size, "height": size, "mean": MEAN, "std": STD},
         "output": {"activation": "probability", "normalize": "minmax", "resize": "bilinear",
                    "align_corners": True},
-        # NHWC weights and input on a GPU: the decoder's convolutions run 12 % faster
-        # (docs/benchmarks.md); the module reshapes (never views) activations, so
-        # either memory order gives the same result.
+        # NHWC weights and input on a GPU: cuDNN's convolutions are faster in that
+        # order; the module reshapes (never views) activations, so either memory
+        # order gives the same result.
         "gpu": {"channels_last": True},
         "random_weights": random_weights,
         "source": source,
@@ -199,13 +199,13 @@ def main(argv=None):
                    help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
                         "(pm_params.precision), so one fp32 file serves all three")
     p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "efficient", "matmul"],
-                   help="Swin's window attention: sdpa (scaled_dot_product_attention, 2.3-2.7x faster "
-                        "on a GPU; the file then needs libtorch 2.0+), efficient (on CUDA always the "
-                        "memory-efficient kernel: no per-shape cuDNN set-up in a cold start, ~0.26 ms "
-                        "more per forward pass on an H200; needs libtorch 2.1+), matmul (loads in "
+                   help="Swin's window attention: sdpa (scaled_dot_product_attention, one fused "
+                        "kernel on a GPU; the file then needs libtorch 2.0+), efficient (on CUDA always "
+                        "the memory-efficient kernel: no per-shape cuDNN set-up in a cold start, a "
+                        "slightly slower forward pass; needs libtorch 2.1+), matmul (loads in "
                         "libtorch 1.x too), auto (default): sdpa when this torch has it")
     p.add_argument("--rewrites", default="all",
-                   help="the eighth session's GPU rewrites to write (same formulas, faster in NHWC on a "
+                   help="the decoder's GPU rewrites to write (same formulas, faster in NHWC on a "
                         "GPU): all (default), none, or a comma list of resize, context, axial "
                         "(InSPyReNet.set_rewrites); for timing one against another")
     p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")

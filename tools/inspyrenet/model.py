@@ -53,8 +53,7 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     """conv2d with a 1x1 kernel (stride 1, no padding). On CUDA, for NHWC input of the
     weights' dtype, the same product as a matrix product over the pixels (F.linear on
     the NHWC view, whose result is NHWC again): cuBLASLt adds the bias in the product's
-    epilogue, where cuDNN's convolution leaves it to a second pass over the output;
-    1.5-2.6x less time for the decoder's shapes on an H200 (tools/gpu/op_rewrites.py).
+    epilogue, where cuDNN's convolution leaves it to a second pass over the output.
     Otherwise the plain convolution. Scripted, so a traced file keeps both branches."""
     if x.is_cuda and x.dtype == weight.dtype and x.is_contiguous(memory_format=torch.channels_last):
         out = F.linear(x.permute(0, 2, 3, 1), weight.reshape(weight.shape[0], weight.shape[1]), bias)
@@ -79,9 +78,7 @@ def resize_by_products(x: torch.Tensor, height: int, width: int, align_corners: 
     whole [h, w*c] image. Bilinear resizing is separable, so this is F.interpolate's
     formula (the intermediate rounded once more to the map's dtype); the products
     multiply mostly zeros, which tensor cores do faster than PyTorch's NHWC kernel
-    gathers four pixels per output element: a [1, 64, 512, 512] fp16 map to
-    1024x1024 took that kernel 595 us on an H200 (tools/gpu/op_rewrites.py,
-    upsample2x). The output is NHWC-ordered again."""
+    gathers four pixels per output element. The output is NHWC-ordered again."""
     b, c, h, w = x.shape
     t = x.permute(0, 2, 3, 1).reshape(b * h, w, c)  # image rows, a view
     mw = resize_matrix(width, w, align_corners, x)
@@ -329,7 +326,7 @@ class SICA(nn.Module):
         if prob.shape[-2:] != (sh, sw):
             prob = resize_bilinear(prob, sh, sw, False, self.resize_as_products)
         if not self.context_in_map_dtype:
-            # The sixth session's form: float32 copies of both (copy=True: when
+            # Without the "context" rewrite: float32 copies of both (copy=True: when
             # tracing in float32 a no-op .to() would hand back x itself, and the
             # tracer would then record every later use of x as the copy).
             f = f.to(torch.float32, copy=True)
@@ -358,7 +355,7 @@ def context_sums(prob: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     -> (b, ctx, c), float32. When c divides h*w, row i = k*(h*w/c) + r lies in
     channel k, at pixels r*c .. r*c + c - 1, so the sum splits by r into one small
     matrix product each, which reads f in pixel-major order: a free view of an NHWC
-    map (converting a [1, 64, 1024, 1024] map to NCHW order took 1.7 ms on an H100).
+    map, where converting it to NCHW order would be a full strided copy.
     Those products run in f's own dtype, with prob scaled by 1/c so that each partial
     sum of c terms stays within the largest |f| (in range for fp16 too; the product
     accumulates in float32 inside), and only the c-times-smaller partial sums are
@@ -467,11 +464,11 @@ class InSPyReNet(nn.Module):
         return names
 
     def set_rewrites(self, on=REWRITES) -> "InSPyReNet":
-        """Which of the eighth session's rewrites the module runs (all by default; the
-        others as before them): "resize" (resize_by_products), "context"
+        """Which of the decoder's GPU rewrites the module runs (all by default; the
+        others in their plain form): "resize" (resize_by_products), "context"
         (context_sums read from the map in its dtype, no float32 copy), "axial"
-        (axial_mix's NHWC product). Each is the same formula as before it; they exist
-        as switches so tools/gpu/inspyrenet_variants.py can time each one."""
+        (axial_mix's NHWC product). Each is the same formula as its plain form; they
+        are switches so that each can be timed against it."""
         on = set(self.check_rewrites(on))
         for m in self.modules():
             if isinstance(m, (InSPyReNet, PAADecoder, SICA)):

@@ -29,15 +29,13 @@ into the graph:
 Window attention runs through `F.scaled_dot_product_attention` (the position bias,
 and the shifted-window mask, as its additive attn_mask) when the torch that builds the
 module has it (2.0+), else as matmul + bias + mask + softmax + matmul: the same
-formula. On an H200 in fp16 the fused kernel took 2.3-2.7x less time per block than
-the five steps (tools/gpu/op_rewrites.py). A traced file then needs a libtorch that
-knows that operator (2.0+); `set_attention("matmul")` writes one for older ones.
-`set_attention("efficient")` calls the memory-efficient kernel's operator directly on
-CUDA (2.1+), where "sdpa" lets PyTorch pick (cuDNN's kernel on an H200): cuDNN builds
-a plan for each attention shape when first called, 38-44 ms each for this model's
-eight and ~0.5 s for its first, all paid in a cold start's first forward pass; the
-memory-efficient kernel starts in 3 ms for all eight and costs 0.26 ms more per
-forward pass (1.88 against 1.62 ms; tools/gpu/sdpa_backends.py, docs/benchmarks.md).
+formula, in one fused kernel instead of five steps. A traced file then needs a
+libtorch that knows that operator (2.0+); `set_attention("matmul")` writes one for
+older ones. `set_attention("efficient")` calls the memory-efficient kernel's operator
+directly on CUDA (2.1+), where "sdpa" lets PyTorch pick (often cuDNN's kernel): cuDNN
+builds a plan for each attention shape when first called, all paid in a cold start's
+first forward pass, while the memory-efficient kernel starts at once and is a little
+slower per forward pass (docs/models.md).
 """
 import math
 from typing import List, Optional, Tuple

@@ -65,11 +65,11 @@ def manifest_dict():
             # whose default is align_corners=False.
             "align_corners": False,
         },
-        # A conv net: NHWC on the GPU measured 9.4 -> 7.45 ms and 662 -> 528 MB on an H100
-        # (docs/benchmarks.md); libpetmatte applies it when channels_last is left on auto.
-        # Three forward streams: at batch 1 IS-Net leaves an H100 part idle; concurrent
-        # callers' passes on 3 streams took 4 callers from 4.62 to 3.53 ms an image, for
-        # 372 MiB more device memory and ~0.6 ms more for a lone caller (docs/benchmarks.md).
+        # A conv net: NHWC on the GPU is faster and smaller; libpetmatte applies it when
+        # PM_TUNE_CHANNELS_LAST is left on auto. Three forward streams: at batch 1 IS-Net
+        # leaves part of a large GPU idle, so concurrent callers' passes overlap on
+        # streams, for one graph's activations a stream and a little more latency for a
+        # lone caller.
         "gpu": {"channels_last": True, "forward_streams": 3},
         "random_weights": False,
         "source": ("IS-Net general-use weights (xuebinqin/DIS), fp16 ONNX '/models/medium' from "
