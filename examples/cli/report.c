@@ -81,7 +81,7 @@ static json_t *json_ms(double ms) {
 }
 
 static int print_json(json_t *root) {
-    int rc = root && json_dumpf(root, stdout, JSON_INDENT(2)) == 0 ? 0 : -1;
+    int rc = root && json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) == 0 ? 0 : -1;
     if (rc == 0) fputc('\n', stdout);
     json_decref(root);
     return rc;
