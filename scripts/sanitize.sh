@@ -27,13 +27,13 @@ for w in $which; do
       -DPETMATTE_BUILD_EXAMPLES=OFF >/dev/null
     cmake --build build-asan -j "$jobs"
     # cmocka tests run one process each; -j 2 keeps two cores busy. api_bad_models
-    # loads broken archives and api_freeze a model with an interface type, where
-    # torch leaks (lsan.supp): those suppressions need full malloc stacks, which
-    # triple the run time, so only these tests get them.
+    # loads broken archives, api_freeze and api_tuning a model with an interface
+    # type, where torch leaks (lsan.supp): those suppressions need full malloc
+    # stacks, which triple the run time, so only these tests get them.
     ctest --test-dir build-asan --output-on-failure -j 2 --timeout 600 \
-      -E '^(pytest_|abi_matches_baseline|api_bad_models|api_freeze)'
+      -E '^(pytest_|abi_matches_baseline|api_bad_models|api_freeze|api_tuning)'
     ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" \
-      ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^(api_bad_models|api_freeze)$'
+      ctest --test-dir build-asan --output-on-failure --timeout 600 -R '^(api_bad_models|api_freeze|api_tuning)$'
     ;;
   tsan)
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPETMATTE_SANITIZE=thread \
