@@ -88,7 +88,8 @@ PM_API unsigned pm_version_number(void);      /* PETMATTE_VERSION_NUMBER of the 
 /* ------------------------------------------------------------- parameters */
 
 typedef enum pm_precision {
-    PM_PRECISION_AUTO = 0, /* fp16 on CUDA, fp32 on the CPU */
+    PM_PRECISION_AUTO = 0, /* fp16 on CUDA; on the CPU bf16 where it has AMX-BF16 and the model
+                              runs channels_last (PM_TUNE_CHANNELS_LAST), else fp32 */
     PM_PRECISION_FP32 = 1,
     PM_PRECISION_FP16 = 2, /* CUDA only */
     PM_PRECISION_BF16 = 3
@@ -106,7 +107,8 @@ typedef struct pm_params {
                                    0 (default) = the manifest's, else 1024 */
     uint64_t max_pixels;        /* largest accepted image, width * height, >= 1; default 100,000,000 */
     uint64_t max_encoded_bytes; /* largest accepted encoded image, >= 1; default 256 MiB */
-    int cpu_threads;            /* Torch intra-op threads (process-wide): 1..1024; 0 (default) = Torch's own */
+    int cpu_threads;            /* Torch intra-op threads (process-wide): 1..1024; 0 (default) = one a
+                                   physical core this process may run on */
     int max_batch;              /* concurrent pm_remove_bg calls served by one forward pass, at most:
                                    1..64; default 1. Above 1, warm-up readies every batch size and
                                    fails with PM_ERR_UNSUPPORTED for a model that mixes the images
@@ -126,8 +128,9 @@ typedef struct pm_ctx pm_ctx;
 PM_API pm_code pm_open(const pm_params *params, pm_ctx **out);
 
 /* Loads the model onto the chosen device and runs real inferences until latency is
- * stable. Blocking; a READY context returns PM_OK at once; threads that call it while
- * a warm-up runs wait for that warm-up and all get its result. After a failure the
+ * stable. Blocking; a READY context returns PM_OK at once, unless pm_remove_bg loaded
+ * it without warm-up inferences (the CPU): those run now, the state staying READY.
+ * Threads that call it while a warm-up runs wait for that warm-up and all get its result. After a failure the
  * state is FAILED and the next call tries again, once, immediately.
  * On a GPU this changes two process-wide Torch settings: cuDNN autotuning on, and,
  * before the first GPU model of the process, the caching allocator's
@@ -136,7 +139,7 @@ PM_API pm_code pm_open(const pm_params *params, pm_ctx **out);
 PM_API pm_code pm_warmup(pm_ctx *ctx);
 
 /* Starts pm_warmup on a thread the library owns and returns at once; watch it with
- * pm_status. Calling it while a warm-up runs, or on a READY context, does nothing. */
+ * pm_status. Calling it while a warm-up runs, or on a warmed READY context, does nothing. */
 PM_API pm_code pm_warmup_start(pm_ctx *ctx);
 
 /* Joins any background warm-up, then frees everything. NULL is a no-op. No other
@@ -166,7 +169,7 @@ typedef enum pm_tune {
                                      (default: on for a model whose control flow does not depend on
                                      tensor values, eager if capture fails), 0 off, 1 required */
     PM_TUNE_CHANNELS_LAST = 5,    /* NHWC weights and input: -1 auto (default: the manifest's
-                                     gpu.channels_last on CUDA, off on the CPU), 0, 1 */
+                                     gpu.channels_last, on CUDA and on the CPU), 0, 1 */
     PM_TUNE_JIT_OPTIMIZE = 6,     /* TorchScript's profiling executor may re-optimise the graph:
                                      -1 auto (default: off), 0, 1 */
     PM_TUNE_FREEZE = 7,           /* freeze the module in warm-up (weights become constants,
@@ -282,7 +285,12 @@ typedef enum pm_output_kind {
 
 typedef enum pm_encoding {
     PM_ENCODING_RAW = 0,     /* pixels, rows stride bytes apart */
-    PM_ENCODING_PNG = 1
+    PM_ENCODING_PNG = 1,     /* 8-bit PNG: gray (MASK), RGB (COMPOSITE) or RGBA; exact pixels */
+    PM_ENCODING_WEBP_LOSSLESS = 2, /* lossless WebP: every pixel with alpha > 0 exact (the colour
+                                      of fully transparent ones is not kept); a MASK is stored
+                                      as gray RGB. At most 16383 pixels a side */
+    PM_ENCODING_WEBP = 3     /* lossy WebP at webp_quality, alpha kept exactly; a MASK is stored
+                                as gray RGB (approximate). At most 16383 pixels a side */
 } pm_encoding;
 
 typedef struct pm_remove_options {
@@ -296,6 +304,9 @@ typedef struct pm_remove_options {
     int keep_input_alpha;    /* 1 (default): multiply the matte by the input's alpha */
     int clean_edges;         /* 1: re-estimate colours at soft edges so the old background
                                 does not show through fur (RGBA and COMPOSITE); default 0 */
+    int png_level;           /* PNG compression effort: 0 (stored) .. 12 (smallest, slowest);
+                                -1 (default) = 1, the fastest that compresses */
+    int webp_quality;        /* PM_ENCODING_WEBP quality: 0..100; default 90 */
 } pm_remove_options;
 
 PM_API void pm_remove_options_init_sized(pm_remove_options *options, size_t struct_size);
@@ -306,14 +317,18 @@ typedef struct pm_output {
     int encoding;          /* pm_encoding */
     int format;            /* pm_pixel_format of the pixels (RGBA, GRAY or RGB) */
     int width, height;     /* after EXIF orientation */
-    size_t stride;         /* RAW: bytes between rows; PNG: 0 */
+    size_t stride;         /* RAW: bytes between rows; PNG, WebP: 0 */
     unsigned char *data;
     size_t size;           /* bytes at data */
 } pm_output;
 
-/* Removes the background. options may be NULL for the defaults. Warms the context
- * first when it is not READY. Thread-safe: decoding and encoding run in the calling
- * thread, outside the model lock. On failure *out is NULL. */
+/* Removes the background. options may be NULL for the defaults. A context that is not
+ * READY loads first (concurrent callers share one load): on the CPU, where warm-up is one
+ * inference, that is the call's own image (READY, warmup_runs 0); on CUDA, with
+ * max_batch > 1 or tuning for more warm-up runs, it warms as pm_warmup does.
+ * Thread-safe: decoding and encoding run in the calling thread (a large PNG is
+ * compressed in bands on short-lived helper threads), outside the model lock. On
+ * failure *out is NULL. */
 PM_API pm_code pm_remove_bg(pm_ctx *ctx, const pm_image *input,
                             const pm_remove_options *options, pm_output **out);
 

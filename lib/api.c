@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "context.h"
+#include "encode.h"
 #include "pixel_alloc.h"
 
 #define PM_DEFAULT_MAX_PIXELS 100000000ull
@@ -80,6 +81,8 @@ void pm_remove_options_init_sized(pm_remove_options *o, size_t struct_size) {
     d.threshold = -1.0f;
     d.apply_exif_orientation = 1;
     d.keep_input_alpha = 1;
+    d.png_level = -1; /* PM_PNG_LEVEL_DEFAULT */
+    d.webp_quality = PM_WEBP_QUALITY_DEFAULT;
     init_sized(o, struct_size, &d, sizeof d);
 }
 
@@ -283,7 +286,7 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
     if (rc != PM_OK) return pm_fail(c, rc, "pm_remove_bg: %s", err);
 
     if (!is_ready(c)) {
-        rc = pm_warmup(c);
+        rc = pm_load_for_call(c);
         if (rc != PM_OK) return rc;
     }
 

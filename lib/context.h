@@ -46,6 +46,7 @@ struct pm_ctx {
     pm_state state;
     double progress;
     int flight_running;          /* a warm-up is loading or warming right now */
+    int flight_for_call;         /* that flight loads for a call and may leave warming to pm_warmup */
     uint64_t flight_started;     /* warm-ups begun */
     uint64_t flight_finished;    /* warm-ups ended */
     pm_code flight_result;       /* result of the last warm-up that ended */
@@ -61,6 +62,7 @@ struct pm_ctx {
     pm_model_config config;
     double load_ms, warmup_ms, last_run_ms, ready_unix;
     int warmup_runs;
+    int warm_pending;            /* READY without warm-up inferences (loaded for a call on the CPU) */
     uint64_t images_processed;
     pm_code last_error_code;
     char last_error[256];
@@ -76,6 +78,15 @@ pm_code pm_fail(pm_ctx *ctx, pm_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* What pm_remove_bg does on a context that is not READY: loads the model as pm_warmup
+ * does (sharing a running flight), but on the CPU, where warm-up would be one inference,
+ * runs none: the call's own image is the first. PM_OK once READY. */
+pm_code pm_load_for_call(pm_ctx *c);
+
+/* Physical cores this process may run on (its CPU affinity, SMT siblings counted
+ * once; every allowed CPU when the topology cannot be read): at least 1. */
+int pm_cpu_cores(void);
 
 /* The tuning defaults (pm_tune) into tune[]. */
 void pm_tune_defaults(int tune[PM_TUNE_SLOTS]);

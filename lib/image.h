@@ -55,8 +55,9 @@ pm_code pm_image_load(const pm_image *in, const pm_limits *limits, int apply_exi
 
 void pm_rgba_free(pm_rgba *img);
 
-/* Checks output kind, encoding, threshold and background colour, so that bad
- * options fail before any decoding or inference. Errors: PM_ERR_INVALID_ARGUMENT. */
+/* Checks output kind, encoding, PNG level, WebP quality, threshold and background
+ * colour, so that bad options fail before any decoding or inference.
+ * Errors: PM_ERR_INVALID_ARGUMENT. */
 pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t errcap);
 
 /* Applies threshold / invert / input alpha to the matte (width*height bytes, modified

@@ -1,11 +1,11 @@
 /*
  * image_output.c - pm_build_output (matte post-processing, RGBA / MASK / COMPOSITE
- * pixels, RAW or PNG encoding) and pm_output_free.
+ * pixels, RAW, PNG or WebP encoding) and pm_output_free.
  *
  * Ownership: a pm_output is one calloc'd struct plus one data buffer that free()
  * releases (ours for RAW: pm_pixels_alloc, or taken over: the image's own buffer
- * for RGBA, the matte for MASK; stb's for PNG, which image_stb.h promises is
- * malloc'd too), so
+ * for RGBA, the matte for MASK; the encoders' for PNG and WebP, which encode.h
+ * promises is malloc'd too), so
  * pm_output_free is free(data) + free(struct) whatever the encoding.
  *
  * Matte order: threshold, then invert (the header says "after threshold"), then
@@ -19,7 +19,7 @@
 
 #include "foreground.h"
 #include "image_internal.h"
-#include "image_stb.h"
+#include "encode.h"
 #include "pixel_alloc.h"
 #include "shim.h"
 
@@ -63,10 +63,20 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "options.output %d is not a pm_output_kind (RGBA=0, MASK=1, "
                            "COMPOSITE=2)", opt->output);
-    if (opt->encoding != PM_ENCODING_RAW && opt->encoding != PM_ENCODING_PNG)
+    if (opt->encoding != PM_ENCODING_RAW && opt->encoding != PM_ENCODING_PNG &&
+        opt->encoding != PM_ENCODING_WEBP_LOSSLESS && opt->encoding != PM_ENCODING_WEBP)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
-                           "options.encoding %d is not a pm_encoding (RAW=0, PNG=1)",
-                           opt->encoding);
+                           "options.encoding %d is not a pm_encoding (RAW=0, PNG=1, "
+                           "WEBP_LOSSLESS=2, WEBP=3)", opt->encoding);
+    if (opt->png_level != -1 &&
+        (opt->png_level < PM_PNG_LEVEL_MIN || opt->png_level > PM_PNG_LEVEL_MAX))
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.png_level %d is not -1 (default) or in %d..%d",
+                           opt->png_level, PM_PNG_LEVEL_MIN, PM_PNG_LEVEL_MAX);
+    if (opt->webp_quality < PM_WEBP_QUALITY_MIN || opt->webp_quality > PM_WEBP_QUALITY_MAX)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.webp_quality %d is not in %d..%d", opt->webp_quality,
+                           PM_WEBP_QUALITY_MIN, PM_WEBP_QUALITY_MAX);
     if (isnan(opt->threshold) || opt->threshold > 1.0f)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "options.threshold %g is not < 0 (soft matte) or in 0..1",
@@ -234,9 +244,16 @@ pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_option
         if (mask)
             *matte_io = NULL; /* and here the matte */
     } else {
-        uint8_t *png = NULL;
-        size_t png_size = 0;
-        rc = pm_stb_write_png(px, img->width, img->height, channels, &png, &png_size, err, errcap);
+        uint8_t *bytes = NULL;
+        size_t size = 0;
+        if (opt->encoding == PM_ENCODING_PNG)
+            rc = pm_encode_png(px, img->width, img->height, channels,
+                               opt->png_level < 0 ? PM_PNG_LEVEL_DEFAULT : opt->png_level, 0,
+                               &bytes, &size, err, errcap);
+        else
+            rc = pm_encode_webp(px, img->width, img->height, channels,
+                                opt->encoding == PM_ENCODING_WEBP_LOSSLESS, opt->webp_quality,
+                                &bytes, &size, err, errcap);
         if (px_allocated)
             free(px);
         if (rc != PM_OK) {
@@ -244,8 +261,8 @@ pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_option
             return rc;
         }
         o->stride = 0;
-        o->data = png;
-        o->size = png_size;
+        o->data = bytes;
+        o->size = size;
     }
     *out = o;
     return PM_OK;

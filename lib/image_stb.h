@@ -1,5 +1,5 @@
 /*
- * image_stb.h - the only door to stb_image / stb_image_write (internal).
+ * image_stb.h - the only door to stb_image (internal).
  *
  * stb is compiled in exactly one translation unit, stb_impl.c, with static
  * linkage; nothing else in the library includes the stb headers. These thin
@@ -19,10 +19,6 @@
 /* Largest side stb accepts at all; our own limits (max_pixels) are checked first. */
 #define PM_STB_MAX_SIDE (1 << 20)
 
-/* Largest filtered PNG payload ((width*channels + 1) * height bytes) handed to the
- * PNG encoder; stb_image_write sizes its buffers with int arithmetic. */
-#define PM_STB_PNG_MAX_RAW_BYTES ((uint64_t)1 << 29)
-
 /* Width, height and channel count from the file header (no pixel allocation).
  * PM_ERR_DECODE: unknown/corrupt; PM_ERR_LIMIT: larger than stb can decode. */
 pm_code pm_stb_info(const uint8_t *data, size_t size, int *width, int *height,
@@ -36,10 +32,5 @@ pm_code pm_stb_info(const uint8_t *data, size_t size, int *width, int *height,
 pm_code pm_stb_load_rgba(const uint8_t *data, size_t size, size_t alloc_cap,
                          uint8_t **px, int *width, int *height, int *channels,
                          char *err, size_t errcap);
-
-/* Encodes tight 8-bit pixels (channels 1, 3 or 4) as PNG.
- * Errors: PM_ERR_UNSUPPORTED (over PM_STB_PNG_MAX_RAW_BYTES), PM_ERR_NO_MEMORY. */
-pm_code pm_stb_write_png(const uint8_t *px, int width, int height, int channels,
-                         uint8_t **png, size_t *png_size, char *err, size_t errcap);
 
 #endif

@@ -1,15 +1,16 @@
 /*
- * stb_impl.c - the single translation unit that compiles stb_image and
- * stb_image_write (Debian libstb-dev), plus the thin wrappers of image_stb.h.
+ * stb_impl.c - the single translation unit that compiles stb_image (Debian
+ * libstb-dev), plus the thin wrappers of image_stb.h. Output is encoded elsewhere
+ * (encode_png.c, encode_webp.c).
  *
  * Decisions:
- *  - STB_IMAGE_STATIC / STB_IMAGE_WRITE_STATIC: every stbi_* symbol is private to
+ *  - STB_IMAGE_STATIC: every stbi_* symbol is private to
  *    this file, so neither the shared library nor the static test archive exports
  *    one, and a host that links its own stb cannot clash with ours.
- *  - Memory input only (STBI_NO_STDIO, STBI_WRITE_NO_STDIO).
+ *  - Memory input only (STBI_NO_STDIO).
  *  - STBI_FAILURE_USERMSG: readable failure reasons ("Corrupt PNG").
- *  - stb's process-global switches (flip on load/write, unpremultiply, iPhone PNG,
- *    PNG compression level, ...) are never written.
+ *  - stb's process-global switches (flip on load, unpremultiply, iPhone PNG, ...)
+ *    are never written.
  *  - stbi_failure_reason() lives in a thread-local variable (checked below), and
  *    is read right after the failing call in the same thread.
  *  - The decoder's allocations go through pm_stb_malloc / pm_stb_realloc, which
@@ -69,49 +70,10 @@ static void *pm_stb_realloc(void *p, size_t n)
 #define STBI_REALLOC(p, newsz) pm_stb_realloc((p), (newsz))
 #define STBI_FREE(p) free(p)
 
-/* ------------------------------------------------------------ stb_image_write */
-
-#define STB_IMAGE_WRITE_STATIC
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_WRITE_NO_STDIO
-
-#ifdef PM_HAVE_ZLIB
-/* zlib replaces stb's built-in deflate: faster, and it fails cleanly when memory
- * runs out (stb's growable arrays assert instead). Returned buffer: malloc. */
-#  include <zlib.h>
-static unsigned char *pm_stb_zlib_compress(unsigned char *data, int data_len, int *out_len,
-                                           int quality)
-{
-    (void)quality; /* stb's level (8) is tuned for its own compressor */
-    if (data_len < 0)
-        return NULL;
-    uLong bound = compressBound((uLong)data_len);
-    if (bound > (uLong)INT_MAX)
-        return NULL;
-    unsigned char *out = malloc(bound);
-    if (out == NULL)
-        return NULL;
-    uLongf len = bound;
-    if (compress2(out, &len, data, (uLong)data_len, 6) != Z_OK) {
-        free(out);
-        return NULL;
-    }
-    *out_len = (int)len;
-    return out;
-}
-#  define STBIW_ZLIB_COMPRESS pm_stb_zlib_compress
-#else
-/* stb's deflate asserts when a growable array cannot grow and would then write
- * past it if asserts were compiled out (NDEBUG): make that an abort, never a
- * heap overflow. Building with PM_HAVE_ZLIB removes this path. */
-#  define STBIW_ASSERT(x) ((x) ? (void)0 : abort())
-#endif
-
 #if defined(__GNUC__)
-/* Outside the push/pop on purpose: GCC reports "declared static but never defined"
- * (stb declares a few functions, e.g. stbi_write_hdr_to_func under
- * STBI_WRITE_NO_STDIO, that its own options then leave out) at the end of the
- * translation unit, after a pop would have re-enabled the warning. */
+/* Outside the push/pop on purpose: GCC reports unused static functions (stb's
+ * loaders for what its options leave out) at the end of the translation unit,
+ * after a pop would have re-enabled the warning. */
 #  pragma GCC diagnostic ignored "-Wunused-function"
 #  pragma GCC diagnostic push
 #  pragma GCC diagnostic ignored "-Wsign-compare"
@@ -120,7 +82,6 @@ static unsigned char *pm_stb_zlib_compress(unsigned char *data, int data_len, in
 #  pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
 #include "stb_image.h"
-#include "stb_image_write.h"
 #if defined(__GNUC__)
 #  pragma GCC diagnostic pop
 #endif
@@ -221,31 +182,5 @@ pm_code pm_stb_load_rgba(const uint8_t *data, size_t size, size_t alloc_cap,
     *width = x;
     *height = y;
     *channels = n;
-    return PM_OK;
-}
-
-pm_code pm_stb_write_png(const uint8_t *px, int width, int height, int channels,
-                         uint8_t **png, size_t *png_size, char *err, size_t errcap)
-{
-    *png = NULL;
-    *png_size = 0;
-    if (width <= 0 || height <= 0 || (channels != 1 && channels != 3 && channels != 4))
-        return pm_img_fail(err, errcap, PM_ERR_INTERNAL,
-                           "PNG encoder called with %dx%d, %d channels", width, height, channels);
-    uint64_t raw = ((uint64_t)width * (uint64_t)channels + 1) * (uint64_t)height;
-    if (raw > PM_STB_PNG_MAX_RAW_BYTES)
-        return pm_img_fail(err, errcap, PM_ERR_UNSUPPORTED,
-                           "a %dx%d image with %d channels is too large for the PNG encoder "
-                           "(%llu bytes, limit %llu); ask for RAW encoding",
-                           width, height, channels, (unsigned long long)raw,
-                           (unsigned long long)PM_STB_PNG_MAX_RAW_BYTES);
-    int len = 0;
-    unsigned char *out = stbi_write_png_to_mem(px, width * channels, width, height, channels, &len);
-    if (out == NULL || len <= 0) {
-        free(out);
-        return pm_img_fail(err, errcap, PM_ERR_NO_MEMORY, "out of memory while encoding PNG");
-    }
-    *png = out;
-    *png_size = (size_t)len;
     return PM_OK;
 }

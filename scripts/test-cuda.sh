@@ -3,9 +3,10 @@
 # PyTorch wheel (python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') and
 # runs ctest with the C tests' contexts on "auto" (PM_TEST_DEVICE), which is the GPU.
 # Libraries the machine lacks come from DEPS (default .deps): Debian packages unpacked
-# under DEPS/root (libjansson, libexif, libturbojpeg, libcmocka with their -dev), the
-# stb headers under DEPS/stb, and, if python3 has no pytest, Debian's pure-Python
-# pytest under DEPS/py. Usage: sh scripts/test-cuda.sh [BUILD_DIR] [ctest args...]
+# under DEPS/root (libjansson, libexif, libturbojpeg, libdeflate, libwebp, zlib and
+# libcmocka, each with its -dev), the stb headers under DEPS/stb, and, if python3 has
+# no pytest, Debian's pure-Python pytest under DEPS/py.
+# Usage: sh scripts/test-cuda.sh [BUILD_DIR] [ctest args...]
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build-cuda}

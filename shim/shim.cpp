@@ -310,6 +310,10 @@ void check_options(const pm_shim_options &o, bool cuda) {
     if (!flag(o.channels_last) || !flag(o.jit_optimize) || !flag(o.freeze))
         fail(PM_ERR_INTERNAL, "channels_last %d, jit_optimize %d, freeze %d: each must be 0 or 1", o.channels_last,
              o.jit_optimize, o.freeze);
+    if (o.precision != PM_PRECISION_FP32 && o.precision != PM_PRECISION_FP16 && o.precision != PM_PRECISION_BF16)
+        fail(PM_ERR_INTERNAL, "precision %d is not resolved", o.precision);
+    if (!cuda && o.precision == PM_PRECISION_FP16)
+        fail(PM_ERR_UNSUPPORTED, "fp16 needs a CUDA device; use fp32 or bf16 on cpu");
     if (o.max_batch < 1 || o.batch_wait_us < 0 || o.device_cache_mb < 0 || o.forward_streams < 1 ||
         o.forward_streams > PM_MAX_FORWARD_STREAMS || (!cuda && o.forward_streams != 1))
         fail(PM_ERR_INTERNAL, "max_batch %d, batch_wait_us %d, device_cache_mb %d, forward_streams %d: not resolved",
@@ -417,6 +421,16 @@ pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, c
         petmatte::check_config(*config);
         petmatte::check_options(*opts, model->device.is_cuda());
         model->opts = *opts;
+        const at::ScalarType dtype = petmatte::dtype_of(static_cast<pm_precision>(opts->precision));
+        if (dtype != model->dtype) {
+            // The CPU's bf16 is chosen once the manifest says the model runs NHWC: the
+            // file was loaded in fp32 and is converted here, before NHWC and freezing.
+            if (model->dtype != at::kFloat)
+                fail(PM_ERR_INTERNAL, "precision %d over a model loaded in %s", opts->precision,
+                     c10::toString(model->dtype));
+            petmatte::convert_floating(model->module, dtype);
+            model->dtype = dtype;
+        }
         if (opts->channels_last) petmatte::to_channels_last(model->module);
         petmatte::maybe_freeze(*model);
         petmatte::prepare_config(*model, *config);

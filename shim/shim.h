@@ -63,6 +63,8 @@ typedef struct pm_shim_options {
     int batch_wait_us;   /* 0..100000: how long a pass may wait for its batch to fill */
     int device_cache_mb; /* >= 0, CUDA: cached memory kept past the warm footprint after a large call */
     int forward_streams; /* 1..PM_MAX_FORWARD_STREAMS: CUDA streams for one-image passes; 1 on the CPU */
+    int precision;       /* pm_precision the model runs in (never AUTO): the loaded one, or on the CPU
+                            BF16 over an FP32 load (converted by pm_shim_configure) */
 } pm_shim_options;
 
 /* CUDA devices visible to this build (0 when Torch has no CUDA). */
@@ -86,7 +88,8 @@ pm_code pm_shim_load(const char *path, pm_device_kind kind, int device_index, pm
 int pm_shim_graph_safe(const pm_shim_model *model);
 
 /* Applies the options and the pre/post-processing the model needs. Call once,
- * after pm_shim_load and before any inference. */
+ * after pm_shim_load and before any inference. A precision other than the loaded
+ * one converts the floating-point weights (the CPU: FP32 to BF16 only). */
 pm_code pm_shim_configure(pm_shim_model *model, const pm_model_config *config, const pm_shim_options *opts,
                           char *err, size_t errcap);
 

@@ -264,6 +264,165 @@ static void test_graph_safe_is_unknown_before_loading_and_found_once_ready(void 
     }
 }
 
+/* A context opened with every warm-up key on auto (no quick_warmup). */
+static pm_ctx *open_auto(const char *name) {
+    pm_params p;
+    cpu_params(&p, name);
+    return open_with(&p, name);
+}
+
+/* One cut-out of the red32 pattern as a raw mask: PM_OK when it equals the red
+ * channel, PM_ERR_INTERNAL when it does not, else pm_remove_bg's code. Asserts
+ * nothing, so threads can call it. */
+static pm_code try_cut_out_red32(pm_ctx *ctx) {
+    uint8_t *rgb = make_rgb(32, 32);
+    pm_image img = raw_image(PM_FORMAT_RGB, rgb, 32, 32, 0, 32 * 32 * 3);
+    pm_remove_options opt;
+    pm_remove_options_init(&opt);
+    opt.output = PM_OUTPUT_MASK;
+    pm_output *out = NULL;
+    pm_code rc = pm_remove_bg(ctx, &img, &opt, &out);
+    if (rc == PM_OK) {
+        if (out->width != 32 || out->height != 32) rc = PM_ERR_INTERNAL;
+        for (int y = 0; y < 32 && rc == PM_OK; y++)
+            for (int x = 0; x < 32; x++)
+                if (out->data[y * out->stride + x] != pattern_red(x, y)) rc = PM_ERR_INTERNAL;
+        pm_output_free(out);
+    }
+    free(rgb);
+    return rc;
+}
+
+static void cut_out_red32(pm_ctx *ctx) {
+    pm_code rc = try_cut_out_red32(ctx);
+    if (rc != PM_OK) fprintf(stderr, "cut-out: %s\n", rc == PM_ERR_INTERNAL ? "wrong matte" : pm_errmsg(ctx));
+    assert_int_equal(rc, PM_OK);
+}
+
+/* On the CPU a cold context's first cut-out is its first inference: loaded, READY,
+ * no warm-up inference. pm_warmup afterwards still warms (real inferences). On CUDA
+ * the call warms as pm_warmup does (the graph's capture). */
+static void test_a_cold_cpu_contexts_first_cut_out_runs_no_warmup_inference(void **state) {
+    (void)state;
+    pm_ctx *ctx = open_auto("red32.pt");
+    cut_out_red32(ctx);
+    pm_status_info st = status_of(ctx);
+    assert_int_equal(st.state, PM_STATE_READY);
+    assert_true(st.progress == 1.0);
+    assert_true(st.load_ms > 0.0);
+    assert_true(st.ready_unix > 1.7e9);
+    assert_int_equal(st.images_processed, 1);
+    assert_int_equal(st.forward_passes, 1);
+    assert_int_equal(ctx->flight_started, 1);
+    if (test_on_cuda()) {
+        assert_true(st.warmup_runs >= 1);
+        pm_close(ctx);
+        return;
+    }
+    assert_int_equal(st.warmup_runs, 0);
+    assert_true(st.warmup_ms == 0.0);
+    assert_int_equal(tuned(ctx, PM_TUNE_WARMUP_MIN_RUNS), 1);
+
+    assert_int_equal(pm_warmup(ctx), PM_OK); /* runs the warm-up it skipped */
+    st = status_of(ctx);
+    assert_int_equal(st.state, PM_STATE_READY);
+    assert_true(st.warmup_runs >= 1);
+    assert_true(st.warmup_ms > 0.0);
+    assert_int_equal(st.images_processed, 1); /* warm-up runs are not cut-outs */
+    assert_int_equal(st.forward_passes, 1);
+    assert_int_equal(ctx->flight_started, 2);
+    const int runs = st.warmup_runs;
+    assert_int_equal(pm_warmup(ctx), PM_OK); /* now warm: at once */
+    assert_int_equal(status_of(ctx).warmup_runs, runs);
+    assert_int_equal(ctx->flight_started, 2);
+    cut_out_red32(ctx);
+    assert_int_equal(status_of(ctx).images_processed, 2);
+    pm_close(ctx);
+}
+
+/* Where warm-up needs more than one inference, a cold cut-out warms first, as before. */
+static void test_a_cold_cut_out_warms_first_when_more_runs_are_asked_for(void **state) {
+    (void)state;
+    pm_ctx *asked = open_auto("red32.pt");
+    tune(asked, PM_TUNE_WARMUP_MIN_RUNS, 3);
+    pm_ctx *profiled = open_auto("red32.pt");
+    tune(profiled, PM_TUNE_JIT_OPTIMIZE, 1); /* the profiling executor needs three */
+    pm_ctx *both[] = {asked, profiled};
+    for (int i = 0; i < 2; i++) {
+        cut_out_red32(both[i]);
+        pm_status_info st = status_of(both[i]);
+        assert_int_equal(st.state, PM_STATE_READY);
+        assert_true(st.warmup_runs >= 3);
+        assert_true(st.warmup_ms > 0.0);
+        assert_int_equal(st.images_processed, 1);
+        assert_int_equal(pm_warmup(both[i]), PM_OK);
+        assert_int_equal(both[i]->flight_started, 1); /* warm already: nothing to top up */
+        pm_close(both[i]);
+    }
+}
+
+struct caller {
+    pm_ctx *ctx;
+    pthread_barrier_t *go;
+    int warm;   /* 1: pm_warmup, 0: a cut-out */
+    pm_code rc; /* checked by the main thread */
+};
+
+static void *first_caller(void *arg) {
+    struct caller *c = arg;
+    pthread_barrier_wait(c->go);
+    c->rc = c->warm ? pm_warmup(c->ctx) : try_cut_out_red32(c->ctx);
+    return NULL;
+}
+
+/* Concurrent first cut-outs share one load; a pm_warmup among them still gets its
+ * warm-up inferences, whichever thread starts first. */
+static void test_concurrent_first_cut_outs_share_one_load_and_warmup_still_warms(void **state) {
+    (void)state;
+    for (int with_warmup = 0; with_warmup <= 1; with_warmup++) {
+        pm_ctx *ctx = open_auto("red32.pt");
+        enum { N = 6 };
+        pthread_t t[N];
+        struct caller c[N];
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, N);
+        for (int i = 0; i < N; i++) {
+            c[i] = (struct caller){ctx, &go, with_warmup && i == N / 2, PM_ERR_INTERNAL};
+            pthread_create(&t[i], NULL, first_caller, &c[i]);
+        }
+        for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+        for (int i = 0; i < N; i++) assert_int_equal(c[i].rc, PM_OK);
+        pm_status_info st = status_of(ctx);
+        assert_int_equal(st.state, PM_STATE_READY);
+        assert_int_equal(st.images_processed, N - with_warmup);
+        if (with_warmup) {
+            assert_true(st.warmup_runs >= 1);
+            assert_in_range(ctx->flight_started, 1, 2); /* one load, at most one top-up */
+        } else {
+            assert_int_equal(ctx->flight_started, 1);
+            if (!test_on_cuda()) assert_int_equal(st.warmup_runs, 0);
+        }
+        pthread_barrier_destroy(&go);
+        pm_close(ctx);
+    }
+}
+
+/* pm_warmup_start on a context a cut-out loaded warms it on the library's thread. */
+static void test_background_warmup_after_a_cold_cut_out_warms_the_loaded_model(void **state) {
+    (void)state;
+    if (test_on_cuda()) skip();
+    pm_ctx *ctx = open_auto("red32.pt");
+    cut_out_red32(ctx);
+    assert_int_equal(status_of(ctx).warmup_runs, 0);
+    assert_int_equal(pm_warmup_start(ctx), PM_OK);
+    assert_int_equal(pm_warmup(ctx), PM_OK); /* joins that flight, or finds it done */
+    pm_status_info st = status_of(ctx);
+    assert_int_equal(st.state, PM_STATE_READY);
+    assert_true(st.warmup_runs >= 1);
+    assert_int_equal(ctx->flight_started, 2);
+    pm_close(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_moves_cold_to_ready_and_fills_status),
@@ -277,6 +436,10 @@ int main(void) {
         cmocka_unit_test(test_close_during_a_background_warmup_is_safe),
         cmocka_unit_test(test_failed_warmup_can_be_retried_and_background_reports_failure),
         cmocka_unit_test(test_graph_safe_is_unknown_before_loading_and_found_once_ready),
+        cmocka_unit_test(test_a_cold_cpu_contexts_first_cut_out_runs_no_warmup_inference),
+        cmocka_unit_test(test_a_cold_cut_out_warms_first_when_more_runs_are_asked_for),
+        cmocka_unit_test(test_concurrent_first_cut_outs_share_one_load_and_warmup_still_warms),
+        cmocka_unit_test(test_background_warmup_after_a_cold_cut_out_warms_the_loaded_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,20 @@ min-max ranges and lib/Python ratios, and writes every sample to --out.
     python3 tools/bench.py --bench build/examples/petmatte-bench --model models/isnet-general.pt \\
         --device cpu --precision fp32 --threads 2 --runs 10 --cold-repeats 3 --out results.json
 
-Needs Python 3.8+ and numpy; Pillow for the 12 MP JPEG (without it that figure is skipped).
-docs/benchmarks.md says what each figure means.
+With the JPEGs it also has petmatte-bench time a 1 MP and the 12 MP JPEG to RGBA as RAW
+pixels, PNG, lossless and lossy WebP (the "encoded" figure), and prints those times and
+the bytes.
+
+--encode-compare instead times the library's PNG and WebP output against Pillow's PNG
+(zlib levels 6 and 1) on one photo-like 4000x3000 RGBA image with a soft alpha, in one
+run, and checks that the library's PNG decodes to exactly that image:
+
+    python3 tools/bench.py --encode-compare --bench build/examples/petmatte-bench \\
+        --model build/tests/models/red32.pt --threads 2 --encode-runs 5
+
+Needs Python 3.8+ and numpy; Pillow for the JPEGs (without it those figures are skipped)
+and for --encode-compare (with scikit-image for its photo). docs/benchmarks.md says what
+each figure means.
 """
 import argparse
 import datetime
@@ -122,6 +134,36 @@ def write_photo_jpeg(path, width=4000, height=3000, quality=90):
     return None
 
 
+def write_cutout_rgba(path, width=4000, height=3000):
+    """A photo-like RGBA cut-out as raw bytes: scikit-image's cat photo scaled up (Lanczos)
+    with sensor noise, through a quality-90 JPEG as a camera would store it, and an alpha
+    from a blurred wobbly ellipse (a soft edge some 20 px wide, the outside fully
+    transparent, the colours kept there as the library keeps them). Returns None, or why
+    it could not."""
+    try:
+        import io
+        import numpy as np
+        from PIL import Image, ImageFilter
+        import skimage.data
+    except ImportError as e:
+        return "needs numpy, Pillow and scikit-image (%s)" % e
+    img = Image.fromarray(skimage.data.chelsea()).resize((width, height), Image.LANCZOS)
+    a = np.asarray(img).astype(np.float32)
+    a += np.random.default_rng(7).normal(0.0, 2.0, size=a.shape).astype(np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    y = np.arange(height, dtype=np.float32)[:, None] / height
+    x = np.arange(width, dtype=np.float32)[None, :] / width
+    dx, dy = (x - 0.5) / 0.33, (y - 0.55) / 0.42
+    ang = np.arctan2(dy, dx)
+    d = np.sqrt(dx * dx + dy * dy) / (1 + 0.04 * np.sin(29 * ang) + 0.015 * np.sin(151 * ang))
+    alpha = Image.fromarray((np.clip((1 - d) / 0.03, 0, 1) * 255 + 0.5).astype(np.uint8))
+    alpha = np.asarray(alpha.filter(ImageFilter.GaussianBlur(6)))
+    np.ascontiguousarray(np.dstack([rgb, alpha])).tofile(path)
+    return None
+
+
 # ------------------------------------------------------------------ runners
 
 
@@ -152,7 +194,7 @@ def run_anchor(args, precision, extra):
     return res
 
 
-def bench_precision(args, precision, jpeg, tmp):
+def bench_precision(args, precision, jpeg, jpeg_small, tmp):
     out = {"precision": precision, "runs": args.runs, "lib": {}, "python": {}, "errors": []}
     lib_cold, py_cold = [], []
     # Cold: whole fresh processes, lib and Python alternating; one unrecorded priming
@@ -186,12 +228,19 @@ def bench_precision(args, precision, jpeg, tmp):
     out["python"]["cold_runs"] = py_cold
 
     if not args.skip_lib:
-        extra = ["--figures", "warm,throughput" + (",jpeg" if jpeg else ""), "--runs", str(args.runs),
+        encoded = jpeg and not args.no_encoded
+        extra = ["--figures", "warm,throughput" + (",jpeg" if jpeg else "") + (",encoded" if encoded else ""),
+                 "--runs", str(args.runs),
                  "--concurrency", args.concurrency, "--per-thread", str(args.per_thread),
                  "--tp-repeats", str(args.tp_repeats), "--jpeg-runs", str(args.jpeg_runs),
                  "--clean-edges", args.clean_edges]
         if jpeg:
             extra += ["--jpeg", jpeg]
+        if encoded:
+            extra += ["--encoded-runs", str(args.jpeg_runs)]
+            for path in (jpeg_small, jpeg):
+                if path:
+                    extra += ["--encoded", path]
         if args.max_batch is not None:
             extra += ["--max-batch", str(args.max_batch)]
         for setting in args.tune:
@@ -282,6 +331,19 @@ def rows_for(res):
     rows += [
         ("%s -> RGBA (ms)" % jp, lib_fig(res, "jpeg.rgba_ms"), py_warm(res, "jpeg_rgba_ms"), True),
         ("%s -> RGBA, clean_edges on (ms)" % jp, lib_fig(res, "jpeg.rgba_clean_edges_ms"), None, False),
+    ]
+    # The encoded figure: each image as RAW, PNG and WebP, end to end, and the bytes.
+    figs = lw.get("figures", {})
+    sizes = sorted({k.split(".")[1] for k in figs if k.startswith("encoded.")},
+                   key=lambda wh: int(wh.split("x")[0]) * int(wh.split("x")[1]))
+    names = (("raw", "RGBA RAW"), ("png", "RGBA PNG"), ("webp_lossless", "WebP lossless"), ("webp", "WebP lossy"))
+    for wh in sizes:
+        for key, name in names:
+            rows.append(("%s -> %s (ms)" % (wh, name), lib_fig(res, "encoded.%s.%s_ms" % (wh, key)), None, False))
+        for key, name in names[1:]:
+            b = lib_derived(res, "encoded.%s.%s_bytes" % (wh, key))
+            rows.append(("%s -> %s (MB)" % (wh, name), single(b / 1e6) if b else None, None, False))
+    rows += [
         ("memory: device after runs (MiB)", lib_fig(res, "memory.device_after_runs_mib"),
          py_warm(res, "gpu_max_reserved_mib"), True),
         ("memory: device after the JPEGs (MiB)", lib_fig(res, "memory.device_after_jpeg_mib"),
@@ -340,6 +402,97 @@ def print_table(results, header):
     sys.stdout.flush()
 
 
+# ------------------------------------------------------------------ encode compare
+
+
+def encode_compare(args):
+    """The library's PNG and WebP output against Pillow's PNG on one 12 MP RGBA image.
+
+    petmatte-bench feeds the raw RGBA to pm_remove_bg (the tiny model's matte times the
+    image's alpha) and saves each encoding's output; the RAW output is the image every
+    encoder here compresses. The library's encode time is its PNG (WebP) call's median
+    minus its RAW call's: both build the same RGBA, only one encodes it."""
+    import io
+    import numpy as np
+    from PIL import Image
+    w, h = 4000, 3000
+    started = datetime.datetime.now(datetime.timezone.utc)
+    info = machine_info("cpu")
+    info["loadavg_before"] = loadavg()
+    with tempfile.TemporaryDirectory(prefix="petmatte-encode-") as tmp:
+        src = os.path.join(tmp, "cutout.rgba")
+        log("writing a %dx%d RGBA cut-out to %s" % (w, h, src))
+        why = write_cutout_rgba(src, w, h)
+        if why:
+            log("cannot compare: %s" % why)
+            return 1
+        extra = ["--figures", "encoded", "--encoded-rgba", "%dx%d:%s" % (w, h, src),
+                 "--encoded-runs", str(args.encode_runs), "--save-encoded", tmp]
+        if args.png_level is not None:
+            extra += ["--png-level", str(args.png_level)]
+        j, _ = run_lib(args, "fp32", extra, os.path.join(tmp, "encoded.json"))
+        figs, derived = j["figures"], j["derived"]
+        key = "encoded.%dx%d." % (w, h)
+        rgba = np.fromfile(os.path.join(tmp, "0.raw.rgba"), dtype=np.uint8).reshape(h, w, 4)
+        with open(os.path.join(tmp, "0.png.png"), "rb") as f:
+            lib_png = f.read()
+        back = np.asarray(Image.open(io.BytesIO(lib_png)))
+        if back.shape != rgba.shape or not np.array_equal(back, rgba):
+            log("the library's PNG does not decode to the RAW output")
+            return 1
+        with open(os.path.join(tmp, "0.webp_lossless.webp"), "rb") as f:
+            wl = np.asarray(Image.open(io.BytesIO(f.read())).convert("RGBA"))
+        visible = rgba[..., 3] > 0
+        if not (np.array_equal(wl[..., 3], rgba[..., 3]) and np.array_equal(wl[visible], rgba[visible])):
+            log("the library's lossless WebP differs from the RAW output where alpha > 0")
+            return 1
+
+        pil = {}
+        image = Image.fromarray(rgba, "RGBA")
+        for level in (6, 1):
+            times, size = [], 0
+            for i in range(args.encode_runs):
+                buf = io.BytesIO()
+                t0 = time.perf_counter()
+                image.save(buf, "PNG", compress_level=level)
+                times.append((time.perf_counter() - t0) * 1e3)
+                size = len(buf.getvalue())
+                log("Pillow level %d, run %d/%d: %.0f ms" % (level, i + 1, args.encode_runs, times[-1]))
+            pil[level] = (summary(times), size)
+    info["loadavg_after"] = loadavg()
+
+    raw = summary(figs[key + "raw_ms"]["samples"])
+    rows = []
+    for enc, name in (("png", "libpetmatte PNG (level %s)" % ("default" if args.png_level is None
+                                                             else args.png_level)),
+                      ("webp_lossless", "libpetmatte WebP lossless"), ("webp", "libpetmatte WebP lossy q90")):
+        call = summary(figs[key + enc + "_ms"]["samples"])
+        rows.append((name + ": encode", summary([v - raw["median"] for v in call["samples"]]),
+                     derived[key + enc + "_bytes"]["value"]))
+        rows.append((name + ": whole call", call, None))
+    rows.append(("libpetmatte RAW (no encoding): whole call", raw, None))
+    for level in (6, 1):
+        rows.append(("Pillow PNG, zlib level %d" % level, pil[level][0], pil[level][1]))
+    p6_ms, p6_bytes = pil[6][0]["median"], pil[6][1]
+    print("encoded output of a %dx%d RGBA cut-out | machine: %s, %s CPUs | %s | load average before %s, "
+          "after %s | %d runs each" % (
+              w, h, info.get("lscpu_model_name") or info.get("cpu_model", "?"),
+              info.get("affinity_cpus", info["cpus"]), started.strftime("%Y-%m-%d %H:%M UTC"),
+              info["loadavg_before"] and "%.2f" % info["loadavg_before"][0],
+              info["loadavg_after"] and "%.2f" % info["loadavg_after"][0], args.encode_runs))
+    print("%-52s %-26s %12s %10s %10s" % ("encoder", "time ms: median [min-max]", "bytes", "time/P6", "bytes/P6"))
+    for name, t, size in rows:
+        print("%-52s %-26s %12s %10s %10s" % (
+            name, fmt(t), size if size else "", num(t["median"] / p6_ms) + "x",
+            num(size / p6_bytes) + "x" if size else ""))
+    doc = {"tool": "tools/bench.py --encode-compare", "date_utc": started.isoformat(), "argv": sys.argv,
+           "machine": info, "library": j, "pillow": {str(k): {"ms": v[0], "bytes": v[1]} for k, v in pil.items()}}
+    with open(args.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    log("wrote %s" % args.out)
+    return 0
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -370,6 +523,12 @@ def main():
     ap.add_argument("--jpeg-size", default="4000x3000", help="size of the generated JPEG, WxH (default 4000x3000)")
     ap.add_argument("--jpeg-runs", type=int, default=5, help="timed 12 MP calls per variant")
     ap.add_argument("--clean-edges", default="both", choices=["off", "on", "both"])
+    ap.add_argument("--no-encoded", action="store_true",
+                    help="skip the encoded figure (1 MP and 12 MP JPEG -> PNG and WebP)")
+    ap.add_argument("--encode-compare", action="store_true",
+                    help="only compare the library's PNG/WebP output with Pillow's PNG on a 12 MP RGBA image")
+    ap.add_argument("--encode-runs", type=int, default=5, help="timed calls per encoder (--encode-compare)")
+    ap.add_argument("--png-level", type=int, help="pm_remove_options.png_level for the library's PNG")
     ap.add_argument("--max-batch", type=int, help="pass to petmatte-bench (1..64)")
     ap.add_argument("--tune", action="append", default=[], metavar="KEY=VALUE",
                     help="a library tuning key, passed to petmatte-bench as is (repeatable), "
@@ -395,6 +554,8 @@ def main():
     except ValueError:
         ap.error("--jpeg-size '%s' is not WxH with both sides >= 16" % args.jpeg_size)
     precisions = (args.precision or ("fp32" if args.device == "cpu" else "fp32,fp16")).split(",")
+    if args.encode_compare:
+        return encode_compare(args)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     info = machine_info(args.device)
@@ -410,10 +571,16 @@ def main():
             if why:
                 log("skipping the 12 MP figure: %s" % why)
                 jpeg = None
+        jpeg_small = None
+        if jpeg and not args.no_encoded and jw * jh >= 2000000:
+            jpeg_small = os.path.join(tmp, "photo-1155x866.jpg")
+            log("writing a 1155x866 (1 MP) JPEG to %s" % jpeg_small)
+            if write_photo_jpeg(jpeg_small, 1155, 866):
+                jpeg_small = None
         results = []
         for p in precisions:
             log("precision %s" % p)
-            results.append(bench_precision(args, p, jpeg, tmp))
+            results.append(bench_precision(args, p, jpeg, jpeg_small, tmp))
         jpeg_bytes = os.path.getsize(jpeg) if jpeg and os.path.exists(jpeg) else None
     info["loadavg_after"] = loadavg()
 

@@ -13,6 +13,8 @@
  *               process's resident memory
  *   jpeg        a JPEG file (tools/bench.py writes a 12 MP one) -> RGBA pixels, end to
  *               end, with clean_edges off and/or on
+ *   encoded     images (JPEG files, or raw RGBA) -> RGBA as RAW pixels, PNG, lossless
+ *               WebP and lossy WebP, end to end: the time of each and the encoded bytes
  *
  * Every figure is printed as median, min and max over its samples; --json FILE keeps
  * every sample.
@@ -42,7 +44,8 @@ extern char **environ;
 #define BENCH_MAX_CONCURRENCY 16
 #define BENCH_FIRST_CALLS 50
 #define BENCH_MAX_SERIES 96
-#define BENCH_MAX_DERIVED 32
+#define BENCH_MAX_DERIVED 64
+#define BENCH_MAX_ENCODED 4
 #define BENCH_MAX_TUNE 64
 
 enum {
@@ -50,8 +53,15 @@ enum {
     FIG_WARM = 1 << 1,
     FIG_THROUGHPUT = 1 << 2,
     FIG_JPEG = 1 << 3,
-    FIG_ALL = FIG_COLD | FIG_WARM | FIG_THROUGHPUT | FIG_JPEG
+    FIG_ENCODED = 1 << 4,
+    FIG_ALL = FIG_COLD | FIG_WARM | FIG_THROUGHPUT | FIG_JPEG | FIG_ENCODED
 };
+
+/* One image of the encoded figure: an encoded file, or raw RGBA of width x height. */
+typedef struct encoded_input {
+    const char *path;
+    int width, height; /* 0: path is an encoded file */
+} encoded_input;
 
 enum { CLEAN_OFF = 1, CLEAN_ON = 2, CLEAN_BOTH = CLEAN_OFF | CLEAN_ON };
 
@@ -73,6 +83,12 @@ typedef struct options {
     int jpeg_runs;
     int clean_edges; /* CLEAN_* bits */
     int max_batch;   /* pm_params; 0 = the library's default */
+    encoded_input encoded[BENCH_MAX_ENCODED]; /* --encoded / --encoded-rgba, in order */
+    int n_encoded;
+    int encoded_runs;
+    int png_level;    /* pm_remove_options.png_level for the encoded figure */
+    int webp_quality; /* and webp_quality */
+    const char *save_encoded; /* folder for the last output of each variant, or NULL */
     tune_setting tune[BENCH_MAX_TUNE]; /* --tune, in order: a later one for a key wins */
     int n_tune;
     unsigned figures;
@@ -130,13 +146,14 @@ static void progress(const char *fmt, ...) {
 
 /* ------------------------------------------------------------------ series */
 
-enum { SEC_COLD, SEC_WARM, SEC_THROUGHPUT, SEC_MEMORY, SEC_JPEG, SEC_COUNT };
+enum { SEC_COLD, SEC_WARM, SEC_THROUGHPUT, SEC_MEMORY, SEC_JPEG, SEC_ENCODED, SEC_COUNT };
 static const char *const section_title[SEC_COUNT] = {
     "cold start (fresh processes)",
     "warm, batch 1, model input size, MASK raw out",
     "throughput, concurrent callers on one context",
     "memory",
     "JPEG bytes -> RGBA pixels, end to end",
+    "image -> RGBA as RAW pixels, PNG or WebP, end to end (bytes: below)",
 };
 
 typedef struct series {
@@ -235,6 +252,13 @@ static void usage(FILE *f) {
           "  --jpeg FILE           JPEG for the end-to-end figure (tools/bench.py writes a 12 MP one)\n"
           "  --jpeg-runs N         timed end-to-end calls per variant (default 5)\n"
           "  --clean-edges W       off, on or both (default both): end-to-end variants\n"
+          "  --encoded FILE        an image for the encoded figure (repeatable, at most 4;\n"
+          "                        default: the --jpeg file)\n"
+          "  --encoded-rgba WxH:FILE  raw 8-bit RGBA pixels for the encoded figure (repeatable)\n"
+          "  --encoded-runs N      timed calls per encoding (default 5)\n"
+          "  --png-level N         pm_remove_options.png_level for it (default -1: the library's)\n"
+          "  --webp-quality N      pm_remove_options.webp_quality for it (default 90)\n"
+          "  --save-encoded DIR    write each variant's last output to DIR/<image>.<variant>.<ext>\n"
           "  --max-batch N         1..64 (pm_params.max_batch; default the library's, 1)\n"
           "  --tune KEY=VALUE      a tuning key (pm_tune_set), repeatable: VALUE an integer,\n"
           "                        or auto, on, off; KEY one of:\n",
@@ -242,7 +266,7 @@ static void usage(FILE *f) {
     char keys[1024];
     tune_option_keys_wrapped(keys, sizeof keys, 24, 80);
     fputs(keys, f);
-    fputs("  --figures LIST        any of cold,warm,throughput,jpeg (default all;\n"
+    fputs("  --figures LIST        any of cold,warm,throughput,jpeg,encoded (default all;\n"
           "                        memory is always reported)\n"
           "  --json FILE           write every sample, the medians and the setup as JSON\n"
           "  -h, --help            this help\n",
@@ -297,11 +321,12 @@ static unsigned parse_figures(const char *s) {
         else if (!strcmp(tok, "warm")) figures |= FIG_WARM;
         else if (!strcmp(tok, "throughput")) figures |= FIG_THROUGHPUT;
         else if (!strcmp(tok, "jpeg")) figures |= FIG_JPEG;
+        else if (!strcmp(tok, "encoded")) figures |= FIG_ENCODED;
         else if (!strcmp(tok, "all")) figures |= FIG_ALL;
-        else fail("--figures: '%s' is not one of cold, warm, throughput, jpeg, all", tok);
+        else fail("--figures: '%s' is not one of cold, warm, throughput, jpeg, encoded, all", tok);
         tok = comma ? comma + 1 : NULL;
     }
-    if (!figures) fail("--figures needs at least one of cold, warm, throughput, jpeg");
+    if (!figures) fail("--figures needs at least one of cold, warm, throughput, jpeg, encoded");
     return figures;
 }
 
@@ -318,6 +343,9 @@ static void parse_args(options *o, int argc, char **argv) {
     o->tp_repeats = 3;
     o->jpeg_runs = 5;
     o->clean_edges = CLEAN_BOTH;
+    o->encoded_runs = 5;
+    o->png_level = -1;
+    o->webp_quality = 90;
     o->figures = FIG_ALL;
     o->cold_child_fd = -1;
 
@@ -351,6 +379,22 @@ static void parse_args(options *o, int argc, char **argv) {
             else if (!strcmp(v, "both")) o->clean_edges = CLEAN_BOTH;
             else fail("--clean-edges '%s' is not one of off, on, both", v);
         } else if (!strcmp(a, "--max-batch")) o->max_batch = parse_int(a, v, 1, 64);
+        else if (!strcmp(a, "--encoded") || !strcmp(a, "--encoded-rgba")) {
+            if (o->n_encoded == BENCH_MAX_ENCODED) fail("at most %d --encoded images", BENCH_MAX_ENCODED);
+            encoded_input *e = &o->encoded[o->n_encoded++];
+            e->path = v;
+            if (!strcmp(a, "--encoded-rgba")) {
+                char *end = NULL;
+                long w = strtol(v, &end, 10), h = 0;
+                if (end && *end == 'x') h = strtol(end + 1, &end, 10);
+                if (w < 1 || h < 1 || w > 65535 || h > 65535 || !end || *end != ':' || !end[1])
+                    fail("--encoded-rgba '%s' is not WIDTHxHEIGHT:FILE", v);
+                e->width = (int)w, e->height = (int)h, e->path = end + 1;
+            }
+        } else if (!strcmp(a, "--encoded-runs")) o->encoded_runs = parse_int(a, v, 1, 100000);
+        else if (!strcmp(a, "--png-level")) o->png_level = parse_int(a, v, -1, 12);
+        else if (!strcmp(a, "--webp-quality")) o->webp_quality = parse_int(a, v, 0, 100);
+        else if (!strcmp(a, "--save-encoded")) o->save_encoded = v;
         else if (!strcmp(a, "--tune")) {
             char why[768];
             if (o->n_tune == BENCH_MAX_TUNE) fail("more than %d --tune options", BENCH_MAX_TUNE);
@@ -369,6 +413,8 @@ static void parse_args(options *o, int argc, char **argv) {
         fail("--model PATH is required");
     }
     if ((o->figures & FIG_JPEG) && !o->jpeg_path) o->figures &= ~(unsigned)FIG_JPEG;
+    if (o->n_encoded == 0 && o->jpeg_path) o->encoded[o->n_encoded++] = (encoded_input){o->jpeg_path, 0, 0};
+    if ((o->figures & FIG_ENCODED) && o->n_encoded == 0) o->figures &= ~(unsigned)FIG_ENCODED;
 }
 
 /* ------------------------------------------------------------------ library */
@@ -812,6 +858,101 @@ static void bench_jpeg(const options *o, pm_ctx *ctx) {
     free(bytes);
 }
 
+/* ------------------------------------------------------------------ encoded */
+
+enum { ENC_RAW, ENC_PNG, ENC_WEBP_LOSSLESS, ENC_WEBP, ENC_COUNT };
+static const struct {
+    int encoding;
+    const char *key, *label, *ext;
+} encodings[ENC_COUNT] = {
+    {PM_ENCODING_RAW, "raw", "RAW pixels", "rgba"},
+    {PM_ENCODING_PNG, "png", "PNG", "png"},
+    {PM_ENCODING_WEBP_LOSSLESS, "webp_lossless", "WebP lossless", "webp"},
+    {PM_ENCODING_WEBP, "webp", "WebP lossy", "webp"},
+};
+
+/* One call; returns its time and the output's size, and writes the output to path
+ * when path is not NULL. */
+static double encoded_call(pm_ctx *ctx, const pm_image *in, const pm_remove_options *opt, const char *what,
+                           size_t *bytes, const char *path) {
+    pm_output *out = NULL;
+    const double t0 = mono_ms();
+    pm_code c = pm_remove_bg(ctx, in, opt, &out);
+    const double t1 = mono_ms();
+    if (c != PM_OK) fail_pm(ctx, c, what);
+    *bytes = out->size;
+    if (path) {
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(out->data, 1, out->size, f) != out->size || fclose(f) != 0)
+            fail("%s: cannot write: %s", path, strerror(errno));
+    }
+    pm_output_free(out);
+    return t1 - t0;
+}
+
+static void bench_encoded(const options *o, pm_ctx *ctx) {
+    for (int e = 0; e < o->n_encoded; e++) {
+        const encoded_input *src = &o->encoded[e];
+        size_t size = 0;
+        unsigned char *bytes = read_file(src->path, &size);
+        pm_image in;
+        pm_image_init(&in);
+        in.data = bytes;
+        in.size = size;
+        if (src->width) {
+            if (size != (size_t)src->width * (size_t)src->height * 4u)
+                fail("%s: %zu bytes, not %dx%d RGBA", src->path, size, src->width, src->height);
+            in.format = PM_FORMAT_RGBA;
+            in.width = src->width;
+            in.height = src->height;
+        }
+        pm_remove_options opt[ENC_COUNT];
+        for (int k = 0; k < ENC_COUNT; k++) {
+            pm_remove_options_init(&opt[k]);
+            opt[k].encoding = encodings[k].encoding;
+            opt[k].png_level = o->png_level;
+            opt[k].webp_quality = o->webp_quality;
+        }
+        /* One untimed call of each first: the sizes, and the first use of buffers of
+         * this size. */
+        pm_output *out = NULL;
+        pm_code c = pm_remove_bg(ctx, &in, &opt[ENC_RAW], &out);
+        if (c != PM_OK) fail_pm(ctx, c, src->path);
+        const int w = out->width, h = out->height;
+        pm_output_free(out);
+        series *s[ENC_COUNT];
+        size_t out_bytes[ENC_COUNT];
+        char key[64], label[96], path[4096];
+        for (int k = 0; k < ENC_COUNT; k++) {
+            snprintf(key, sizeof key, "encoded.%dx%d.%s_ms", w, h, encodings[k].key);
+            snprintf(label, sizeof label, "%dx%d (%.1f MP)%s -> %s", w, h, (double)w * h / 1e6,
+                     src->width ? " raw RGBA" : "", encodings[k].label);
+            s[k] = series_new(SEC_ENCODED, "ms", key, label);
+            encoded_call(ctx, &in, &opt[k], src->path, &out_bytes[k], NULL);
+        }
+        /* Interleaved, so slow drift (thermal, other tenants) hits every encoding alike. */
+        for (int i = 0; i < o->encoded_runs; i++)
+            for (int k = 0; k < ENC_COUNT; k++) {
+                const int last = i == o->encoded_runs - 1 && o->save_encoded;
+                if (last)
+                    snprintf(path, sizeof path, "%s/%d.%s.%s", o->save_encoded, e, encodings[k].key,
+                             encodings[k].ext);
+                series_add(s[k], encoded_call(ctx, &in, &opt[k], src->path, &out_bytes[k], last ? path : NULL));
+            }
+        const double raw_ms = median_of(s[ENC_RAW]);
+        for (int k = ENC_PNG; k < ENC_COUNT; k++) {
+            snprintf(key, sizeof key, "encoded.%dx%d.%s_bytes", w, h, encodings[k].key);
+            snprintf(label, sizeof label, "%dx%d %s bytes", w, h, encodings[k].label);
+            derived_add(key, label, (double)out_bytes[k], "bytes");
+            snprintf(key, sizeof key, "encoded.%dx%d.%s_extra_ms", w, h, encodings[k].key);
+            snprintf(label, sizeof label, "  %s cost (median - RAW's)", encodings[k].label);
+            derived_add(key, label, median_of(s[k]) - raw_ms, "ms");
+        }
+        progress("encoded: %dx%d, %d timed calls per encoding", w, h, o->encoded_runs);
+        free(bytes);
+    }
+}
+
 /* ------------------------------------------------------------------ output */
 
 /* graph_safe in words: "yes", "no", or "unknown" before the model is loaded. */
@@ -938,9 +1079,15 @@ static void write_json(const options *o, pm_ctx *ctx, const pm_status_info *st, 
     if (o->jpeg_path) json_string(f, o->jpeg_path);
     else fputs("null", f);
     /* max_batch 0: the library's default. tune: each --tune as given, in order. */
-    fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"max_batch\": %d, \"tune\": [",
+    fprintf(f, ", \"jpeg_runs\": %d, \"clean_edges\": \"%s\", \"max_batch\": %d, \"encoded\": [",
             o->jpeg_runs, o->clean_edges == CLEAN_BOTH ? "both" : o->clean_edges == CLEAN_ON ? "on" : "off",
             o->max_batch);
+    for (int i = 0; i < o->n_encoded; i++) {
+        fputs(i ? ", " : "", f);
+        json_string(f, o->encoded[i].path);
+    }
+    fprintf(f, "], \"encoded_runs\": %d, \"png_level\": %d, \"webp_quality\": %d, \"tune\": [",
+            o->encoded_runs, o->png_level, o->webp_quality);
     for (int i = 0; i < o->n_tune; i++) {
         fprintf(f, "%s[", i ? ", " : "");
         json_string(f, pm_tune_name(o->tune[i].key));
@@ -1036,6 +1183,7 @@ int main(int argc, char **argv) {
         series *dev3 = series_new(SEC_MEMORY, "MiB", "memory.device_after_jpeg_mib", "device memory after the JPEG calls");
         series_add(dev3, (double)st.device_memory_bytes / 1048576.0);
     }
+    if (o.figures & FIG_ENCODED) bench_encoded(&o, ctx);
     series *hwm = series_new(SEC_MEMORY, "MiB", "memory.host_peak_rss_mib", "host peak resident (VmHWM)");
     series_add(hwm, proc_status_mib("VmHWM"));
 

@@ -16,7 +16,7 @@ static const char main_help[] =
     "Removes image backgrounds with libpetmatte (a TorchScript matting model).\n"
     "\n"
     "Commands:\n"
-    "  remove IN [-o OUT]     cut out a file, a folder (-o OUTDIR) or stdin (-) to PNG\n"
+    "  remove IN [-o OUT]     cut out a file, a folder (-o OUTDIR) or stdin (-) to PNG or WebP\n"
     "  warmup                 load and warm the model, printing each phase and its time\n"
     "  info                   print the model's manifest, the device and the versions\n"
     "  help [COMMAND]         this help, or a command's help (same as COMMAND --help)\n"

@@ -2,7 +2,7 @@
  *
  * Order of work: parse, plan every (input, output) pair and refuse anything that
  * would overwrite an input (before the model loads, so mistakes cost nothing),
- * load and warm the model, then process the pairs, going past failed ones. */
+ * then process the pairs, going past failed ones (the first call loads the model). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -20,12 +20,12 @@ static const char remove_help[] =
     "       petmatte remove [OPTIONS] FOLDER|FILE... -o OUTDIR\n"
     "       petmatte remove [OPTIONS] - [-o OUTPUT] < in.jpg > out.png\n"
     "\n"
-    "Removes the background of images and writes PNG cut-outs (RGBA, alpha = matte).\n"
+    "Removes the background of images and writes PNG or WebP cut-outs (RGBA, alpha = matte).\n"
     "\n"
     "  INPUT is a file (JPEG, PNG, BMP, TGA, GIF, PSD, PNM, HDR), a folder, or - for stdin.\n"
     "  One file: OUTPUT defaults to INPUT's folder and stem plus .cutout.png (.mask.png\n"
     "  with --mask): photo.jpg -> photo.cutout.png. -o - writes to stdout; -o FOLDER\n"
-    "  writes FOLDER/<stem>.png. OUTPUT must end in .png.\n"
+    "  writes FOLDER/<stem>.png. OUTPUT must end in .png or .webp, which picks the format.\n"
     "  A folder (not recursive: image files by extension, hidden files skipped) or several\n"
     "  files: -o OUTDIR is required and created if missing; each input gives\n"
     "  OUTDIR/<stem>.png. OUTDIR may not be the input folder. A file that fails is reported\n"
@@ -42,6 +42,10 @@ static const char remove_help[] =
     "  -t, --threshold T      hard matte: alpha = matte >= T ? 255 : 0, T in 0..1\n"
     "      --invert           keep the background instead (applied after --threshold)\n"
     "      --clean-edges      re-estimate colours at soft edges (no old background in fur)\n"
+    "      --png-level N      PNG compression effort 0 (stored) .. 12 (smallest); default 1\n"
+    "      --webp             write WebP: lossless (every visible pixel exact; a mask as gray\n"
+    "                         RGB); names made here end in .webp (also implied by -o X.webp)\n"
+    "      --webp-quality N   lossy WebP at quality N (0..100; alpha stays exact); implies --webp\n"
     "  -q, --quiet            no progress bar, no notes; errors are still printed\n"
     "\n"
     "Model:\n"
@@ -58,7 +62,10 @@ enum {
     OPT_THRESHOLD,
     OPT_INVERT,
     OPT_CLEAN_EDGES,
-    OPT_QUIET
+    OPT_QUIET,
+    OPT_PNG_LEVEL,
+    OPT_WEBP,
+    OPT_WEBP_QUALITY
 };
 
 static const cli_opt remove_opts[] = {
@@ -69,6 +76,9 @@ static const cli_opt remove_opts[] = {
     {"invert", 0, 0, OPT_INVERT},
     {"clean-edges", 0, 0, OPT_CLEAN_EDGES},
     {"quiet", 'q', 0, OPT_QUIET},
+    {"png-level", 0, 1, OPT_PNG_LEVEL},
+    {"webp", 0, 0, OPT_WEBP},
+    {"webp-quality", 0, 1, OPT_WEBP_QUALITY},
     CLI_ENGINE_OPTS,
     {NULL, 0, 0, 0},
 };
@@ -109,6 +119,16 @@ static job *plan_add(plan *p) {
     job *j = &p->v[p->n++];
     memset(j, 0, sizeof *j);
     return j;
+}
+
+/* The format of the outputs whose names the CLI makes (and of stdout): "png", or
+ * "webp" with --webp / --webp-quality. */
+static const char *made_ext = "png";
+
+/* The encoding of one output: its name's extension, else made_ext. */
+static int job_encoding(const char *out, int webp_encoding) {
+    if (out ? cli_has_suffix_ci(out, ".webp") : strcmp(made_ext, "webp") == 0) return webp_encoding;
+    return PM_ENCODING_PNG;
 }
 
 static int same_file(const struct stat *a, const struct stat *b) {
@@ -163,8 +183,8 @@ static int plan_folder(plan *p, const char *dir, const char *outdir) {
             continue;
         }
         char *stem = cli_stem(names[i]);
-        char *name = stem ? malloc(strlen(stem) + 5) : NULL;
-        if (name) sprintf(name, "%s.png", stem);
+        char *name = stem ? malloc(strlen(stem) + 6) : NULL;
+        if (name) sprintf(name, "%s.%s", stem, made_ext);
         free(stem);
         char *out = name ? cli_join(outdir, name) : NULL;
         free(name);
@@ -268,10 +288,13 @@ static int plan_check_batch(plan *p) {
     return CLI_EXIT_OK;
 }
 
-/* Output checks for one named output file: .png, existing folder, not an input. */
+/* Output checks for one named output file: .png or .webp (.webp when --webp asks for
+ * it), existing folder, not an input. */
 static int check_output_file(const char *out, const struct stat *in_st, const char *in_label) {
-    if (!cli_has_suffix_ci(out, ".png"))
-        return cli_usage("remove", "output '%s' must end in .png (petmatte writes PNG)", out);
+    if (!cli_has_suffix_ci(out, ".png") && !cli_has_suffix_ci(out, ".webp"))
+        return cli_usage("remove", "output '%s' must end in .png or .webp (the format petmatte writes)", out);
+    if (strcmp(made_ext, "webp") == 0 && !cli_has_suffix_ci(out, ".webp"))
+        return cli_usage("remove", "output '%s' must end in .webp with --webp or --webp-quality", out);
     char *dir = cli_dirname(out);
     if (!dir) return oom();
     struct stat st;
@@ -306,7 +329,7 @@ static int make_plan(plan *p, char **inputs, size_t n_in, const char *output, in
         }
         struct stat st;
         if (stat(output, &st) == 0 && S_ISDIR(st.st_mode))
-            return cli_usage("remove", "with stdin as input, -o must name a .png file, not the folder '%s'",
+            return cli_usage("remove", "with stdin as input, -o must name a .png or .webp file, not the folder '%s'",
                              output);
         if (!(j->out = strdup(output))) return oom();
         return check_output_file(j->out, j->has_in_st ? &j->in_st : NULL, "(stdin)");
@@ -357,13 +380,13 @@ static int make_plan(plan *p, char **inputs, size_t n_in, const char *output, in
             return oom();
         }
         if (output && out_is_dir) {
-            sprintf(name, "%s.png", stem);
+            sprintf(name, "%s.%s", stem, made_ext);
             j->out = cli_join(output, name);
         } else if (output) {
             j->out = strdup(output);
         } else {
             char *dir = cli_dirname(j->in);
-            sprintf(name, "%s.%s.png", stem, mask ? "mask" : "cutout");
+            sprintf(name, "%s.%s.%s", stem, mask ? "mask" : "cutout", made_ext);
             j->out = dir ? cli_join(dir, name) : NULL;
             free(dir);
         }
@@ -398,8 +421,8 @@ static int make_plan(plan *p, char **inputs, size_t n_in, const char *output, in
             rc = plan_folder(p, inputs[i], output);
         } else {
             char *stem = cli_stem(inputs[i]);
-            char *name = stem ? malloc(strlen(stem) + 5) : NULL;
-            if (name) sprintf(name, "%s.png", stem);
+            char *name = stem ? malloc(strlen(stem) + 6) : NULL;
+            if (name) sprintf(name, "%s.%s", stem, made_ext);
             free(stem);
             job *j = name ? plan_add(p) : NULL;
             if (!j) {
@@ -437,8 +460,12 @@ static void install_signal_handlers(void) {
     sigaction(SIGHUP, &sa, NULL);
 }
 
-/* Runs one job; on failure prints one line and returns -1. */
-static int run_job(pm_ctx *ctx, const job *j, const pm_remove_options *opt, size_t limit) {
+/* run_job's result when the model could not be loaded: no later job can run. */
+#define JOB_NO_MODEL (-2)
+
+/* Runs one job; on failure prints one line and returns -1. While the model is not
+ * loaded yet, model_path names it: a failure to load it returns JOB_NO_MODEL. */
+static int run_job(pm_ctx *ctx, const job *j, const pm_remove_options *opt, size_t limit, const char *model_path) {
     const char *label = j->in ? j->in : "(stdin)";
     char err[768];
     if (j->plan_error) {
@@ -458,10 +485,18 @@ static int run_job(pm_ctx *ctx, const job *j, const pm_remove_options *opt, size
     in.format = PM_FORMAT_ENCODED;
     in.data = data;
     in.size = size;
+    pm_remove_options o = *opt; /* the output's name picks PNG or WebP */
+    o.encoding = job_encoding(j->out, opt->encoding);
     pm_output *out = NULL;
-    pm_code code = pm_remove_bg(ctx, &in, opt, &out);
+    pm_code code = pm_remove_bg(ctx, &in, &o, &out);
     free(data);
     if (code != PM_OK) {
+        pm_status_info st;
+        pm_status_info_init(&st);
+        if (model_path && pm_status(ctx, &st) == PM_OK && st.state != PM_STATE_READY) {
+            cli_error("cannot load %s: %s", model_path, pm_errmsg(ctx));
+            return JOB_NO_MODEL;
+        }
         cli_error("%s: %s", label, pm_errmsg(ctx));
         return -1;
     }
@@ -486,9 +521,11 @@ int cli_cmd_remove(int argc, char **argv) {
     cli_engine_tune(&engine, PM_TUNE_WARMUP_MAX_RUNS, 1);
     pm_remove_options opt;
     pm_remove_options_init(&opt);
-    opt.encoding = PM_ENCODING_PNG;
+    /* The WebP kind for .webp outputs; run_job picks PNG or this per output name. */
+    opt.encoding = PM_ENCODING_WEBP_LOSSLESS;
     const char *output = NULL;
     int mask = 0, have_bg = 0, quiet = 0;
+    made_ext = "png";
     uint32_t bg = 0;
     char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
     if (!inputs) return oom();
@@ -530,6 +567,17 @@ int cli_cmd_remove(int argc, char **argv) {
         case OPT_INVERT: opt.invert = 1; break;
         case OPT_CLEAN_EDGES: opt.clean_edges = 1; break;
         case OPT_QUIET: quiet = 1; break;
+        case OPT_PNG_LEVEL:
+            if (!cli_parse_int(value, 0, 12, &opt.png_level))
+                rc = cli_usage("remove", "--png-level '%s' is not an integer in 0..12", value);
+            break;
+        case OPT_WEBP: made_ext = "webp"; break;
+        case OPT_WEBP_QUALITY:
+            if (!cli_parse_int(value, 0, 100, &opt.webp_quality))
+                rc = cli_usage("remove", "--webp-quality '%s' is not an integer in 0..100", value);
+            opt.encoding = PM_ENCODING_WEBP;
+            made_ext = "webp";
+            break;
         default:
             if (cli_engine_option(&engine, "remove", remove_opts, id, value) < 0) rc = CLI_EXIT_USAGE;
             break;
@@ -569,17 +617,8 @@ int cli_cmd_remove(int argc, char **argv) {
         plan_free(&p);
         return rc;
     }
-    if (pm_warmup(ctx) != PM_OK) {
-        cli_error("cannot load %s: %s", model_path, pm_errmsg(ctx));
-        pm_close(ctx);
-        plan_free(&p);
-        return CLI_EXIT_MODEL;
-    }
-    pm_status_info st;
-    pm_status_info_init(&st);
-    if (!quiet && pm_status(ctx, &st) == PM_OK && st.random_weights)
-        cli_error("note: model '%s' has random weights (a test model); its cut-outs are meaningless",
-                  st.model_name);
+    /* No separate warm-up: the first pm_remove_bg loads the model, and on the CPU its
+     * image is the first inference (on CUDA the library warms as pm_warmup does). */
     if (p.batch) {
         char err[512];
         if (cli_mkdir_p(p.outdir, err, sizeof err) != 0) {
@@ -598,9 +637,25 @@ int cli_cmd_remove(int argc, char **argv) {
     cli_progress bar;
     cli_progress_init(&bar, p.n, p.batch && !quiet && isatty(STDERR_FILENO));
     size_t failed = 0;
+    int loaded = 0;
     for (size_t i = 0; i < p.n; i++) {
         cli_progress_draw(&bar, i, failed, p.v[i].in);
-        if (run_job(ctx, &p.v[i], &opt, limit) != 0) failed++;
+        int job_rc = run_job(ctx, &p.v[i], &opt, limit, loaded ? NULL : model_path);
+        if (job_rc == JOB_NO_MODEL) {
+            cli_progress_end(&bar);
+            pm_close(ctx);
+            plan_free(&p);
+            return CLI_EXIT_MODEL;
+        }
+        if (job_rc != 0) failed++;
+        if (!loaded) {
+            pm_status_info st;
+            pm_status_info_init(&st);
+            loaded = pm_status(ctx, &st) == PM_OK && st.state == PM_STATE_READY;
+            if (loaded && !quiet && st.random_weights)
+                cli_error("note: model '%s' has random weights (a test model); its cut-outs are meaningless",
+                          st.model_name);
+        }
     }
     cli_progress_draw(&bar, p.n, failed, NULL);
     cli_progress_end(&bar);

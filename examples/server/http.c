@@ -215,6 +215,7 @@ static enum MHD_Result handle_warmup(const srv_app *app, struct MHD_Connection *
 typedef struct option_parse {
     pm_remove_options *opts;
     int mask, has_bg;
+    int has_format; /* format= given: the Accept header is not consulted */
     char error[256];
 } option_parse;
 
@@ -265,9 +266,29 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
             return MHD_NO;
         }
         p->opts->threshold = (float)t;
+    } else if (!strcmp(key, "format")) {
+        const char *v = value ? value : "";
+        if (!strcmp(v, "png")) p->opts->encoding = PM_ENCODING_PNG;
+        else if (!strcmp(v, "webp")) p->opts->encoding = PM_ENCODING_WEBP;
+        else if (!strcmp(v, "webp-lossless")) p->opts->encoding = PM_ENCODING_WEBP_LOSSLESS;
+        else {
+            snprintf(p->error, sizeof p->error, "option format must be png, webp or webp-lossless, not '%s'", v);
+            return MHD_NO;
+        }
+        p->has_format = 1;
+    } else if (!strcmp(key, "quality")) {
+        char *end = NULL;
+        errno = 0;
+        long q = value ? strtol(value, &end, 10) : -1;
+        if (!value || !*value || *end || errno || q < 0 || q > 100) {
+            snprintf(p->error, sizeof p->error, "option quality must be an integer from 0 to 100, not '%s'",
+                     value ? value : "");
+            return MHD_NO;
+        }
+        p->opts->webp_quality = (int)q;
     } else {
         snprintf(p->error, sizeof p->error,
-                 "unknown option '%s' (known: mask, bg, threshold, invert, clean_edges)", key);
+                 "unknown option '%s' (known: mask, bg, threshold, invert, clean_edges, format, quality)", key);
         return MHD_NO;
     }
     return MHD_YES;
@@ -316,6 +337,35 @@ static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const ch
 
 static void free_output(void *cls) { pm_output_free(cls); }
 
+/* 1 when an Accept header lists image/webp with a quality above 0. */
+static int accepts_webp(const char *accept) {
+    for (const char *p = accept; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *semi = memchr(p, ';', len);
+        size_t type_len = semi ? (size_t)(semi - p) : len;
+        while (type_len > 0 && (p[type_len - 1] == ' ' || p[type_len - 1] == '\t')) type_len--;
+        if (type_len == 10 && !strncasecmp(p, "image/webp", 10)) {
+            /* q=0 (0, 0.0, 0.000) refuses it; any other value, or none, accepts it. */
+            const char *q = semi;
+            while (q && q < p + len) {
+                q++;
+                while (*q == ' ' || *q == '\t') q++;
+                if ((q[0] == 'q' || q[0] == 'Q') && q[1] == '=') {
+                    char *qend = NULL;
+                    double v = strtod(q + 2, &qend);
+                    return !(qend != q + 2 && v <= 0.0);
+                }
+                q = memchr(q, ';', (size_t)(p + len - q));
+            }
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *conn, request *rq) {
     if (rq->out_of_memory)
         return srv_send_error(conn, 500, code_name(PM_ERR_NO_MEMORY), "out of memory while receiving the upload");
@@ -333,6 +383,12 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
         return srv_send_error(conn, 400, "bad_option", "mask=1 and bg= cannot be combined");
     if (parse.mask) opts.output = PM_OUTPUT_MASK;
     else if (parse.has_bg) opts.output = PM_OUTPUT_COMPOSITE;
+    /* Without format=, a client that accepts WebP gets lossless WebP: the same pixels
+     * as the PNG (but the colour of fully transparent ones), in fewer bytes. */
+    if (!parse.has_format &&
+        accepts_webp(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)))
+        opts.encoding = PM_ENCODING_WEBP_LOSSLESS;
+    const int webp = opts.encoding != PM_ENCODING_PNG;
 
     /* A model that failed to load is not retried behind the client's back: the host
      * decides, and here the decision is an explicit POST /warmup. */
@@ -367,10 +423,12 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
         return MHD_NO;
     }
     char value[64];
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "image/png");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, webp ? "image/webp" : "image/png");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION,
-                            parse.mask ? "inline; filename=\"mask.png\"" : "inline; filename=\"cutout.png\"");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+    snprintf(value, sizeof value, "inline; filename=\"%s.%s\"", parse.mask ? "mask" : "cutout",
+             webp ? "webp" : "png");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, value);
     snprintf(value, sizeof value, "%d", out->width);
     MHD_add_response_header(r, "X-Petmatte-Width", value);
     snprintf(value, sizeof value, "%d", out->height);

@@ -160,6 +160,53 @@ def test_file_default_output_and_options(tmp_path):
     assert np.abs(np.asarray(mask).astype(int) - red).max() <= 1
 
 
+def test_webp_outputs_by_name_or_flag_and_png_level(tmp_path):
+    src = tmp_path / "cat.png"
+    img = gradient(src)
+    red = img[:, :, 0]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    procs = run_many([
+        rm_args(str(src), "-o", str(tmp_path / "lossless.webp")),   # the name picks lossless WebP
+        rm_args(str(src), "-o", str(tmp_path / "q.webp"), "--webp-quality", "80"),
+        rm_args(str(src), "--webp", "--mask"),                      # default name: cat.mask.webp
+        rm_args(str(src), "-o", str(folder), "--webp-quality", "30"),  # a folder: out/cat.webp
+        rm_args(str(src), "-o", str(tmp_path / "l0.png"), "--png-level", "0"),
+        rm_args(str(src), "-o", str(tmp_path / "l12.png"), "--png-level", "12"),
+    ])
+    for p in procs:
+        assert p.returncode == 0, p.stderr
+    with Image.open(tmp_path / "lossless.webp") as im:
+        assert im.format == "WEBP"
+        c = np.asarray(im.convert("RGBA"))
+    assert (c[:, :, 3] == red).all()
+    assert (c[:, :, :3] == img).all()  # every pixel has alpha > 0 here
+    with Image.open(tmp_path / "q.webp") as im:
+        assert im.format == "WEBP"
+        q = np.asarray(im.convert("RGBA")).astype(int)
+    assert (q[:, :, 3] == red).all()  # lossy keeps the alpha exactly
+    assert np.abs(q[:, :, :3] - img).mean() <= 8
+    with Image.open(tmp_path / "cat.mask.webp") as im:
+        m = np.asarray(im.convert("RGB"))
+    assert all((m[:, :, k] == red).all() for k in range(3))
+    with Image.open(folder / "cat.webp") as im:
+        assert im.format == "WEBP" and im.size == (32, 32)
+    l0, l12 = png(str(tmp_path / "l0.png")), png(str(tmp_path / "l12.png"))
+    assert (np.asarray(l0) == np.asarray(l12)).all()
+    assert (tmp_path / "l12.png").stat().st_size < (tmp_path / "l0.png").stat().st_size
+
+    bad = [
+        (str(src), "--png-level", "13"),
+        (str(src), "--webp-quality", "101"),
+        (str(src), "--webp", "-o", str(tmp_path / "x.png")),
+        (str(src), "-o", str(tmp_path / "x.gif")),
+    ]
+    for case, p in zip(bad, run_many([rm_args(*c) for c in bad])):
+        assert p.returncode == 2, (case, p.stderr)
+        one_error_line(p)
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_threshold_and_background(tmp_path):
     g = tmp_path / "g.png"
     img = gradient(g)

@@ -168,6 +168,44 @@ def test_cat_photo():
         assert value <= 0.1, name
 
 
+def cpu_has_amx_bf16():
+    """AMX-BF16 in /proc/cpuinfo: where libpetmatte's auto precision is bf16 on the CPU
+    (the kernel lists the flag only when it supports the tiles' state)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return False
+
+
+@needs_model
+def test_cat_photo_in_bf16_stays_within_one_level_of_fp32():
+    """Auto precision on a CPU with AMX-BF16 is bf16 (IS-Net runs NHWC): its matte may
+    differ from fp32's by at most 1/255 on average."""
+    if not os.path.isfile(CAT):
+        pytest.skip("%s is missing (Debian package python3-skimage)" % CAT)
+    libpath = os.environ.get("PETMATTE_LIBRARY")
+    if not libpath:
+        pytest.skip("PETMATTE_LIBRARY unset: this checks the library's bf16 path")
+    if not cpu_has_amx_bf16():
+        pytest.skip("this CPU has no AMX-BF16: auto precision stays fp32 here")
+    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+    from petmatte import Matte, Precision
+    with open(CAT, "rb") as f:
+        cat = f.read()
+    masks = {}
+    for precision in ("auto", "fp32"):
+        with Matte(MODEL, device="cpu", precision=precision, lib_path=libpath) as m:
+            masks[precision] = m.remove_bg(cat, output="mask").astype(np.int16)
+            st = m.status()
+            assert st.precision == (Precision.BF16 if precision == "auto" else Precision.FP32)
+            assert st.warmup_runs == 0 and st.images_processed == 1  # a cold call: no warm-up run
+    diff = np.abs(masks["auto"] - masks["fp32"])
+    print("cat, bf16 against fp32: mean |alpha diff| %.3f of an 8-bit level, max %d" % (diff.mean(), diff.max()))
+    assert diff.mean() <= 1.0
+    assert diff.max() <= 16  # no region flips
+
+
 # ------------------------------------------- download checks (no model needed)
 
 

@@ -265,6 +265,49 @@ def test_remove_bg_options(red_server):
         assert_error(red_server.post("/remove-bg?" + query, data), 400, "bad_option")
 
 
+def test_remove_bg_webp_by_query_or_accept_header(red_server):
+    rgb = pattern()
+    data = png_bytes(rgb)
+    visible = rgb[..., 0] > 0  # alpha = red; lossless WebP keeps every pixel with alpha > 0
+
+    # format= picks, whatever Accept says.
+    r = red_server.post("/remove-bg?format=webp-lossless", data, headers={"Accept": "image/png"})
+    assert r.status == 200, r.body
+    assert r.headers["content-type"] == "image/webp"
+    assert r.headers["content-disposition"] == 'inline; filename="cutout.webp"'
+    assert r.body[:4] == b"RIFF" and r.body[8:12] == b"WEBP"
+    out = np.asarray(Image.open(io.BytesIO(r.body)).convert("RGBA"))
+    assert np.array_equal(out[..., 3], rgb[..., 0])
+    assert np.array_equal(out[..., :3][visible], rgb[visible])
+
+    # Lossy: the alpha exact, the colours close; a lower quality gives fewer bytes.
+    r = red_server.post("/remove-bg?format=webp", data)
+    assert r.status == 200 and r.headers["content-type"] == "image/webp"
+    out = np.asarray(Image.open(io.BytesIO(r.body)).convert("RGBA")).astype(int)
+    assert np.array_equal(out[..., 3], rgb[..., 0])
+    solid = rgb[..., 0] >= 128
+    assert np.abs(out[..., :3][solid] - rgb[solid]).mean() <= 8
+    small = red_server.post("/remove-bg?format=webp&quality=5", data)
+    assert small.status == 200 and len(small.body) < len(r.body)
+
+    # Accept: image/webp without format= gives lossless WebP; q=0 refuses it.
+    r = red_server.post("/remove-bg?mask=1", data, headers={"Accept": "image/avif,image/webp,*/*;q=0.8"})
+    assert r.status == 200 and r.headers["content-type"] == "image/webp"
+    assert r.headers["vary"] == "Accept"
+    assert r.headers["content-disposition"] == 'inline; filename="mask.webp"'
+    mask = np.asarray(Image.open(io.BytesIO(r.body)).convert("RGB"))
+    assert all(np.array_equal(mask[..., c], rgb[..., 0]) for c in range(3))  # gray RGB, exact
+    for accept in ["image/webp;q=0", "image/png", "*/*"]:
+        r = red_server.post("/remove-bg", data, headers={"Accept": accept})
+        assert r.status == 200 and r.headers["content-type"] == "image/png", accept
+    r = red_server.post("/remove-bg?format=png", data, headers={"Accept": "image/webp"})
+    assert r.headers["content-type"] == "image/png"
+    check_cutout(r.body, rgb)
+
+    for query in ["format=gif", "format=", "quality=101", "quality=-1", "quality=x"]:
+        assert_error(red_server.post("/remove-bg?" + query, data), 400, "bad_option")
+
+
 def test_remove_bg_any_size(red_server):
     rgb = np.full((30, 45, 3), (200, 10, 20), np.uint8)
     out = decode(red_server.post("/remove-bg", png_bytes(rgb)).body)

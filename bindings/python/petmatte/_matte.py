@@ -13,7 +13,8 @@ from typing import Any, Mapping, Optional, Union
 from . import _native
 from ._native import Library, PmOutput, load_library
 from .errors import DefaultModelNotFound, ErrorCode, make_error
-from .images import FORMATS, Color, ImageInput, convert_output, make_input, need_numpy, need_pil, parse_color
+from .images import (ENCODED_FORMATS, FORMATS, Color, ImageInput, convert_output, make_input, need_numpy,
+                     need_pil, parse_color)
 from .status import Precision, Status, status_from_c
 
 __all__ = [
@@ -386,6 +387,8 @@ class Matte:
         keep_input_alpha: bool = True,
         clean_edges: bool = False,
         bgr: bool = False,
+        png_level: Optional[int] = None,
+        webp_quality: Optional[int] = None,
     ) -> Any:
         """Removes the background of one image (pm_remove_bg).
 
@@ -398,8 +401,10 @@ class Matte:
                 "composite" (the subject over ``background``). Default "rgba", or
                 "composite" when ``background`` is given.
             format: "array" (numpy uint8: (H, W, 4) for rgba, (H, W) for mask,
-                (H, W, 3) for composite), "png" (PNG file bytes) or "pil" (PIL.Image in
-                mode RGBA, L or RGB). Default: "pil" for a PIL image input, else "array".
+                (H, W, 3) for composite), "pil" (PIL.Image in mode RGBA, L or RGB), or a
+                file's bytes: "png" (exact pixels), "webp-lossless" (every pixel with
+                alpha > 0 exact; a mask as gray RGB) or "webp" (lossy at ``webp_quality``,
+                alpha exact). Default: "pil" for a PIL image input, else "array".
             background: composite colour: (r, g, b), "#rrggbb", a name, or 0xRRGGBB;
                 default white.
             threshold: None for a soft matte; 0..1: alpha = 255 where matte >= t, else 0.
@@ -409,6 +414,9 @@ class Matte:
             keep_input_alpha: multiply the matte by the input's own alpha.
             clean_edges: re-estimate colours at soft edges (rgba and composite).
             bgr: a numpy array is in BGR/BGRA channel order (OpenCV).
+            png_level: PNG compression effort, 0 (stored) .. 12 (smallest); None: the
+                library's default (1, the fastest that compresses).
+            webp_quality: quality of format="webp", 0..100; None: 90.
 
         Returns:
             What ``format`` asks for; the image is upright (after EXIF orientation).
@@ -440,7 +448,11 @@ class Matte:
         lib = self._lib
         opts = lib.new_options()
         opts.output = kind
-        opts.encoding = _native.ENCODING_PNG if format == "png" else _native.ENCODING_RAW
+        opts.encoding = ENCODED_FORMATS.get(format, _native.ENCODING_RAW)
+        if png_level is not None:
+            opts.png_level = int(png_level)
+        if webp_quality is not None:
+            opts.webp_quality = int(webp_quality)
         if background is not None:
             opts.background_rgb = parse_color(background)
         opts.threshold = -1.0 if threshold is None else float(threshold)

@@ -107,6 +107,8 @@ class PmRemoveOptions(ctypes.Structure):
         ("apply_exif_orientation", ctypes.c_int),
         ("keep_input_alpha", ctypes.c_int),
         ("clean_edges", ctypes.c_int),
+        ("png_level", ctypes.c_int),
+        ("webp_quality", ctypes.c_int),
     ]
 
 
@@ -130,7 +132,7 @@ FORMAT_ENCODED, FORMAT_RGB, FORMAT_RGBA, FORMAT_BGR, FORMAT_BGRA, FORMAT_GRAY = 
 # pm_output_kind
 OUTPUT_RGBA, OUTPUT_MASK, OUTPUT_COMPOSITE = range(3)
 # pm_encoding
-ENCODING_RAW, ENCODING_PNG = range(2)
+ENCODING_RAW, ENCODING_PNG, ENCODING_WEBP_LOSSLESS, ENCODING_WEBP = range(4)
 # pm_tune: every key, by the name pm_tune_name gives it
 TUNE_KEYS = {
     "warmup_min_runs": 1,

@@ -19,14 +19,17 @@ if TYPE_CHECKING:  # only for annotations: neither is required at run time
     import numpy
     import PIL.Image
 
-__all__ = ["Color", "FORMATS", "ImageInput", "convert_output", "make_input", "parse_color"]
+__all__ = ["Color", "ENCODED_FORMATS", "FORMATS", "ImageInput", "convert_output", "make_input", "parse_color"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 ImageInput = Union[bytes, bytearray, memoryview, PathLike, "numpy.ndarray", "PIL.Image.Image"]
 Color = Union[str, int, Sequence[int]]
 
 # What remove_bg can return.
-FORMATS = ("array", "png", "pil")
+FORMATS = ("array", "png", "pil", "webp", "webp-lossless")
+# The formats returned as the encoded file's bytes, by their pm_encoding.
+ENCODED_FORMATS = {"png": _native.ENCODING_PNG, "webp": _native.ENCODING_WEBP,
+                   "webp-lossless": _native.ENCODING_WEBP_LOSSLESS}
 # pm_pixel_format of an output -> (channels, PIL mode)
 _OUT_PIXELS = {_native.FORMAT_RGBA: (4, "RGBA"), _native.FORMAT_RGB: (3, "RGB"),
                _native.FORMAT_GRAY: (1, "L")}
@@ -191,11 +194,11 @@ def _pil_input(img: PmImage, im: Any, apply_exif: bool, keep: List[Any]) -> Tupl
 
 
 def convert_output(o: PmOutput, format: str) -> Any:
-    """A pm_output as ``format`` asks ("array", "png" or "pil"), copied out so that the
-    result outlives pm_output_free."""
+    """A pm_output as ``format`` asks ("array", "pil", or the bytes of a "png", "webp" or
+    "webp-lossless" file), copied out so that the result outlives pm_output_free."""
     if not o.data or o.size == 0:
         raise make_error(ErrorCode.INTERNAL, "pm_remove_bg returned an empty output")
-    if format == "png":
+    if format in ENCODED_FORMATS:
         return ctypes.string_at(o.data, o.size)
     try:
         channels, mode = _OUT_PIXELS[o.format]
