@@ -14,6 +14,9 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <math.h>
 #include <sched.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +103,10 @@ int pm_cpu_cores(void) {
  * tiles, oneDNN's bf16 convolutions do not beat its fp32 ones. */
 static int cpu_has_amx_bf16(void) {
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-bf16")) return 0;
+    /* CPUID leaf 7, EDX bit 22: AMX-BF16 (read directly: not every compiler's
+     * __builtin_cpu_supports knows the name). */
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1u)) return 0;
     unsigned long features = 0; /* XSAVE features the kernel supports (ARCH_GET_XCOMP_SUPP) */
     if (syscall(SYS_arch_prctl, 0x1021, &features) != 0) return 0;
     return (features >> 18) & 1; /* XTILEDATA */
