@@ -1,5 +1,7 @@
 /* pm_warmup / pm_warmup_start / pm_status: states, single flight, background, close. */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_COUNT */
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "context.h" /* white-box: counts warm-up flights */
@@ -423,6 +425,27 @@ static void test_background_warmup_after_a_cold_cut_out_warms_the_loaded_model(v
     pm_close(ctx);
 }
 
+/* cpu_threads 0 means one thread a physical core the process may run on: never more
+ * than the CPUs allowed, and one when only one is. */
+static void test_cpu_cores_follow_the_affinity_mask(void **state) {
+    (void)state;
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+    const int cores = pm_cpu_cores();
+    assert_in_range(cores, 1, CPU_COUNT(&all));
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) first++;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0); /* this thread only */
+    const int restricted = pm_cpu_cores();
+    assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+    assert_int_equal(restricted, 1);
+    assert_int_equal(pm_cpu_cores(), cores);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warmup_moves_cold_to_ready_and_fills_status),
@@ -440,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_a_cold_cut_out_warms_first_when_more_runs_are_asked_for),
         cmocka_unit_test(test_concurrent_first_cut_outs_share_one_load_and_warmup_still_warms),
         cmocka_unit_test(test_background_warmup_after_a_cold_cut_out_warms_the_loaded_model),
+        cmocka_unit_test(test_cpu_cores_follow_the_affinity_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,7 +241,7 @@ static void usage(FILE *f) {
           "  --model PATH          TorchScript model file (required)\n"
           "  --device D            auto (default), cpu, cuda:N\n"
           "  --precision P         auto (default), fp32, fp16, bf16\n"
-          "  --threads N           CPU threads for the model (default: torch's choice)\n"
+          "  --threads N           CPU threads for the model (default: one a physical core)\n"
           "  --input-size N        model input side for a model without a manifest\n"
           "  --runs N              warm calls, batch 1 (default 100)\n"
           "  --cold-repeats N      fresh processes for the cold figures (default 5)\n"

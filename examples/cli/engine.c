@@ -17,8 +17,9 @@
 static const char engine_help_head[] =
     "  -m, --model PATH       TorchScript model (default: isnet-general.pt, see petmatte --help)\n"
     "  -d, --device DEV       auto (default: cuda:0 when CUDA is visible, else cpu), cpu, cuda:N\n"
-    "  -p, --precision P      auto (default: fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16\n"
-    "      --threads N        CPU threads for the model (default: torch's choice)\n"
+    "  -p, --precision P      auto (default: fp16 on CUDA; CPU: bf16 with AMX, else fp32),\n"
+    "                         fp32, fp16, bf16\n"
+    "      --threads N        CPU threads for the model (default: one a physical core)\n"
     "      --input-size N     model input side for a model without a manifest (8..8192)\n"
     "      --tune KEY=VALUE   how the model runs on its device (repeatable; the library's\n"
     "                         defaults suit most uses): VALUE an integer, or auto, on, off;\n"

@@ -58,7 +58,7 @@ static void usage(FILE *f) {
             "                        <exe dir>/../../models/isnet-general.pt)\n"
             "  --device DEV          auto, cpu or cuda:N (default auto)\n"
             "  --precision P         auto, fp32, fp16 or bf16 (default auto)\n"
-            "  --threads N           CPU inference threads (default: torch's choice)\n"
+            "  --threads N           CPU inference threads (default: one a physical core)\n"
             "  --static-dir DIR      folder of the demo page (default: the source tree's)\n"
             "  --max-upload-mb MB    largest accepted request body (default 32)\n"
             "  --max-connections N   concurrent connections (default 64)\n"

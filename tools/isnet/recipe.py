@@ -65,7 +65,8 @@ def manifest_dict():
             # whose default is align_corners=False.
             "align_corners": False,
         },
-        # A conv net: NHWC on the GPU is faster and smaller; libpetmatte applies it when
+        # A conv net: NHWC is faster, on the GPU (and smaller) and on the CPU (oneDNN's
+        # NHWC kernels, and bf16 on AMX); libpetmatte applies it on both when
         # PM_TUNE_CHANNELS_LAST is left on auto. Three forward streams: at batch 1 IS-Net
         # leaves part of a large GPU idle, so concurrent callers' passes overlap on
         # streams, for one graph's activations a stream and a little more latency for a

@@ -164,7 +164,7 @@ class Matte:
             None or 0 = the manifest's, else 1024.
         max_pixels: largest accepted image, width*height (default 100e6).
         max_encoded_bytes: largest accepted encoded image (default 256 MiB).
-        cpu_threads: torch intra-op threads on CPU; None or 0 = torch's setting.
+        cpu_threads: torch intra-op threads on CPU; None or 0 = one a physical core.
         max_batch: concurrent calls gathered into one forward pass, at most
             (1..64); 1 (default) = no batching.
         tune: [experimental] how the model runs on its device, by key (pm_tune_set,

@@ -25,7 +25,7 @@ class State(enum.IntEnum):
 class Precision(enum.IntEnum):
     """pm_precision."""
 
-    AUTO = 0  # fp16 on CUDA, fp32 on CPU
+    AUTO = 0  # fp16 on CUDA; on the CPU bf16 with AMX and an NHWC model, else fp32
     FP32 = 1
     FP16 = 2
     BF16 = 3
