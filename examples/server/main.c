@@ -209,6 +209,10 @@ static int resolve_static_dir(const char *given, char *out, size_t cap) {
     return 1;
 }
 
+static volatile sig_atomic_t stop_signal;
+
+static void note_stop_signal(int sig) { stop_signal = sig; }
+
 int main(int argc, char **argv) {
     options o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_upload_mb = 32.0, .max_connections = 64};
     int parsed = parse_args(argc, argv, &o);
@@ -225,6 +229,15 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* A thread a library started before main() may not carry the mask: there the
+     * signal runs this handler (instead of killing the process), and the loop below
+     * sees the flag. */
+    struct sigaction on_stop;
+    memset(&on_stop, 0, sizeof on_stop);
+    on_stop.sa_handler = note_stop_signal;
+    sigemptyset(&on_stop.sa_mask);
+    sigaction(SIGINT, &on_stop, NULL);
+    sigaction(SIGTERM, &on_stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char model_buf[PATH_MAX + 64];
@@ -291,7 +304,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "petmatte-server: warm-up did not start: %s\n", pm_errmsg(app.ctx));
 
     int sig = 0;
-    sigwait(&stop, &sig);
+    const struct timespec tick = {0, 200 * 1000 * 1000};
+    while (!sig && !stop_signal) {
+        const int got = sigtimedwait(&stop, NULL, &tick);
+        if (got > 0) sig = got;
+    }
+    if (!sig) sig = stop_signal;
     fprintf(stderr, "petmatte-server: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     MHD_stop_daemon(daemon); /* joins the connection threads */
     pm_close(app.ctx);       /* joins a background warm-up */
