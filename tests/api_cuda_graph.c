@@ -1,19 +1,7 @@
 /* api_cuda_graph.c - a CUDA graph never changes what a model computes: models whose
  * control flow depends on tensor values run eagerly, on every device the same way.
- * Runs on the CPU and, where a GPU is visible, on "auto" (the GPU). */
+ * Runs on the tests' device: the CPU, or the GPU under scripts/test-cuda.sh. */
 #include "test_util.h"
-
-/* "auto": the GPU where one is visible, else the CPU. The CPU's case runs
- * everywhere, the GPU's wherever the tests run on one (PM_TEST_DEVICE). */
-static pm_ctx *open_auto(const char *name) {
-    pm_params p;
-    cpu_params(&p, name);
-    pm_ctx *ctx = open_with(&p, name);
-    quick_warmup(ctx);
-    return ctx;
-}
-
-static int cuda_visible(void) { return test_on_cuda(); }
 
 /* A flat (single-colour) raw RGB image. */
 static pm_code remove_flat(pm_ctx *ctx, int w, int h) {
@@ -44,7 +32,7 @@ static pm_code remove_textured(pm_ctx *ctx, int w, int h) {
 
 static void a_model_branching_on_values_is_not_graph_safe_and_runs_eagerly(void **state) {
     (void)state;
-    pm_ctx *ctx = open_auto("throws_on_flat.pt");
+    pm_ctx *ctx = open_model("throws_on_flat.pt");
     assert_int_equal(status_of(ctx).graph_safe, -1); /* not loaded yet */
     assert_int_equal(pm_warmup(ctx), PM_OK);
     pm_status_info st = status_of(ctx);
@@ -56,7 +44,7 @@ static void a_model_branching_on_values_is_not_graph_safe_and_runs_eagerly(void 
 
 static void a_value_dependent_raise_still_raises_after_warm_up(void **state) {
     (void)state;
-    pm_ctx *ctx = open_auto("throws_on_flat.pt");
+    pm_ctx *ctx = open_model("throws_on_flat.pt");
     assert_int_equal(pm_warmup(ctx), PM_OK);
     for (int i = 0; i < 3; i++) { /* replays would have frozen the warm-up's decision */
         assert_int_equal(remove_flat(ctx, 32, 32), PM_ERR_INFERENCE);
@@ -68,10 +56,10 @@ static void a_value_dependent_raise_still_raises_after_warm_up(void **state) {
 
 static void requiring_a_graph_for_a_value_dependent_model_is_refused(void **state) {
     (void)state;
-    pm_ctx *ctx = open_auto("throws_on_flat.pt");
+    pm_ctx *ctx = open_model("throws_on_flat.pt");
     tune(ctx, PM_TUNE_CUDA_GRAPH, 1);
     pm_code rc = pm_warmup(ctx);
-    if (cuda_visible()) {
+    if (test_on_cuda()) {
         assert_int_equal(rc, PM_ERR_UNSUPPORTED);
         assert_non_null(strstr(pm_errmsg(ctx), "depends on tensor values"));
         assert_int_equal(status_of(ctx).state, PM_STATE_FAILED);
@@ -86,24 +74,24 @@ static void requiring_a_graph_for_a_value_dependent_model_is_refused(void **stat
 
 static void a_shape_only_model_is_graph_safe_and_replays_a_graph_on_cuda(void **state) {
     (void)state;
-    pm_ctx *ctx = open_auto("red32.pt");
+    pm_ctx *ctx = open_model("red32.pt");
     assert_int_equal(pm_warmup(ctx), PM_OK);
     pm_status_info st = status_of(ctx);
     assert_int_equal(st.graph_safe, 1);
-    assert_int_equal(st.cuda_graph, cuda_visible() ? 1 : 0);
+    assert_int_equal(st.cuda_graph, test_on_cuda() ? 1 : 0);
     assert_int_equal(remove_textured(ctx, 32, 32), PM_OK);
     pm_close(ctx);
 }
 
 static void a_manifest_may_declare_a_model_graph_safe(void **state) {
     (void)state;
-    pm_ctx *ctx = open_auto("throws_on_black_graph_safe.pt");
+    pm_ctx *ctx = open_model("throws_on_black_graph_safe.pt");
     assert_int_equal(pm_warmup(ctx), PM_OK);
     pm_status_info st = status_of(ctx);
     assert_int_equal(st.graph_safe, 1);
     /* Declared safe, so on CUDA capture is tried (whether this model's host read lets
      * it be recorded is the driver's matter); on the CPU there is no graph. */
-    if (!cuda_visible()) assert_int_equal(st.cuda_graph, 0);
+    if (!test_on_cuda()) assert_int_equal(st.cuda_graph, 0);
     assert_int_equal(remove_textured(ctx, 32, 32), PM_OK);
     pm_close(ctx);
 }

@@ -16,15 +16,6 @@ static int under_valgrind(void) {
     return (p && strstr(p, "vgpreload")) || getenv("PM_TEST_UNDER_VALGRIND") != NULL;
 }
 
-/* Address space in use now (VmSize), in bytes. */
-static uint64_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0;
-    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
-    fclose(f);
-    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static int set_soft_limit(rlim_t bytes) {
     struct rlimit r;
     if (getrlimit(RLIMIT_AS, &r) != 0) return -1;

@@ -719,15 +719,6 @@ static void test_webp_refuses_a_side_over_16383_before_encoding(void **state) {
     free(webp);
 }
 
-/* Address space in use now (VmSize), in bytes. */
-static uint64_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0;
-    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
-    fclose(f);
-    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* In a forked child whose address space is capped 2 MiB above what it uses, each
  * encoder (one call, bands, WebP) fails with PM_ERR_NO_MEMORY and a message, and
  * returns no buffer. Runs first, before other tests leave freed heap behind. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -22,6 +23,15 @@
 #  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #    define PM_TEST_SANITIZED 1
 #  endif
+/* Address space in use now (VmSize), in bytes. */
+static inline uint64_t vm_size(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
+    fclose(f);
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 #endif
 
 /* Path of a test model made by tests/models/make_test_models.py. */
@@ -134,6 +144,15 @@ static inline pm_image raw_image(int format, const void *data, int w, int h, siz
     img.stride = stride;
     img.size = size;
     return img;
+}
+
+/* Address space in use now (VmSize), in bytes. */
+static inline uint64_t vm_size(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
+    fclose(f);
+    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 #endif
