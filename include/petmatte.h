@@ -178,7 +178,7 @@ typedef enum pm_tune {
                                      fill, in microseconds: 0..100000; default 0 (never waits) */
     PM_TUNE_DEVICE_CACHE_MB = 9,  /* CUDA: cached device memory kept beyond the warm footprint after
                                      a call larger than the model input, in MiB: 0..1048576;
-                                     -1 auto (default: 4096) */
+                                     -1 auto (default: 384) */
     PM_TUNE_FORWARD_STREAMS = 10  /* CUDA, max_batch 1: concurrent one-image passes run on up to this
                                      many streams: 1..8; -1 auto (default: the manifest's
                                      gpu.forward_streams, else 1) */
@@ -240,6 +240,9 @@ typedef struct pm_status_info {
                                     before loading: the request */
     char model_name[64];         /* the manifest's name; else the file name */
     char last_error[256];        /* the most recent failure's message; "" if none */
+    uint64_t device_memory_peak_bytes; /* the most CUDA memory the process's allocator has held on
+                                          this device at once since the process started using it
+                                          (its peak statistic); 0 on CPU */
 } pm_status_info;
 
 PM_API void pm_status_info_init_sized(pm_status_info *info, size_t struct_size);

@@ -690,6 +690,7 @@ static pm_code fg_device_plan_make(fg_device_plan *p, const fg_run *r, int n_hos
     p->plan.start_fb = p->start_fb;
     p->plan.regularization = PM_FG_REGULARIZATION;
     p->plan.gradient_weight = PM_FG_GRADIENT_WEIGHT;
+    p->plan.band_pixels = PM_FG_DEVICE_BAND_PIXELS;
     return PM_OK;
 }
 

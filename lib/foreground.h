@@ -38,6 +38,10 @@
 #define PM_FG_SMALL_ITERATIONS 10   /* sweeps on levels no larger than small_size^2 */
 #define PM_FG_BIG_ITERATIONS 2      /* sweeps on the larger levels */
 #define PM_FG_SMALL_SIZE 32
+/* On a model's device, levels larger than this are swept in bands of rows of about
+ * this many pixels: the transient memory of a call stays that of a 1 MP band,
+ * whatever the image's size. */
+#define PM_FG_DEVICE_BAND_PIXELS (1 << 20)
 
 /* rgba: the upright image, height rows of width*4 bytes (the 4th byte is ignored).
  * alpha: the final matte, height rows of width bytes (255 = opaque).

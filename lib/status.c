@@ -38,6 +38,7 @@ pm_code pm_status(pm_ctx *c, pm_status_info *out) {
     s.graph_safe = c->graph_safe;
     /* The model is published only when READY and freed only by pm_close. */
     s.device_memory_bytes = c->model ? pm_shim_device_memory(c->model) : 0;
+    s.device_memory_peak_bytes = c->model ? pm_shim_device_memory_peak(c->model) : 0;
     s.cuda_graph = c->model ? pm_shim_uses_cuda_graph(c->model) : 0;
     s.max_batch = c->model ? pm_shim_max_batch(c->model) : 0;
     s.forward_passes = c->model ? pm_shim_forward_passes(c->model) : 0;

@@ -131,7 +131,7 @@ static int latency_is_stable(const double *ms, int n, int window, double toleran
     return fabs(last[0] - median) <= tolerance * median && fabs(last[window - 1] - median) <= tolerance * median;
 }
 
-#define PM_AUTO_DEVICE_CACHE_MB 4096
+#define PM_AUTO_DEVICE_CACHE_MB 384
 
 /* Every "auto" of the tuning keys, resolved once for this device and model: the
  * shim receives only concrete values. want[] is the host's tuning (-1 = auto);

@@ -486,6 +486,12 @@ public:
         return reserved > 0 ? uint64_t(reserved) : 0;
     }
 
+    uint64_t device_memory_peak() const override {
+        const int64_t peak =
+            c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index()).reserved_bytes[0].peak;
+        return peak > 0 ? uint64_t(peak) : 0;
+    }
+
     std::string description() const override {
         return "cuda:" + std::to_string(int(device_.index())) + " " +
                at::cuda::getDeviceProperties(device_.index())->name;

@@ -27,6 +27,7 @@
 // the RGB bytes come back. The caller makes the device and stream current.
 #include "shim_internal.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -75,6 +76,26 @@ public:
     // The level's image (rgb [h, w, 3+] and matte [h, w], 8-bit, any strides) ->
     // the per-pixel constants of the solve, split by colour.
     void set_image(const at::Tensor &rgb8, const at::Tensor &alpha8) {
+        // The constants' temporaries are gone before the split, so that at most two
+        // copies of the constants exist at once.
+        const at::Tensor k = constants(rgb8, alpha8);
+        for (int c = 0; c < 2; c++) {
+            const at::Tensor kc = colour_view(k, c).contiguous();
+            Half &me = half_[c];
+            me.base = kc.slice(0, 0, 6);
+            me.w_up = kc.slice(0, 6, 7);
+            me.w_down = kc.slice(0, 7, 8);
+            me.w_same = kc.slice(0, 8, 9);
+            me.w_other = kc.slice(0, 9, 10);
+            me.b00 = kc.slice(0, 10, 11);
+            me.b01 = kc.slice(0, 11, 12);
+            me.b11 = kc.slice(0, 12, 13);
+        }
+    }
+
+private:
+    // [13, he, we]: 0-5 a0*I, a1*I; 6 up, 7 down, 8 same, 9 other; 10-12 b00, b01, b11.
+    at::Tensor constants(const at::Tensor &rgb8, const at::Tensor &alpha8) const {
         const int64_t he = 2 * h2_, we = 2 * w2_, w = w_, h = h_;
         const at::Tensor k255 = at::scalar_tensor(255.0, floats_);
         at::Tensor img = at::empty({3, h, w}, floats_);
@@ -127,19 +148,10 @@ public:
         const at::Tensor x_even = at::arange(w, floats_.dtype(at::kLong)).remainder_(2).eq(0);
         kv.select(0, 8).copy_(at::where(x_even, dr, dl));
         kv.select(0, 9).copy_(at::where(x_even, dl, dr));
-        for (int c = 0; c < 2; c++) {
-            const at::Tensor kc = colour_view(k, c).contiguous();
-            Half &me = half_[c];
-            me.base = kc.slice(0, 0, 6);
-            me.w_up = kc.slice(0, 6, 7);
-            me.w_down = kc.slice(0, 7, 8);
-            me.w_same = kc.slice(0, 8, 9);
-            me.w_other = kc.slice(0, 9, 10);
-            me.b00 = kc.slice(0, 10, 11);
-            me.b01 = kc.slice(0, 11, 12);
-            me.b11 = kc.slice(0, 12, 13);
-        }
+        return k;
     }
+
+public:
 
     // Start values: prev ([6, >= ph, >= pw], any strides) at rows ys and columns xs
     // (index tensors of he and we entries; see padded_index).
@@ -214,6 +226,8 @@ void check_plan(const pm_fg_plan &plan, int width, int height) {
         !std::isfinite(plan.gradient_weight) || !(plan.gradient_weight >= 0.0f))
         fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad weights (regularization %g, gradient %g)",
              double(plan.regularization), double(plan.gradient_weight));
+    if (plan.band_pixels < 0)
+        fail(PM_ERR_INVALID_ARGUMENT, "clean edges: bad band size %lld pixels", (long long)plan.band_pixels);
     int pw = plan.start_width, ph = plan.start_height;
     for (int l = 0; l < plan.levels; l++) {
         const pm_fg_level &L = plan.level[l];
@@ -281,6 +295,25 @@ std::vector<LevelIndex> upload_maps(const pm_fg_plan &plan, const c10::Device &d
 
 } // namespace
 
+namespace {
+
+// Rows of a level swept together: a level larger than plan.band_pixels runs in bands
+// of this many rows (even, so that a band's colours are the image's), each swept with
+// a halo of rows above and below; 0: the whole level at once.
+int band_rows(const pm_fg_plan &plan, const pm_fg_level &L) {
+    if (plan.band_pixels <= 0 || int64_t(L.width) * L.height <= plan.band_pixels) return L.height;
+    const int64_t rows = std::max<int64_t>(2, (plan.band_pixels / L.width) & ~int64_t(1));
+    return int(std::min<int64_t>(rows, L.height));
+}
+
+// A halo row is only wrong through the band's cut: its missing neighbour (weight and
+// value) makes the rows at the cut wrong, and each half-sweep carries that one row
+// further. Past 2 * iterations rows from the cut every value is the whole level's,
+// bit for bit (every op is per pixel). Even, so that bands start on even rows.
+int halo_rows(const pm_fg_level &L) { return 2 * L.iterations + 2; }
+
+} // namespace
+
 void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width, int height,
                          const pm_fg_plan &plan, uint8_t *rgb_out) {
     check_plan(plan, width, height);
@@ -296,34 +329,52 @@ void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const u
                           .permute({2, 0, 1});
 
     const std::vector<LevelIndex> index = upload_maps(plan, device);
+    // The result, 8-bit RGB, filled band by band and fetched once at the end: a copy
+    // to the host per band would make the host wait for each band before it queues
+    // the next.
+    const at::Tensor host_out = at::from_blob(rgb_out, {height, width, 3}, bytes);
+    const at::Tensor out8 = device.is_cpu() ? host_out : at::empty({height, width, 3}, bytes.device(device));
 
-    std::unique_ptr<DeviceLevel> level;
     for (int l = 0; l < plan.levels; l++) {
         const pm_fg_level &L = plan.level[l];
         const LevelIndex &ix = index[size_t(l)];
-        level.reset(); // free the previous level before allocating this one
-        level.reset(new DeviceLevel(L.width, L.height, plan.regularization, plan.gradient_weight, floats));
-        if (!L.x_full) {
-            level->set_image(rgba_d, alpha_d);
-        } else {
-            level->set_image(rgba_d.index_select(0, ix.y_full).index_select(1, ix.x_full),
-                             alpha_d.index_select(0, ix.y_full).index_select(1, ix.x_full));
+        const bool last = l == plan.levels - 1;
+        const int rows = band_rows(plan, L);
+        const int halo = rows < L.height ? halo_rows(L) : 0;
+        // F and B of the whole level, the next level's start (the last level's bands go
+        // straight to out8).
+        at::Tensor next = last ? at::Tensor() : at::empty({6, L.height, L.width}, floats);
+        for (int y0 = 0; y0 < L.height; y0 += rows) {
+            const int y1 = std::min(L.height, y0 + rows);
+            const int a = std::max(0, y0 - halo), b = std::min(L.height, y1 + halo);
+            const int band_h = b - a, padded_h = band_h + (band_h & 1);
+            DeviceLevel level(L.width, band_h, plan.regularization, plan.gradient_weight, floats);
+            if (!L.x_full) {
+                level.set_image(rgba_d.narrow(0, a, band_h), alpha_d.narrow(0, a, band_h));
+            } else {
+                const at::Tensor ys = ix.y_full.narrow(0, a, band_h);
+                level.set_image(rgba_d.index_select(0, ys).index_select(1, ix.x_full),
+                                alpha_d.index_select(0, ys).index_select(1, ix.x_full));
+            }
+            // y_prev has an entry for every padded row of the level, so also for a
+            // padded last band.
+            level.set_start(prev, ix.y_prev.narrow(0, a, padded_h), ix.x_prev);
+            for (int it = 0; it < L.iterations; it++)
+                for (int colour = 0; colour < 2; colour++) level.half_sweep(colour);
+            level.release_constants();
+            const at::Tensor fb = level.unpack().narrow(1, y0 - a, y1 - y0).narrow(2, 0, L.width);
+            if (!last) {
+                next.narrow(1, y0, y1 - y0).copy_(fb);
+                continue;
+            }
+            // 8 bits as foreground.c: the input colour where opaque, else (uint8)(F*255 + 0.5).
+            const at::Tensor f8 = fb.slice(0, 0, 3).mul(255.0).add_(0.5).to(at::kByte).permute({1, 2, 0});
+            const at::Tensor opaque = alpha_d.narrow(0, y0, y1 - y0).eq(255).unsqueeze(2);
+            out8.narrow(0, y0, y1 - y0).copy_(at::where(opaque, rgba_d.narrow(0, y0, y1 - y0).slice(2, 0, 3), f8));
         }
-        level->set_start(prev, ix.y_prev, ix.x_prev);
-        prev = at::Tensor();
-        for (int it = 0; it < L.iterations; it++)
-            for (int colour = 0; colour < 2; colour++) level->half_sweep(colour);
-        level->release_constants();
-        prev = level->unpack();
+        prev = next;
     }
-    level.reset();
-
-    // 8 bits as foreground.c: the input colour where opaque, else (uint8)(F*255 + 0.5).
-    const at::Tensor f8 = prev.slice(0, 0, 3).slice(1, 0, height).slice(2, 0, width).mul(255.0).add_(0.5).to(at::kByte);
-    prev = at::Tensor();
-    const at::Tensor out = at::where(alpha_d.eq(255).unsqueeze(2), rgba_d.slice(2, 0, 3), f8.permute({1, 2, 0}))
-                               .contiguous();
-    at::from_blob(rgb_out, {height, width, 3}, bytes).copy_(out);
+    if (!device.is_cpu()) host_out.copy_(out8);
 }
 
 } // namespace petmatte

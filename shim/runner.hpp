@@ -60,6 +60,7 @@ public:
     virtual bool has_graph() const { return false; }      // forward passes replay a CUDA graph
     virtual int streams() const { return 1; }             // streams forward passes run on at once
     virtual uint64_t device_memory() const { return 0; }  // bytes the allocator holds on the device
+    virtual uint64_t device_memory_peak() const { return 0; } // the most it has held at once
     virtual std::string description() const = 0;         // "cpu", "cuda:0 NVIDIA H100 80GB HBM3"
     virtual void synchronize() {}                         // waits for queued device work
     virtual void release_cached_memory() noexcept {}      // unused cached blocks back to the driver

@@ -519,6 +519,14 @@ uint64_t pm_shim_device_memory(const pm_shim_model *model) {
     }
 }
 
+uint64_t pm_shim_device_memory_peak(const pm_shim_model *model) {
+    try {
+        return model && model->runner ? model->runner->device_memory_peak() : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
 int pm_shim_is_cuda(const pm_shim_model *model) { return model && model->device.is_cuda() ? 1 : 0; }
 
 pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,

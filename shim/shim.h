@@ -138,6 +138,7 @@ void pm_shim_device_description(const pm_shim_model *model, char *buf, size_t ca
 
 /* CUDA memory held by the process's allocator on this model's device; 0 on CPU. */
 uint64_t pm_shim_device_memory(const pm_shim_model *model);
+uint64_t pm_shim_device_memory_peak(const pm_shim_model *model); /* the allocator's peak; 0 on CPU */
 
 /* 1 when the model runs on a CUDA device (0 on CPU or for NULL). */
 int pm_shim_is_cuda(const pm_shim_model *model);
@@ -164,6 +165,8 @@ typedef struct pm_fg_plan {
                                       each (F rgb, then B rgb), in [0, 1] */
     float regularization;          /* eps: smoothness weight between all neighbours, finite, > 0 */
     float gradient_weight;         /* omega: extra weight per unit of alpha difference, finite, >= 0 */
+    int64_t band_pixels;           /* a level of more pixels is swept in bands of rows of about this
+                                      many pixels (the same result, bounded memory); 0 = whole levels */
 } pm_fg_plan;
 
 /* Runs the plan's levels as tensor ops: each level samples the image at its maps,

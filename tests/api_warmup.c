@@ -33,6 +33,9 @@ static void test_warmup_moves_cold_to_ready_and_fills_status(void **state) {
     assert_int_equal(st.random_weights, 0);
     assert_int_equal(st.images_processed, 0);
     assert_true(test_on_cuda() ? st.device_memory_bytes > 0 : st.device_memory_bytes == 0);
+    /* The allocator's peak is at least what it holds now. */
+    assert_true(st.device_memory_peak_bytes >= st.device_memory_bytes);
+    assert_true(test_on_cuda() ? st.device_memory_peak_bytes > 0 : st.device_memory_peak_bytes == 0);
     pm_close(ctx);
 }
 

@@ -251,6 +251,58 @@ static void test_a_planned_sweep_changes_the_start(void **state) {
     }
 }
 
+/* Nearest map of n entries onto 0..limit-1. */
+static void nearest_map(int32_t *map, int n, int limit) {
+    for (int i = 0; i < n; i++) map[i] = (int32_t)(((int64_t)i * limit + limit / 2) / n);
+}
+
+/* Sweeping a level in bands of rows (each with its halo) gives the bytes of sweeping it
+ * whole, bit for bit: a sampled level and the image itself, odd sizes, bands of 2 and
+ * 4 rows and bands larger than the level, few and many sweeps. */
+static void test_bands_of_rows_give_the_bytes_of_whole_levels(void **state) {
+    enum { W = 97, H = 83, SW = 9, SH = 7, LW = 41, LH = 35 };
+    image m = make_image(W, H);
+    float start[SW * SH * 6];
+    for (int i = 0; i < SW * SH; i++)
+        for (int c = 0; c < 3; c++) {
+            start[i * 6 + c] = (float)((i * 37 + c * 11) % 256) / 255.0f;
+            start[i * 6 + 3 + c] = 1.0f - start[i * 6 + c];
+        }
+    int32_t x_full0[LW], y_full0[LH], x_prev0[LW + 1], y_prev0[LH + 1], x_prev1[W + 1], y_prev1[H + 1];
+    nearest_map(x_full0, LW, W);
+    nearest_map(y_full0, LH, H);
+    nearest_map(x_prev0, LW, SW);
+    nearest_map(y_prev0, LH, SH);
+    nearest_map(x_prev1, W, LW);
+    nearest_map(y_prev1, H, LH);
+    const int iterations[] = {2, 10};
+    const int64_t bands[] = {1, 4 * W, 40 * W, (int64_t)W * H};
+    uint8_t *whole = malloc((size_t)W * H * 3), *banded = malloc((size_t)W * H * 3);
+    assert_non_null(whole);
+    assert_non_null(banded);
+    for (size_t k = 0; k < sizeof iterations / sizeof *iterations; k++) {
+        const pm_fg_level levels[2] = {
+            {.width = LW, .height = LH, .iterations = iterations[k], .x_full = x_full0, .y_full = y_full0,
+             .x_prev = x_prev0, .y_prev = y_prev0},
+            {.width = W, .height = H, .iterations = iterations[k], .x_prev = x_prev1, .y_prev = y_prev1}};
+        pm_fg_plan plan = {.levels = 2, .level = levels, .start_width = SW, .start_height = SH, .start_fb = start,
+                           .regularization = 1e-5f, .gradient_weight = 1.0f, .band_pixels = 0};
+        char err[256] = "";
+        assert_int_equal(pm_shim_estimate_foreground(*state, m.rgba, m.alpha, W, H, &plan, whole, err, sizeof err),
+                         PM_OK);
+        for (size_t b = 0; b < sizeof bands / sizeof *bands; b++) {
+            plan.band_pixels = bands[b];
+            memset(banded, 0, (size_t)W * H * 3);
+            assert_int_equal(
+                pm_shim_estimate_foreground(*state, m.rgba, m.alpha, W, H, &plan, banded, err, sizeof err), PM_OK);
+            assert_memory_equal(banded, whole, (size_t)W * H * 3);
+        }
+    }
+    free(whole);
+    free(banded);
+    free_image(&m);
+}
+
 static void test_bad_arguments_are_rejected(void **state) {
     pm_shim_model *model = *state;
     uint8_t rgba[16] = {0}, alpha[4] = {0}, out[12];
@@ -300,6 +352,11 @@ static void test_bad_arguments_are_rejected(void **state) {
     bad.regularization = 0.0f; /* a flat matte would make the 2x2 systems singular */
     assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &bad, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
+    bad = plan;
+    bad.band_pixels = -1;
+    assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &bad, out, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "band"));
     level.x_prev = out_of_range; /* column 1 of a 1-pixel-wide start */
     assert_int_equal(pm_shim_estimate_foreground(model, rgba, alpha, 2, 2, &plan, out, err, sizeof err),
                      PM_ERR_INVALID_ARGUMENT);
@@ -324,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_two_runs_give_the_same_bytes),
         cmocka_unit_test(test_the_device_starts_each_pixel_where_the_plan_maps_it),
         cmocka_unit_test(test_a_planned_sweep_changes_the_start),
+        cmocka_unit_test(test_bands_of_rows_give_the_bytes_of_whole_levels),
         cmocka_unit_test(test_bad_arguments_are_rejected),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

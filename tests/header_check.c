@@ -11,7 +11,7 @@
         [sizeof(type) == offsetof(type, last) + sizeof(((type *)0)->last) ? 1 : -1]
 
 PM_ENDS_AT(pm_params, max_batch);
-PM_ENDS_AT(pm_status_info, last_error);
+PM_ENDS_AT(pm_status_info, device_memory_peak_bytes);
 PM_ENDS_AT(pm_image, stride);
 PM_ENDS_AT(pm_remove_options, webp_quality);
 

@@ -9,8 +9,9 @@
  *               out (no decode, no resampling, no encode); also the worst of the first
  *               50 calls after warm-up and its ratio to the median
  *   throughput  T threads calling pm_remove_bg on one context, a fixed count each
- *   memory      pm_status_info.device_memory_bytes after warm-up and after the runs; the
- *               process's resident memory
+ *   memory      pm_status_info.device_memory_bytes after warm-up, after the runs, the
+ *               JPEG and the encoded calls; the allocator's peak (device_memory_peak_bytes);
+ *               the process's resident memory
  *   jpeg        a JPEG file (tools/bench.py writes a 12 MP one) -> RGBA pixels, end to
  *               end, with clean_edges off and/or on
  *   encoded     images (JPEG files, or raw RGBA) -> RGBA as RAW pixels, PNG, lossless
@@ -1183,7 +1184,19 @@ int main(int argc, char **argv) {
         series *dev3 = series_new(SEC_MEMORY, "MiB", "memory.device_after_jpeg_mib", "device memory after the JPEG calls");
         series_add(dev3, (double)st.device_memory_bytes / 1048576.0);
     }
-    if (o.figures & FIG_ENCODED) bench_encoded(&o, ctx);
+    if (o.figures & FIG_ENCODED) {
+        bench_encoded(&o, ctx);
+        st = status_of(ctx);
+        series *dev4 = series_new(SEC_MEMORY, "MiB", "memory.device_after_encoded_mib",
+                                  "device memory after the encoded calls");
+        series_add(dev4, (double)st.device_memory_bytes / 1048576.0);
+    }
+    st = status_of(ctx);
+    if (st.device_memory_peak_bytes) {
+        series *peak = series_new(SEC_MEMORY, "MiB", "memory.device_peak_mib",
+                                  "device memory peak (the allocator's, whole run)");
+        series_add(peak, (double)st.device_memory_peak_bytes / 1048576.0);
+    }
     series *hwm = series_new(SEC_MEMORY, "MiB", "memory.host_peak_rss_mib", "host peak resident (VmHWM)");
     series_add(hwm, proc_status_mib("VmHWM"));
 

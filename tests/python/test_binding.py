@@ -325,6 +325,7 @@ def test_status_cold_then_ready(red):
         assert s.load_ms > 0 and s.warmup_ms > 0
         assert before - 1 <= s.ready_unix <= time.time() + 1
         assert s.images_processed == 0 and s.device_memory_bytes == 0 and not s.cuda_graph
+        assert s.device_memory_peak_bytes == 0
         assert m.warmup() == s  # READY: returns at once, nothing changes
 
         m.remove_bg(rng_image(4, 4))

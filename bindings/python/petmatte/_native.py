@@ -81,6 +81,7 @@ class PmStatusInfo(ctypes.Structure):
         ("device", ctypes.c_char * 128),
         ("model_name", ctypes.c_char * 64),
         ("last_error", ctypes.c_char * 256),
+        ("device_memory_peak_bytes", ctypes.c_uint64),
     ]
 
 

@@ -60,6 +60,7 @@ class Status:
     device: str  # e.g. "cpu" or "cuda:0 NVIDIA H100 80GB HBM3"
     model_name: str
     last_error: str  # the most recent failure's message, "" if none
+    device_memory_peak_bytes: int  # the most the process's CUDA allocator held on the device at once
 
     @property
     def ready(self) -> bool:
@@ -120,4 +121,5 @@ def status_from_c(s: _native.PmStatusInfo) -> Status:
         device=text(s.device),
         model_name=text(s.model_name),
         last_error=text(s.last_error),
+        device_memory_peak_bytes=s.device_memory_peak_bytes,
     )
