@@ -17,6 +17,7 @@ import http.client
 import importlib.util
 import io
 import os
+import random
 import re
 import shutil
 import signal
@@ -49,10 +50,23 @@ def haproxy_exe():
     return exe
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(_rng=random.Random()):
+    """A free port below the kernel's ephemeral range: a restarted server gets its port
+    back even while the run's many outgoing connections take ephemeral ones."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = _rng.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def get(port, path, timeout=30):
