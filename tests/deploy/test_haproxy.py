@@ -248,6 +248,7 @@ def test_servers_behind_haproxy_survive_kill_and_restart():
         load.allow(TOTAL * 65 // 100)
         servers[1].proc.send_signal(signal.SIGTERM)
         assert servers[1].proc.wait(timeout=120) == 0, servers[1].stderr()
+        assert "no request in progress, shutting down" in servers[1].stderr()  # drained, not cut off
         proxy.wait_status("gpu1", "DOWN")
         restarted = harness.Server(harness.model("red32.pt"), "--port", str(ports[1]), "--log-requests",
                                    "--max-inflight", "4", "--max-queue", "8")
