@@ -3,7 +3,7 @@
  *
  *   GET  /health     liveness only: {"ok":true}; never touches the model
  *   GET  /status     the library's status snapshot as JSON (never blocks)
- *   GET  /ready      the same JSON; 200 when READY, else 503 (for load balancers)
+ *   GET  /ready      the same JSON; 200 when READY (and not draining), else 503 (for load balancers)
  *   POST /warmup     starts the warm-up in the background; 202 while it runs, 200 when READY
  *   POST /remove-bg  image in (raw body or multipart/form-data), PNG cut-out out
  *   GET  anything else: a file from the static folder, or 404
@@ -44,6 +44,8 @@ typedef struct request {
     int pp_failed;
     char *part_key;           /* the form field whose bytes we keep */
     int part_done;
+    int arrival_state;        /* the library's state when the headers came (pm_state) */
+    double arrival_ms;
 } request;
 
 /* ------------------------------------------------------------ small helpers */
@@ -142,7 +144,7 @@ static json_t *status_json(const srv_app *app) {
         last_error = json_pack("{s:s, s:s}", "code", code_name(s.last_error_code), "message", s.last_error);
     /* graph_safe: true or false once the model is loaded, null before. */
     json_t *graph_safe = s.graph_safe < 0 ? json_null() : json_boolean(s.graph_safe);
-    return json_pack("{s:s, s:b, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:s, s:s, s:s, s:i, s:i, s:b,"
+    json_t *obj = json_pack("{s:s, s:b, s:f, s:f, s:f, s:f, s:i, s:f, s:f, s:s, s:s, s:s, s:i, s:i, s:b,"
                      " s:I, s:I, s:i, s:I, s:i, s:b, s:o, s:b, s:o, s:s, s:I}",
                      "state", pm_state_name((pm_state)s.state),
                      "ready", s.state == PM_STATE_READY,
@@ -170,6 +172,8 @@ static json_t *status_json(const srv_app *app) {
                      "last_error", last_error,
                      "library_version", pm_version(),
                      "max_upload_bytes", (json_int_t)app->max_upload_bytes);
+    if (obj) json_object_set_new(obj, "requests", srv_adm_json(app->adm));
+    return obj;
 }
 
 /* Queues a library failure: its message and code, plus the status when the model or
@@ -196,7 +200,9 @@ static enum MHD_Result handle_status(const srv_app *app, struct MHD_Connection *
     json_t *st = status_json(app);
     if (!st) return srv_send_error(conn, 500, code_name(PM_ERR_INTERNAL), pm_errmsg(app->ctx));
     unsigned code = MHD_HTTP_OK;
-    if (ready_only && !json_is_true(json_object_get(st, "ready"))) code = MHD_HTTP_SERVICE_UNAVAILABLE;
+    /* A draining process keeps state "ready" but wants no new traffic. */
+    if (ready_only && (!json_is_true(json_object_get(st, "ready")) || srv_adm_draining(app->adm)))
+        code = MHD_HTTP_SERVICE_UNAVAILABLE;
     return send_json(conn, code, st);
 }
 
@@ -405,6 +411,15 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
         return send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, obj);
     }
 
+    /* Admission: a work slot, or a bounded wait for one, or 503 at once. */
+    double queued_ms = 0;
+    srv_admit admit = srv_adm_enter(app->adm, &queued_ms);
+    if (admit != SRV_ADMIT_OK) {
+        srv_log_request(app, conn, MHD_HTTP_SERVICE_UNAVAILABLE, rq->arrival_state, queued_ms,
+                        now_ms() - rq->arrival_ms);
+        return srv_send_unavailable(app, conn, admit, queued_ms);
+    }
+
     pm_image img;
     pm_image_init(&img);
     img.format = PM_FORMAT_ENCODED;
@@ -414,7 +429,11 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
     double t0 = now_ms();
     pm_code rc = pm_remove_bg(app->ctx, &img, &opts, &out); /* warms first if needed */
     double took = now_ms() - t0;
-    if (rc != PM_OK) return send_pm_error(app, conn, rc, pm_errmsg(app->ctx));
+    srv_adm_leave(app->adm, rc == PM_OK);
+    if (rc != PM_OK) {
+        srv_log_request(app, conn, http_status_for(rc), rq->arrival_state, queued_ms, now_ms() - rq->arrival_ms);
+        return send_pm_error(app, conn, rc, pm_errmsg(app->ctx));
+    }
 
     struct MHD_Response *r =
         MHD_create_response_from_buffer_with_free_callback_cls(out->size, out->data, free_output, out);
@@ -435,6 +454,9 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
     MHD_add_response_header(r, "X-Petmatte-Height", value);
     snprintf(value, sizeof value, "%.1f", took);
     MHD_add_response_header(r, "X-Petmatte-Ms", value);
+    srv_tag_response(app, conn, r);
+    /* Logged before the bytes go out: a process killed while sending has still logged it. */
+    srv_log_request(app, conn, MHD_HTTP_OK, rq->arrival_state, queued_ms, now_ms() - rq->arrival_ms);
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
@@ -454,13 +476,26 @@ static enum MHD_Result begin_remove_bg(const srv_app *app, struct MHD_Connection
             return srv_send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", msg);
         }
     }
+    /* Full already: refused on the headers, before the body is received. */
+    if (srv_adm_begin(app->adm)) {
+        srv_log_request(app, conn, MHD_HTTP_SERVICE_UNAVAILABLE, -1, 0, 0);
+        return srv_send_unavailable(app, conn, SRV_ADMIT_SHED, 0);
+    }
     request *rq = calloc(1, sizeof *rq);
-    if (!rq) return MHD_NO;
+    if (!rq) {
+        srv_adm_end(app->adm);
+        return MHD_NO;
+    }
+    pm_status_info st;
+    pm_status_info_init(&st);
+    rq->arrival_state = pm_status(app->ctx, &st) == PM_OK ? st.state : -1;
+    rq->arrival_ms = now_ms();
     const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (type && !strncasecmp(type, "multipart/form-data", 19)) {
         rq->pp = MHD_create_post_processor(conn, POST_BUFFER_BYTES, on_form_part, rq);
         if (!rq->pp) {
             free(rq);
+            srv_adm_end(app->adm);
             return srv_send_error(conn, 400, "bad_form", "multipart/form-data without a usable boundary");
         }
     }
@@ -542,9 +577,11 @@ enum MHD_Result srv_handle(void *cls, struct MHD_Connection *conn, const char *u
 
 void srv_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)conn, (void)toe;
+    (void)conn, (void)toe;
+    const srv_app *app = cls;
     request *rq = *con_cls;
     if (!rq) return;
+    srv_adm_end(app->adm); /* only /remove-bg has a request: begun in begin_remove_bg */
     if (rq->pp) MHD_destroy_post_processor(rq->pp);
     free(rq->part_key);
     free(rq->body);

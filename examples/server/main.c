@@ -4,11 +4,16 @@
  *   petmatte-server [--host 127.0.0.1] [--port 8080] [--model PATH] [--device auto]
  *                   [--precision auto] [--threads N] [--static-dir DIR]
  *                   [--max-upload-mb 32] [--max-connections 64] [--warmup]
- *                   [--max-batch N] [--tune KEY=VALUE]...
+ *                   [--max-batch N] [--tune KEY=VALUE]... [--max-inflight N] [--max-queue N]
+ *                   [--request-timeout S] [--drain-timeout S] [--log-requests]
  *
  * The model defaults to $PETMATTE_MODEL, else <exe dir>/../../models/isnet-general.pt
  * (the repository's models/ folder when run from build/examples/). --port 0 picks a
  * free port; the line "listening on http://HOST:PORT" on stdout says which.
+ *
+ * SIGTERM/SIGINT drain: the listening socket closes at once (new connections are
+ * refused, so a balancer sends them elsewhere), /ready answers 503, and the requests
+ * already in the process finish (up to --drain-timeout) before it exits.
  */
 #define _GNU_SOURCE /* realpath, readlink, getaddrinfo */
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -45,7 +51,20 @@ typedef struct options {
     int max_batch;                 /* pm_params; 0 = the library's default */
     tune_setting tune[64];         /* --tune, in order: a later one for a key wins */
     size_t n_tune;
+    int max_inflight;              /* 0 = auto: max(DEFAULT_MAX_INFLIGHT, --max-batch) */
+    int max_queue;
+    double request_timeout_s;      /* longest wait for a work slot; 0 = none */
+    double drain_timeout_s;        /* how long SIGTERM waits for requests in progress */
+    int log_requests;
 } options;
+
+/* Cut-outs worked on at once: the library runs one model pass at a time (or one batch),
+ * while decoding and encoding of several requests overlap; 8 also covers the most
+ * CUDA forward streams. */
+#define DEFAULT_MAX_INFLIGHT 8
+#define DEFAULT_MAX_QUEUE 32
+#define DEFAULT_REQUEST_TIMEOUT_S 30.0
+#define DEFAULT_DRAIN_TIMEOUT_S 60.0
 
 static void usage(FILE *f) {
     char keys[1024];
@@ -70,6 +89,16 @@ static void usage(FILE *f) {
             "                        or auto, on, off; e.g. --tune batch_wait_us=2000 with\n"
             "                        --max-batch 4, --tune warmup_max_runs=40. KEY one of:\n"
             "%s"
+            "  --max-inflight N      cut-outs worked on at once (default: 8, or --max-batch\n"
+            "                        if larger)\n"
+            "  --max-queue N         cut-outs that may wait for a free slot (default 32); past\n"
+            "                        that, 503 with Retry-After at once\n"
+            "  --request-timeout S   longest wait for a slot, seconds; then 503 and the work\n"
+            "                        is not started (default 30; 0 = no limit)\n"
+            "  --drain-timeout S     on SIGTERM, how long requests in progress may take to\n"
+            "                        finish (default 60)\n"
+            "  --log-requests        one stderr line per answered /remove-bg (X-Request-Id,\n"
+            "                        status, state on arrival, queue wait, total ms)\n"
             "  --help, --version\n",
             keys);
 }
@@ -83,6 +112,19 @@ static int parse_int(const char *name, const char *text, long lo, long hi, int *
         return 0;
     }
     *out = (int)v;
+    return 1;
+}
+
+static int parse_seconds(const char *name, const char *text, double lo, double hi, double *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "petmatte-server: %s must be a number of seconds from %g to %g, not '%s'\n", name, lo, hi,
+                text);
+        return 0;
+    }
+    *out = v;
     return 1;
 }
 
@@ -100,7 +142,8 @@ static int parse_precision(const char *text, int *out) {
 /* 0 = run, 1 = exit successfully (help, version), 2 = usage error */
 static int parse_args(int argc, char **argv, options *o) {
     enum { O_HOST = 256, O_PORT, O_MODEL, O_DEVICE, O_PRECISION, O_THREADS, O_STATIC, O_UPLOAD, O_CONN,
-           O_WARMUP, O_BATCH, O_TUNE, O_HELP, O_VERSION };
+           O_WARMUP, O_BATCH, O_TUNE, O_INFLIGHT, O_QUEUE, O_REQ_TIMEOUT, O_DRAIN_TIMEOUT, O_LOG_REQUESTS,
+           O_HELP, O_VERSION };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
@@ -114,6 +157,11 @@ static int parse_args(int argc, char **argv, options *o) {
         {"warmup", no_argument, NULL, O_WARMUP},
         {"max-batch", required_argument, NULL, O_BATCH},
         {"tune", required_argument, NULL, O_TUNE},
+        {"max-inflight", required_argument, NULL, O_INFLIGHT},
+        {"max-queue", required_argument, NULL, O_QUEUE},
+        {"request-timeout", required_argument, NULL, O_REQ_TIMEOUT},
+        {"drain-timeout", required_argument, NULL, O_DRAIN_TIMEOUT},
+        {"log-requests", no_argument, NULL, O_LOG_REQUESTS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -154,6 +202,15 @@ static int parse_args(int argc, char **argv, options *o) {
             o->n_tune++;
             break;
         }
+        case O_INFLIGHT: if (!parse_int("--max-inflight", optarg, 1, 4096, &o->max_inflight)) return 2; break;
+        case O_QUEUE: if (!parse_int("--max-queue", optarg, 0, 100000, &o->max_queue)) return 2; break;
+        case O_REQ_TIMEOUT:
+            if (!parse_seconds("--request-timeout", optarg, 0, 86400, &o->request_timeout_s)) return 2;
+            break;
+        case O_DRAIN_TIMEOUT:
+            if (!parse_seconds("--drain-timeout", optarg, 0, 86400, &o->drain_timeout_s)) return 2;
+            break;
+        case O_LOG_REQUESTS: o->log_requests = 1; break;
         case 'h':
         case O_HELP: usage(stdout); return 1;
         case O_VERSION: printf("petmatte-server (libpetmatte %s)\n", pm_version()); return 1;
@@ -209,16 +266,38 @@ static int resolve_static_dir(const char *given, char *out, size_t cap) {
     return 1;
 }
 
+/* Stops listening (new connections are refused at once, not left in the backlog),
+ * marks /ready 503, and waits for the /remove-bg requests in progress. */
+static MHD_socket drain(struct MHD_Daemon *daemon, srv_admission *adm, double timeout_s) {
+    srv_adm_drain(adm);
+    MHD_socket listener = MHD_quiesce_daemon(daemon);
+    /* The socket itself may only be closed after MHD_stop_daemon; shutting it down
+     * turns a Linux listening socket back to closed, so connects get a reset. */
+    if (listener != MHD_INVALID_SOCKET) shutdown(listener, SHUT_RDWR);
+    int left = srv_adm_wait_idle(adm, timeout_s);
+    if (left) fprintf(stderr, "petmatte-server: %d requests still running after %g s; stopping anyway\n", left,
+                      timeout_s);
+    else fprintf(stderr, "petmatte-server: no request in progress, shutting down\n");
+    return listener;
+}
+
 static volatile sig_atomic_t stop_signal;
 
 static void note_stop_signal(int sig) { stop_signal = sig; }
 
 int main(int argc, char **argv) {
-    options o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_upload_mb = 32.0, .max_connections = 64};
+    options o = {.host = "127.0.0.1", .port = 8080, .device = "auto", .max_upload_mb = 32.0, .max_connections = 64,
+                 .max_queue = DEFAULT_MAX_QUEUE, .request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S,
+                 .drain_timeout_s = DEFAULT_DRAIN_TIMEOUT_S};
     int parsed = parse_args(argc, argv, &o);
     if (parsed) return parsed == 1 ? 0 : 2;
+    if (!o.max_inflight) o.max_inflight = o.max_batch > DEFAULT_MAX_INFLIGHT ? o.max_batch : DEFAULT_MAX_INFLIGHT;
 
     static srv_app app;
+    static srv_admission admission;
+    srv_adm_init(&admission, o.max_inflight, o.max_queue, o.request_timeout_s, 1);
+    app.adm = &admission;
+    app.log_requests = o.log_requests;
     app.max_upload_bytes = (uint64_t)(o.max_upload_mb * 1024.0 * 1024.0);
     if (!resolve_static_dir(o.static_dir, app.static_dir, sizeof app.static_dir)) return 2;
 
@@ -276,8 +355,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     int v6 = ai->ai_family == AF_INET6;
+    /* MHD_USE_ITC: MHD_quiesce_daemon, the start of a drain, needs it. */
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     struct MHD_Daemon *daemon = MHD_start_daemon(
         flags, (uint16_t)o.port, NULL, NULL, srv_handle, &app,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -298,6 +378,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "petmatte-server: model %s, device %s, static %s, max upload %.1f MB\n", params.model_path,
             o.device, app.static_dir[0] ? app.static_dir : "(none)", o.max_upload_mb);
+    fprintf(stderr, "petmatte-server: max inflight %d, max queue %d, request timeout %g s\n", o.max_inflight,
+            o.max_queue, o.request_timeout_s);
 
     /* Production hosts warm on start so that readiness (/status ready) follows soon. */
     if (o.warmup_at_start && pm_warmup_start(app.ctx) != PM_OK)
@@ -310,8 +392,10 @@ int main(int argc, char **argv) {
         if (got > 0) sig = got;
     }
     if (!sig) sig = stop_signal;
-    fprintf(stderr, "petmatte-server: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "petmatte-server: %s, draining\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    MHD_socket listener = drain(daemon, &admission, o.drain_timeout_s);
     MHD_stop_daemon(daemon); /* joins the connection threads */
+    if (listener != MHD_INVALID_SOCKET) close(listener);
     pm_close(app.ctx);       /* joins a background warm-up */
     return 0;
 }

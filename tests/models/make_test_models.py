@@ -134,6 +134,21 @@ class ConvBatchNorm(torch.nn.Module):
         return torch.sigmoid(self.out(torch.relu(self.bn(self.conv(x)))))
 
 
+class BusyRed(torch.nn.Module):
+    """alpha = red, exactly, after a fixed amount of useless arithmetic: a cut-out
+    that keeps its work slot busy long enough to fill a server's queue behind it."""
+
+    def __init__(self, rounds: int):
+        super().__init__()
+        self.rounds = rounds
+
+    def forward(self, x):
+        y = x[:, 0]
+        for _ in range(self.rounds):
+            y = torch.tanh(y @ y)
+        return x[:, 0:1] + y.mean() * 0.0
+
+
 @torch.jit.interface
 class PicksChannel(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,6 +217,7 @@ def main(out):
     save_traced(NaNOutput(), p("nan_output.pt"), extra=manifest("nan"))
     save_scripted(ThrowsOnFlatImage(), p("throws_on_flat.pt"), extra=manifest("throws"))
     save_traced(Slow(), p("slow96.pt"), size=96, extra=manifest("slow96", size=96))
+    save_scripted(BusyRed(40000), p("busy_red32.pt"), extra=manifest("busy-red32"))
     save_traced(MixesBatch(), p("mixes_batch.pt"), extra=manifest("mixes-batch"))
     save_scripted(ThrowsOnBlackInBatch(), p("throws_on_black.pt"), extra=manifest("throws-black"))
     # The same code, declared safe to capture by its manifest (the host's word over the check).
