@@ -427,8 +427,11 @@ int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, co
         if (opened && in.aidx >= 0 && !req->quiet)
             cli_error("note: %s: the audio is not kept in PNG frames", input);
     } else {
+        size_t matrix_size = 0;
+        const uint8_t *matrix = av_stream_get_side_data(vs, AV_PKT_DATA_DISPLAYMATRIX, &matrix_size);
         cli_vout_spec spec = {r.tmp, r.plan.format, r.plan.kind, width, height, vs->time_base,
-                              av_guess_frame_rate(in.fmt, vs, NULL)};
+                              av_guess_frame_rate(in.fmt, vs, NULL),
+                              matrix_size >= 9 * sizeof(int32_t) ? matrix : NULL};
         opened = open_tmp(&r, err, sizeof err) == 0 &&
                  cli_vout_open(&r.vout, &spec, in.aidx >= 0 ? in.fmt->streams[in.aidx] : NULL, note, sizeof note,
                                err, sizeof err) == 0;

@@ -32,6 +32,7 @@ typedef struct cli_vout_spec {
     int width, height;
     AVRational time_base;  /* of the timestamps given (the input stream's) */
     AVRational frame_rate; /* nominal; {0, 1} when unknown */
+    const uint8_t *display_matrix; /* the input's rotation (9 int32), kept; NULL: none */
 } cli_vout_spec;
 
 typedef struct cli_vout cli_vout;

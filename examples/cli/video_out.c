@@ -138,6 +138,11 @@ int cli_vout_open(cli_vout **out, const cli_vout_spec *spec, const AVStream *aud
     if ((rc = avcodec_parameters_from_context(v->vst->codecpar, v->enc)) < 0) return av_fail(err, errcap, "video", rc);
     v->vst->time_base = v->enc->time_base;
     v->vst->avg_frame_rate = spec->frame_rate;
+    if (spec->display_matrix) {
+        /* A phone's portrait clip is stored sideways with a rotation: keep it. */
+        uint8_t *m = av_stream_new_side_data(v->vst, AV_PKT_DATA_DISPLAYMATRIX, 9 * sizeof(int32_t));
+        if (m) memcpy(m, spec->display_matrix, 9 * sizeof(int32_t));
+    }
     if (audio_in && setup_audio(v, audio_in, note, notecap, err, errcap) != 0) return -1;
     if ((rc = avio_open(&v->fmt->pb, spec->path, AVIO_FLAG_WRITE)) < 0) return av_fail(err, errcap, spec->path, rc);
     if ((rc = avformat_write_header(v->fmt, NULL)) < 0) return av_fail(err, errcap, "writing the header", rc);

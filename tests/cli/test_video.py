@@ -249,3 +249,18 @@ def test_frames_pipe_usage_errors_and_empty_input():
     assert missing.returncode == 2 and "--size WxH is required" in one_error_line(missing)
     assert bad.returncode == 2 and "is not WxH" in one_error_line(bad)
     assert empty.returncode == 0 and empty.stdout == b"" and empty.stderr == b""
+
+
+def test_video_keeps_the_rotation_of_a_portrait_clip(clip_dir, tmp_path):
+    """Phones store portrait clips sideways with a rotation in the track header (tkhd)."""
+    import struct
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    rotated = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    data = (clip_dir / "silent.mp4").read_bytes()
+    at = data.find(identity, data.find(b"tkhd"))
+    assert at > 0
+    (tmp_path / "portrait.mp4").write_bytes(data[:at] + rotated + data[at + len(identity):])
+    p = run(*rm_args(str(tmp_path / "portrait.mp4"), "-o", str(tmp_path / "portrait.mov")))
+    assert p.returncode == 0, p.stderr.decode()
+    out = (tmp_path / "portrait.mov").read_bytes()
+    assert rotated in out[out.find(b"tkhd"):]
