@@ -220,6 +220,8 @@ int cli_cmd_frames(int argc, char **argv);
 
 /* remove.c hands over an input it recognises as a video (by extension). */
 int cli_is_video_name(const char *name);
+/* "libavformat 59.27.100, libavcodec 59.37.100" (run time); NULL when built without video. */
+const char *cli_video_versions(void);
 
 /* What remove's options say about the output, for video and watch. */
 typedef struct cli_remove_request {

@@ -57,7 +57,9 @@ static const char main_help[] =
     "Errors are printed on stderr, one line each, starting with 'petmatte: '.\n";
 
 static void print_version(void) {
-    printf("petmatte %s (libpetmatte %s)\n", PETMATTE_VERSION_STRING, pm_version());
+    const char *video = cli_video_versions();
+    printf("petmatte %s (libpetmatte %s; video: %s)\n", PETMATTE_VERSION_STRING, pm_version(),
+           video ? video : "not built in");
 }
 
 static int dispatch(const char *cmd, int argc, char **argv) {

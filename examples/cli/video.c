@@ -30,6 +30,14 @@ int cli_is_video_name(const char *name) {
     return 0;
 }
 
+const char *cli_video_versions(void) {
+    static char text[96];
+    unsigned f = avformat_version(), c = avcodec_version();
+    snprintf(text, sizeof text, "libavformat %u.%u.%u, libavcodec %u.%u.%u", f >> 16, (f >> 8) & 255, f & 255,
+             c >> 16, (c >> 8) & 255, c & 255);
+    return text;
+}
+
 static int parse_format(const char *s) {
     for (int f = CLI_VIDEO_WEBM; f <= CLI_VIDEO_PNG; f++)
         if (strcmp(s, cli_video_format_name(f)) == 0) return f;

@@ -9,6 +9,8 @@ int cli_is_video_name(const char *name) {
     return 0;
 }
 
+const char *cli_video_versions(void) { return NULL; }
+
 int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, const char *input) {
     (void)engine, (void)req;
     cli_error("%s: this petmatte was built without video support (FFmpeg's libavformat, libavcodec, "

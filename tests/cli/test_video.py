@@ -22,9 +22,9 @@ BACKGROUND_MAX = 20  # alpha far from it
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    proc = run("remove", "--help")
-    if b"--video-format" not in proc.stdout:
-        pytest.skip("petmatte built without video")
+    proc = run("--version")
+    if b"video: libavformat" not in proc.stdout:
+        pytest.skip("petmatte built without video (FFmpeg's libraries)")
     d = tmp_path_factory.mktemp("clips")
     clips.make_clip(str(d / "clip.mp4"))
     clips.make_clip(str(d / "silent.mp4"), audio=False)
