@@ -631,6 +631,13 @@ int cli_cmd_remove(int argc, char **argv) {
         free(inputs);
         return rc;
     }
+    for (size_t i = 0; n_in > 1 && i < n_in; i++) {
+        if (cli_is_video_name(inputs[i])) {
+            rc = cli_usage("remove", "'%s' is a video: videos are cut out one per command", inputs[i]);
+            free(inputs);
+            return rc;
+        }
+    }
     if (video_format) {
         free(inputs);
         return cli_usage("remove", "--video-format needs one video as input (.mp4, .mov, .mkv, .webm, .avi, ...)");

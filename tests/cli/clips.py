@@ -122,3 +122,20 @@ def input_times(path):
     with av.open(path) as c:
         vs = c.streams.video[0]
         return [float(f.pts * vs.time_base) for f in c.decode(vs)]
+
+
+def make_lossless_clip(path, frames, black_from):
+    """FFV1 in Matroska (exact pixels): the clip's frames, all black from black_from."""
+    out = av.open(path, "w")
+    vs = out.add_stream("ffv1", rate=FPS)
+    vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+    for i in range(frames):
+        a = frame_rgb(i) if i < black_from else np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        f = av.VideoFrame.from_ndarray(a, format="rgb24")
+        f.pts = i
+        f.time_base = fractions.Fraction(1, FPS)
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+    out.close()

@@ -136,6 +136,7 @@ def test_video_output_mistakes_are_usage_errors(clip_dir, tmp_path):
         rm_args(clip, "--video-format", "gif"),
         rm_args(image, "--video-format", "webm"),
         rm_args(clip, "-o", str(tmp_path / "missing" / "a.webm")),
+        rm_args(clip, image, "-o", str(tmp_path / "several")),
     ])
     for p in procs:
         assert p.returncode == 2, p.stderr.decode()
@@ -144,6 +145,7 @@ def test_video_output_mistakes_are_usage_errors(clip_dir, tmp_path):
     assert b".webm, .mov or .mp4" in procs[1].stderr
     assert b"stdout" in procs[2].stderr
     assert b"disagree" in procs[3].stderr
+    assert b"one per command" in procs[7].stderr
     assert os.listdir(tmp_path) == ["photo.png"]
 
 
@@ -264,3 +266,21 @@ def test_video_keeps_the_rotation_of_a_portrait_clip(clip_dir, tmp_path):
     assert p.returncode == 0, p.stderr.decode()
     out = (tmp_path / "portrait.mov").read_bytes()
     assert rotated in out[out.find(b"tkhd"):]
+
+
+def test_a_frame_the_model_fails_on_stops_the_video_there(tmp_path):
+    """throws_on_black.pt refuses black frames: frames 7.. are black, so the run stops
+    at frame 7, also with several frames in flight, and frames 1..6 are written."""
+    clip = str(tmp_path / "goes_black.mkv")
+    clips.make_lossless_clip(clip, frames=10, black_from=6)
+    procs = run_many([
+        rm_args(clip, "-o", str(tmp_path / "one.webm"), model_name="throws_on_black.pt"),
+        rm_args(clip, "-o", str(tmp_path / "three.webm"), "--max-batch", "3", model_name="throws_on_black.pt"),
+    ])
+    for p, name in zip(procs, ("one.webm", "three.webm")):
+        assert p.returncode == 1
+        line = one_error_line(p)
+        assert "frame 7: " in line and "black image" in line and "6 frames before it" in line, line
+        frames, _, _ = clips.read_video(str(tmp_path / name))
+        assert len(frames) == 6
+        check_alpha(frames)
