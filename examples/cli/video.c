@@ -23,8 +23,9 @@
 #include "video.h"
 
 int cli_is_video_name(const char *name) {
-    static const char *const ext[] = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
-                                      ".ts",  ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp", ".y4m", ".nut"};
+    static const char *const ext[] = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
+                                      ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp", ".y4m", ".nut", ".mxf",
+                                      ".vob", ".dv", ".asf"};
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
         if (cli_has_suffix_ci(name, ext[i])) return 1;
     return 0;

@@ -69,6 +69,7 @@ static int setup_encoder(cli_vout *v, const cli_vout_spec *s, char *err, size_t 
     e->time_base = s->time_base;
     e->framerate = s->frame_rate;
     e->sample_aspect_ratio = (AVRational){1, 1};
+    e->thread_count = 0; /* the encoder picks (FFmpeg's default is one thread) */
     /* The frames are converted with swscale's default BT.601 limited-range matrix; say so. */
     e->colorspace = AVCOL_SPC_SMPTE170M;
     e->color_range = AVCOL_RANGE_MPEG;

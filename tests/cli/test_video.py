@@ -284,3 +284,40 @@ def test_a_frame_the_model_fails_on_stops_the_video_there(tmp_path):
         frames, _, _ = clips.read_video(str(tmp_path / name))
         assert len(frames) == 6
         check_alpha(frames)
+
+
+def test_sigint_finishes_the_frames_so_far_into_a_complete_file(tmp_path):
+    """Interrupted once frames are coming out (seen on the progress line), the run
+    stops, finishes the file with every frame written so far, and exits 1."""
+    import pty
+    import signal
+    clip = str(tmp_path / "long.mp4")
+    clips.make_clip(clip, frames=1500, audio=False)
+    out = tmp_path / "long.mov"
+    master, slave = pty.openpty()
+    env = dict(os.environ)
+    env.pop("PETMATTE_MODEL", None)
+    proc = subprocess.Popen([exe(), *rm_args(clip, "-o", str(out), model_name="slow96.pt")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    shown, signalled = b"", False
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not signalled and b" frames" in shown:
+            proc.send_signal(signal.SIGINT)
+            signalled = True
+    os.close(master)
+    assert proc.wait(timeout=120) == 1, shown
+    text = shown.decode(errors="replace")
+    assert "stopped by signal 2 after " in text, text
+    done = int(text.split("stopped by signal 2 after ")[1].split(" ")[0])
+    assert 0 < done < 1500
+    frames, _, info = clips.read_video(str(out))
+    assert len(frames) == done and info["codec"] == "prores"
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []  # no temporary left
