@@ -144,7 +144,10 @@ typedef struct video_in {
     AVPacket *pkt;
     AVFrame *frame;
     struct SwsContext *sws;
+    int cs, full_range;  /* the matrix and range sws was set up for */
     int64_t declared;  /* frames the container lists; 0 when it does not say */
+    int exact_count;   /* declared is the sample table's exact count (MP4, MOV) */
+    int64_t discarded; /* packets an edit list cuts (decoded, never shown) */
     size_t expected;   /* for the progress bar; 0 when unknown */
 } video_in;
 
@@ -186,9 +189,12 @@ static int video_in_open(video_in *in, const char *path, char *err, size_t errca
     if (in->dec->width <= 0 || in->dec->height <= 0)
         return snprintf(err, errcap, "its video stream has no frame size"), -1;
     in->declared = vs->nb_frames > 0 ? vs->nb_frames : 0;
+    /* MP4 and MOV count every sample in their index; other containers' counts (AVI's
+     * header) may be wrong in files that play fine, so only these prove a cut. */
+    in->exact_count = strstr(in->fmt->iformat->name, "mp4") != NULL;
     AVRational fr = av_guess_frame_rate(in->fmt, vs, NULL);
     if (in->declared)
-        in->expected = (size_t)in->declared;
+        in->expected = (size_t)in->declared; /* an edit list may show fewer */
     else if (fr.num > 0 && fr.den > 0 && in->fmt->duration > 0)
         in->expected = (size_t)av_rescale_q(in->fmt->duration, AV_TIME_BASE_Q, av_inv_q(fr));
     return 0;
@@ -280,6 +286,7 @@ static int queue_frame(loop_state *st, AVFrame *f) {
                  (unsigned long long)number, f->width, f->height, st->width, st->height);
         return -1;
     }
+    struct SwsContext *before = st->in->sws;
     st->in->sws = sws_getCachedContext(st->in->sws, f->width, f->height, f->format, st->width, st->height,
                                        AV_PIX_FMT_RGB24, SWS_BICUBIC, NULL, NULL, NULL);
     if (!st->in->sws) {
@@ -289,9 +296,13 @@ static int queue_frame(loop_state *st, AVFrame *f) {
     }
     /* The input's own matrix and range, so colours reach the model as they look. */
     int cs = f->colorspace == AVCOL_SPC_UNSPECIFIED ? SWS_CS_DEFAULT : (int)f->colorspace;
-    const int *coef = sws_getCoefficients(cs);
-    sws_setColorspaceDetails(st->in->sws, coef, f->color_range == AVCOL_RANGE_JPEG, sws_getCoefficients(SWS_CS_DEFAULT),
-                             1, 0, 1 << 16, 1 << 16);
+    int full = f->color_range == AVCOL_RANGE_JPEG;
+    if (st->in->sws != before || cs != st->in->cs || full != st->in->full_range) {
+        sws_setColorspaceDetails(st->in->sws, sws_getCoefficients(cs), full, sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                                 0, 1 << 16, 1 << 16);
+        st->in->cs = cs;
+        st->in->full_range = full;
+    }
     unsigned char *buf = cli_pipe_next(st->pipe);
     if (!buf) {
         snprintf(st->err, sizeof st->err, "%s", cli_pipe_error(st->pipe));
@@ -340,6 +351,7 @@ static int decode_all(loop_state *st, cli_vout *vout) {
             return -1;
         }
         if (in->pkt->stream_index == in->vidx) {
+            if (in->pkt->flags & AV_PKT_FLAG_DISCARD) in->discarded++;
             rc = avcodec_send_packet(in->dec, in->pkt);
             av_packet_unref(in->pkt);
             if (rc < 0 && rc != AVERROR(EAGAIN)) {
@@ -361,7 +373,8 @@ static int decode_all(loop_state *st, cli_vout *vout) {
     }
     avcodec_send_packet(in->dec, NULL);
     if (receive_frames(st) != 0) return -1;
-    if (!stop_signal && in->declared > 0 && st->decoded < (uint64_t)in->declared) {
+    if (!stop_signal && in->exact_count && in->declared > 0 &&
+        st->decoded + (uint64_t)in->discarded < (uint64_t)in->declared) {
         snprintf(st->err, sizeof st->err,
                  "frame %llu: missing: the input ends after %llu of the %lld frames its container lists "
                  "(truncated?)",

@@ -321,3 +321,17 @@ def test_sigint_finishes_the_frames_so_far_into_a_complete_file(tmp_path):
     frames, _, info = clips.read_video(str(out))
     assert len(frames) == done and info["codec"] == "prores"
     assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []  # no temporary left
+
+
+def test_frames_an_edit_list_hides_are_not_taken_for_a_cut(tmp_path):
+    """An MP4 whose first 3 frames sit before 0 (an edit list hides them, as in a
+    trimmed clip) lists 12 samples and shows 9: complete, not truncated."""
+    clip = str(tmp_path / "trimmed.mp4")
+    clips.make_clip(clip, audio=False, start_pts=-3)
+    shown = clips.input_times(clip)
+    assert len(shown) == clips.FRAMES - 3
+    p = run(*rm_args(clip, "-o", str(tmp_path / "trimmed.mov")))
+    assert p.returncode == 0, p.stderr.decode()
+    frames, times, _ = clips.read_video(str(tmp_path / "trimmed.mov"))
+    assert len(frames) == len(shown)
+    assert np.allclose(times, shown, atol=1e-6)
