@@ -208,6 +208,7 @@ typedef struct video_run {
     char tmp[PATH_MAX + 64]; /* the video file as it is written, renamed at the end */
     pm_remove_options opt;
     cli_progress bar;
+    double last_draw;        /* the bar is redrawn at most 10 times a second */
 } video_run;
 
 static int sink_frame(void *user, uint64_t number, int64_t tag, const pm_output *out, char *err, size_t errcap) {
@@ -223,7 +224,11 @@ static int sink_frame(void *user, uint64_t number, int64_t tag, const pm_output 
         rc = cli_write_atomic(path, out->data, out->size, err, errcap);
         free(path);
     }
-    cli_progress_draw(&r->bar, (size_t)number, 0, NULL);
+    double now = cli_now();
+    if (number == 1 || now - r->last_draw >= 0.1) {
+        cli_progress_draw(&r->bar, (size_t)number, 0, NULL);
+        r->last_draw = now;
+    }
     return rc;
 }
 
@@ -487,6 +492,7 @@ int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, co
     }
     uint64_t written = cli_pipe_written(pipe);
     cli_pipe_free(pipe);
+    if (written) cli_progress_draw(&r.bar, (size_t)written, 0, NULL);
     cli_progress_end(&r.bar);
     if (r.vout) {
         if (written > 0 && cli_vout_close(r.vout, err, sizeof err) != 0) {
