@@ -193,7 +193,7 @@ static int plan_folder(plan *p, const char *dir, const char *outdir) {
         n++;
     }
     closedir(d);
-    if (rc == CLI_EXIT_OK) qsort(names, n, sizeof *names, cmp_str);
+    if (rc == CLI_EXIT_OK && n > 0) qsort(names, n, sizeof *names, cmp_str); /* names is NULL when n is 0 */
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
         char *in = cli_join(dir, names[i]);
         if (!in) {
