@@ -485,8 +485,9 @@ int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, co
     cli_progress_init_frames(&r.bar, in.expected, !req->quiet && isatty(STDERR_FILENO));
     loop_state st = {&in, pipe, 0, width, height, ""};
     int failed = decode_all(&st, r.vout) != 0;
-    /* The frames before a failure are still finished and written. */
-    if (cli_pipe_finish(pipe) != 0 && !failed) {
+    /* The frames before a failure are still finished and written. A frame the model
+     * failed on comes before any the decoder failed on: its message wins. */
+    if (cli_pipe_finish(pipe) != 0) {
         snprintf(st.err, sizeof st.err, "%s", cli_pipe_error(pipe));
         failed = 1;
     }
@@ -509,7 +510,10 @@ int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, co
         if (written == 0) unlink(r.tmp);
     }
     const char *what = r.plan.format == CLI_VIDEO_PNG ? "PNG frames in" : "";
-    if (stop_signal) {
+    if (stop_signal && written == 0) {
+        cli_error("%s: stopped by signal %d before any frame was done; nothing was written", input, (int)stop_signal);
+        failed = 1;
+    } else if (stop_signal) {
         cli_error("%s: stopped by signal %d after %llu frames; they are in %s%s%s", input, (int)stop_signal,
                   (unsigned long long)written, what, *what ? " " : "", r.plan.out);
         failed = 1;
