@@ -8,7 +8,7 @@
  * progress.c  the progress bar on a terminal
  * pipeline.c  raw frames through pm_remove_bg on worker threads, results in order
  * remove.c    `petmatte remove`
- * video*.c    `petmatte remove` of a video (FFmpeg's libraries): video.h
+ * video*.c    `petmatte remove` of a video (FFmpeg's libraries): see video.h
  * frames.c    `petmatte frames`: raw RGB frames on stdin to cut-outs on stdout
  * watch.c     `petmatte remove FOLDER --watch`: cut out each new image as it appears
  * report.c    `petmatte warmup` and `petmatte info`

@@ -2,7 +2,8 @@
  * alpha (WebM VP9, MOV ProRes 4444), a composite or mask video (H.264 MP4, or the
  * same containers without alpha), or a folder of numbered PNGs.
  *
- * Order of work, as for images: plan the output and refuse mistakes, open the input
+ * Order of work, as for images: plan the output and refuse mistakes (video_plan.c),
+ * open the input
  * (a file FFmpeg cannot read fails before the model loads), load the model, then
  * stream: decode a frame, convert it to RGB, hand it to the pipeline (worker threads
  * calling pm_remove_bg), and encode the results in order. Memory does not grow with
@@ -22,117 +23,12 @@
 
 #include "video.h"
 
-int cli_is_video_name(const char *name) {
-    static const char *const ext[] = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
-                                      ".mts", ".m2ts", ".flv", ".wmv", ".ogv", ".3gp", ".y4m", ".nut", ".mxf",
-                                      ".vob", ".dv", ".asf"};
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (cli_has_suffix_ci(name, ext[i])) return 1;
-    return 0;
-}
-
 const char *cli_video_versions(void) {
     static char text[96];
     unsigned f = avformat_version(), c = avcodec_version();
     snprintf(text, sizeof text, "libavformat %u.%u.%u, libavcodec %u.%u.%u", f >> 16, (f >> 8) & 255, f & 255,
              c >> 16, (c >> 8) & 255, c & 255);
     return text;
-}
-
-static int parse_format(const char *s) {
-    for (int f = CLI_VIDEO_WEBM; f <= CLI_VIDEO_PNG; f++)
-        if (strcmp(s, cli_video_format_name(f)) == 0) return f;
-    return -1;
-}
-
-/* The format an output name asks for, or -1. */
-static int format_of_name(const char *path) {
-    if (cli_has_suffix_ci(path, ".webm")) return CLI_VIDEO_WEBM;
-    if (cli_has_suffix_ci(path, ".mov")) return CLI_VIDEO_MOV;
-    if (cli_has_suffix_ci(path, ".mp4") || cli_has_suffix_ci(path, ".m4v")) return CLI_VIDEO_MP4;
-    return -1;
-}
-
-typedef struct video_plan {
-    int format;      /* cli_video_format */
-    int kind;        /* pm_output_kind */
-    char *out;       /* the file, or the folder of PNG frames */
-} video_plan;
-
-/* Picks the format and the output path; a usage error is printed and returned. */
-static int plan_output(const cli_remove_request *req, const char *input, const struct stat *in_st,
-                       video_plan *vp) {
-    const char *cmd = "remove";
-    vp->kind = req->mask ? PM_OUTPUT_MASK : req->have_bg ? PM_OUTPUT_COMPOSITE : PM_OUTPUT_RGBA;
-    int asked = -1;
-    if (req->video_format && (asked = parse_format(req->video_format)) < 0)
-        return cli_usage(cmd, "--video-format '%s' is not one of webm, mov, mp4, png", req->video_format);
-    /* Alpha needs WebM or MOV; a composite or a mask plays everywhere as MP4. */
-    int fallback = vp->kind == PM_OUTPUT_RGBA ? CLI_VIDEO_WEBM : CLI_VIDEO_MP4;
-    const char *label = req->mask ? "mask" : "cutout";
-    char *stem = cli_stem(input);
-    if (!stem) return cli_error("out of memory"), CLI_EXIT_FAILED;
-    char name[PATH_MAX];
-    struct stat st;
-    if (req->output && strcmp(req->output, "-") == 0) {
-        free(stem);
-        return cli_usage(cmd, "a video cannot be written to stdout; give -o FILE (.webm, .mov, .mp4), or "
-                         "pipe raw frames with 'petmatte frames'");
-    }
-    if (req->output && asked == CLI_VIDEO_PNG) {
-        vp->format = CLI_VIDEO_PNG;
-        vp->out = strdup(req->output);
-    } else if (req->output && stat(req->output, &st) == 0 && S_ISDIR(st.st_mode)) {
-        vp->format = asked >= 0 ? asked : fallback;
-        snprintf(name, sizeof name, "%s.%s", stem, cli_video_format_name(vp->format));
-        vp->out = cli_join(req->output, name);
-    } else if (req->output) {
-        int by_name = format_of_name(req->output);
-        if (by_name < 0) {
-            free(stem);
-            return cli_usage(cmd, "video output '%s' must end in .webm, .mov or .mp4 (or be a folder with "
-                             "--video-format png)", req->output);
-        }
-        if (asked >= 0 && asked != by_name) {
-            free(stem);
-            return cli_usage(cmd, "--video-format %s and the output name '%s' disagree", req->video_format,
-                             req->output);
-        }
-        vp->format = by_name;
-        vp->out = strdup(req->output);
-    } else {
-        vp->format = asked >= 0 ? asked : fallback;
-        char *dir = cli_dirname(input);
-        if (vp->format == CLI_VIDEO_PNG)
-            snprintf(name, sizeof name, "%s.%s", stem, label);
-        else
-            snprintf(name, sizeof name, "%s.%s.%s", stem, label, cli_video_format_name(vp->format));
-        vp->out = dir ? cli_join(dir, name) : NULL;
-        free(dir);
-    }
-    free(stem);
-    if (!vp->out) return cli_error("out of memory"), CLI_EXIT_FAILED;
-    if (vp->format == CLI_VIDEO_MP4 && vp->kind == PM_OUTPUT_RGBA)
-        return cli_usage(cmd, "H.264 MP4 has no alpha channel: write .webm or .mov to keep it, or give --bg "
-                         "COLOR (a composite) or --mask");
-    if (vp->format == CLI_VIDEO_PNG) {
-        if (stat(vp->out, &st) == 0 && !S_ISDIR(st.st_mode))
-            return cli_usage(cmd, "--video-format png writes a folder of frames; '%s' is a file", vp->out);
-        return CLI_EXIT_OK;
-    }
-    char *dir = cli_dirname(vp->out);
-    if (!dir) return cli_error("out of memory"), CLI_EXIT_FAILED;
-    int dir_ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!dir_ok) {
-        int rc = cli_usage(cmd, "output folder '%s' does not exist", dir);
-        free(dir);
-        return rc;
-    }
-    free(dir);
-    if (stat(vp->out, &st) == 0 && st.st_dev == in_st->st_dev && st.st_ino == in_st->st_ino)
-        return cli_usage(cmd, "output '%s' is the same file as the input %s; petmatte never overwrites an input",
-                         vp->out, input);
-    return CLI_EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ input */
@@ -406,7 +302,7 @@ int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, co
     if (stat(input, &in_st) != 0) return cli_usage("remove", "cannot read '%s': %s", input, strerror(errno));
     video_run r;
     memset(&r, 0, sizeof r);
-    int rc = plan_output(req, input, &in_st, &r.plan);
+    int rc = cli_video_plan_output(req, input, &in_st, &r.plan);
     if (rc != CLI_EXIT_OK) {
         free(r.plan.out);
         return rc;

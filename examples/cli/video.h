@@ -1,12 +1,15 @@
 /*
  * video.h - what the video files of petmatte share (FFmpeg's libraries).
  *
- * video.c        `petmatte remove VIDEO`: the output plan, decoding, the frame loop
+ * video.c        `petmatte remove VIDEO`: decoding, the frame loop
+ * video_plan.c   which output a video gets, and the checks made before the model loads
  * video_out.c    the output file: the video encoder, the muxer, the audio stream
  * video_audio.c  audio re-encoding for a container that cannot take the input's codec
  */
 #ifndef PETMATTE_CLI_VIDEO_H
 #define PETMATTE_CLI_VIDEO_H
+
+#include <sys/stat.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -23,6 +26,19 @@ typedef enum cli_video_format {
 
 /* "webm", "mov", "mp4", "png". */
 const char *cli_video_format_name(int format);
+
+/* What one video becomes. */
+typedef struct video_plan {
+    int format; /* cli_video_format */
+    int kind;   /* pm_output_kind */
+    char *out;  /* the file, or the folder of PNG frames; malloc'd */
+} video_plan;
+
+/* Picks the format and the output path of input (whose stat is in_st) from remove's
+ * options; refuses what cannot work (an RGBA MP4, an unknown extension, stdout, a
+ * missing folder, the input itself) with a usage error, printed and returned. */
+int cli_video_plan_output(const cli_remove_request *req, const char *input, const struct stat *in_st,
+                          video_plan *vp);
 
 /* The output's video settings. */
 typedef struct cli_vout_spec {
