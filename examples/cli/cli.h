@@ -6,7 +6,11 @@
  * engine.c    options every command takes (--model, --device...), default model lookup, open
  * files.c     reading inputs, writing outputs atomically, path helpers
  * progress.c  the progress bar on a terminal
+ * pipeline.c  raw frames through pm_remove_bg on worker threads, results in order
  * remove.c    `petmatte remove`
+ * video*.c    `petmatte remove` of a video (FFmpeg's libraries): see video.h
+ * frames.c    `petmatte frames`: raw RGB frames on stdin to cut-outs on stdout
+ * watch.c     `petmatte remove FOLDER --watch`: cut out each new image as it appears
  * report.c    `petmatte warmup` and `petmatte info`
  */
 #ifndef PETMATTE_CLI_H
@@ -82,6 +86,7 @@ typedef struct cli_engine {
     int precision;      /* pm_precision */
     int threads;        /* --threads; 0 = torch's default */
     int input_size;     /* --input-size; 0 = the manifest's */
+    int max_batch;      /* --max-batch; 0 = the library's default */
     tune_setting tune[CLI_MAX_TUNE]; /* the command's own, then each --tune, in order */
     size_t n_tune;
 } cli_engine;
@@ -93,6 +98,7 @@ enum {
     CLI_OPT_THREADS,
     CLI_OPT_INPUT_SIZE,
     CLI_OPT_TUNE,
+    CLI_OPT_MAX_BATCH,
     CLI_OPT_HELP
 };
 
@@ -104,6 +110,7 @@ enum {
     {"threads", 0, 1, CLI_OPT_THREADS},                   \
     {"input-size", 0, 1, CLI_OPT_INPUT_SIZE},             \
     {"tune", 0, 1, CLI_OPT_TUNE},                         \
+    {"max-batch", 0, 1, CLI_OPT_MAX_BATCH},               \
     {"help", 'h', 0, CLI_OPT_HELP}
 
 void cli_engine_init(cli_engine *e);
@@ -160,22 +167,78 @@ int cli_mkdir_p(const char *path, char *err, size_t errcap);
 
 typedef struct cli_progress {
     int enabled;
-    size_t total;
+    size_t total;      /* 0: unknown (video without a frame count): no bar, no ETA */
     double t0;
     int drawn;
+    const char *unit;  /* "img/s" (images) or "fps" (frames) */
+    const char *noun;  /* after the count: "" or " frames" */
 } cli_progress;
 
 double cli_now(void); /* monotonic seconds */
 void cli_progress_init(cli_progress *p, size_t total, int enabled);
+/* For video frames: "12/240 frames 8.1 fps, 28 s left"; total 0 when unknown. */
+void cli_progress_init_frames(cli_progress *p, size_t total, int enabled);
 void cli_progress_draw(cli_progress *p, size_t done, size_t failed, const char *name);
 void cli_progress_clear(cli_progress *p); /* before printing a line on stderr */
 void cli_progress_end(cli_progress *p);
 void cli_progress_interrupt(void); /* clears the bar on screen, if any */
+
+/* --------------------------------------------------------------- pipeline */
+
+/* Frames go in on the calling thread (cli_pipe_next, fill, cli_pipe_submit) and come
+ * out, in the order they went in, through sink on the calling thread too. */
+typedef struct cli_pipe cli_pipe;
+/* number: 1-based frame number; tag: the caller's (a timestamp). Returns 0, or -1 with
+ * a message in err. */
+typedef int (*cli_pipe_sink)(void *user, uint64_t number, int64_t tag, const pm_output *out, char *err,
+                             size_t errcap);
+/* workers: frames in flight at once (>= 1); frame_bytes: the size of one input frame.
+ * NULL when out of memory or no thread could start. */
+cli_pipe *cli_pipe_new(pm_ctx *ctx, const pm_remove_options *opt, int workers, size_t frame_bytes,
+                       cli_pipe_sink sink, void *user);
+/* The buffer for the next frame (frame_bytes), after handing finished frames to the
+ * sink as room requires. NULL after a failure: cli_pipe_error says which frame. */
+unsigned char *cli_pipe_next(cli_pipe *p);
+/* Queues the frame just written into cli_pipe_next's buffer. 0, or -1 after a failure. */
+int cli_pipe_submit(cli_pipe *p, int format, int width, int height, size_t stride, int64_t tag);
+/* Waits for every queued frame and hands it to the sink. 0, or -1 after a failure. */
+int cli_pipe_finish(cli_pipe *p);
+const char *cli_pipe_error(const cli_pipe *p); /* "frame N: why" */
+uint64_t cli_pipe_written(const cli_pipe *p);  /* frames the sink accepted */
+/* Stops the workers (frames still queued are dropped) and frees everything. */
+void cli_pipe_free(cli_pipe *p);
+
+/* Frames in flight for ctx: its max_batch (or forward_streams) once READY, else 1. */
+int cli_frames_in_flight(pm_ctx *ctx);
 
 /* --------------------------------------------------------------- commands */
 
 int cli_cmd_remove(int argc, char **argv);
 int cli_cmd_warmup(int argc, char **argv);
 int cli_cmd_info(int argc, char **argv);
+int cli_cmd_frames(int argc, char **argv);
+
+/* remove.c hands over an input it recognises as a video (by extension). */
+int cli_is_video_name(const char *name);
+/* "libavformat 59.27.100, libavcodec 59.37.100" (run time); NULL when built without video. */
+const char *cli_video_versions(void);
+
+/* What remove's options say about the output, for video and watch. */
+typedef struct cli_remove_request {
+    pm_remove_options opt; /* output kind, background, threshold... (encoding unused) */
+    const char *output;    /* -o as given; NULL when absent */
+    const char *video_format; /* --video-format; NULL when absent */
+    int mask, have_bg, quiet;
+    const char *made_ext;  /* "png" or "webp": images made by watch */
+    int image_encoding;    /* the WebP kind for .webp outputs */
+} cli_remove_request;
+
+/* `petmatte remove VIDEO`: plans the output (usage errors before the model loads),
+ * opens the model through engine and converts. Returns a CLI exit code. */
+int cli_video_remove(const cli_engine *engine, const cli_remove_request *req, const char *input);
+
+/* `petmatte remove FOLDER -o OUTDIR --watch`: after the model is ready, cuts out each
+ * image that appears in dir until SIGINT or SIGTERM. Returns a CLI exit code. */
+int cli_watch(pm_ctx *ctx, const cli_remove_request *req, const char *dir, const char *outdir);
 
 #endif /* PETMATTE_CLI_H */

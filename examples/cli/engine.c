@@ -21,6 +21,8 @@ static const char engine_help_head[] =
     "                         fp32, fp16, bf16\n"
     "      --threads N        CPU threads for the model (default: one a physical core)\n"
     "      --input-size N     model input side for a model without a manifest (8..8192)\n"
+    "      --max-batch N      concurrent cut-outs one forward pass may serve, 1..64 (default 1);\n"
+    "                         a video then keeps N frames in flight\n"
     "      --tune KEY=VALUE   how the model runs on its device (repeatable; the library's\n"
     "                         defaults suit most uses): VALUE an integer, or auto, on, off;\n"
     "                         KEY one of:\n";
@@ -68,6 +70,12 @@ int cli_engine_option(cli_engine *e, const char *cmd, const cli_opt *opts, int i
     case CLI_OPT_INPUT_SIZE:
         if (!cli_parse_int(value, 8, 8192, &e->input_size))
             return cli_usage(cmd, "%s '%s' is not a whole number in 8..8192",
+                             cli_opt_name(opts, id, name, sizeof name), value),
+                   -1;
+        return 1;
+    case CLI_OPT_MAX_BATCH:
+        if (!cli_parse_int(value, 1, 64, &e->max_batch))
+            return cli_usage(cmd, "%s '%s' is not a whole number in 1..64",
                              cli_opt_name(opts, id, name, sizeof name), value),
                    -1;
         return 1;
@@ -184,6 +192,7 @@ int cli_open(const cli_engine *e, const char *cmd, pm_ctx **ctx, char *model_pat
     p.precision = e->precision;
     p.cpu_threads = e->threads;
     p.input_size = e->input_size;
+    if (e->max_batch) p.max_batch = e->max_batch;
     pm_code code = pm_open(&p, ctx);
     if (code != PM_OK) {
         if (code == PM_ERR_INVALID_ARGUMENT)

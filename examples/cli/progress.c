@@ -1,4 +1,5 @@
-/* progress.c - one redrawn line on stderr while a folder is processed (terminals only). */
+/* progress.c - one redrawn line on stderr while a folder or a video is processed
+ * (terminals only). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,16 @@ void cli_progress_init(cli_progress *p, size_t total, int enabled) {
     p->total = total;
     p->t0 = cli_now();
     p->drawn = 0;
+    p->unit = "img/s";
+    p->noun = "";
+}
+
+void cli_progress_init_frames(cli_progress *p, size_t total, int enabled) {
+    cli_progress_init(p, total, enabled);
+    p->enabled = enabled; /* an unknown frame count still shows frames and fps */
+    active = p->enabled ? p : NULL;
+    p->unit = "fps";
+    p->noun = " frames";
 }
 
 void cli_progress_draw(cli_progress *p, size_t done, size_t failed, const char *name) {
@@ -43,19 +54,25 @@ void cli_progress_draw(cli_progress *p, size_t done, size_t failed, const char *
     char tail[96];
     double elapsed = cli_now() - p->t0;
     double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
-    int n = snprintf(tail, sizeof tail, " %zu/%zu", done, p->total);
+    int n = p->total ? snprintf(tail, sizeof tail, " %zu/%zu%s", done, p->total, p->noun)
+                     : snprintf(tail, sizeof tail, " %zu%s", done, p->noun);
     if (failed) n += snprintf(tail + n, sizeof tail - (size_t)n, " (%zu failed)", failed);
     if (done > 0 && done < p->total && rate > 0)
-        snprintf(tail + n, sizeof tail - (size_t)n, " %.1f img/s, %.0f s left", rate,
+        snprintf(tail + n, sizeof tail - (size_t)n, " %.1f %s, %.0f s left", rate, p->unit,
                  (double)(p->total - done) / rate);
+    else if (done > 0 && !p->total && rate > 0)
+        snprintf(tail + n, sizeof tail - (size_t)n, " %.1f %s", rate, p->unit);
     int bar = cols / 3;
     if (bar > 40) bar = 40;
+    if (!p->total) bar = 0; /* nothing to fill against */
     int fill = p->total ? (int)((double)bar * (double)done / (double)p->total) : bar;
     char line[512];
     size_t len = 0;
-    line[len++] = '[';
-    for (int i = 0; i < bar; i++) line[len++] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    line[len++] = ']';
+    if (bar) {
+        line[len++] = '[';
+        for (int i = 0; i < bar; i++) line[len++] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        line[len++] = ']';
+    }
     int room = cols - 1 - (int)len;
     int t = snprintf(line + len, sizeof line - len, "%.*s", room > 0 ? room : 0, tail);
     len += (size_t)(t > 0 ? t : 0);

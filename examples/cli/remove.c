@@ -18,7 +18,9 @@
 static const char remove_help[] =
     "Usage: petmatte remove [OPTIONS] INPUT [-o OUTPUT]\n"
     "       petmatte remove [OPTIONS] FOLDER|FILE... -o OUTDIR\n"
+    "       petmatte remove [OPTIONS] FOLDER -o OUTDIR --watch\n"
     "       petmatte remove [OPTIONS] - [-o OUTPUT] < in.jpg > out.png\n"
+    "       petmatte remove [OPTIONS] VIDEO [-o OUTPUT.webm|.mov|.mp4] [--video-format F]\n"
     "\n"
     "Removes the background of images and writes PNG or WebP cut-outs (RGBA, alpha = matte).\n"
     "\n"
@@ -34,6 +36,19 @@ static const char remove_help[] =
     "  An input is never overwritten: an output that is the same file as an input\n"
     "  (compared by device and inode, so links count) is refused.\n"
     "\n"
+    "  --watch: cut out the folder's images, then each image that appears in it (written\n"
+    "  and closed, or moved in) until SIGINT or SIGTERM; prints a summary on exit.\n"
+    "\n"
+    "  A video (.mp4, .mov, .mkv, .webm, .avi, .mpg, .ts, .flv, .wmv, .ogv, .3gp, .mxf...;\n"
+    "  any codec FFmpeg decodes): every frame is cut out. OUTPUT's extension or\n"
+    "  --video-format picks the output: webm (VP9 with alpha; the default), mov (ProRes\n"
+    "  4444 with alpha), mp4 (H.264: needs --bg or --mask, the default for them), or png\n"
+    "  (-o names a folder of numbered frames 000001.png...). Without -o: next to the\n"
+    "  input, clip.cutout.webm (clip.mask.mp4 with --mask). Frame rate, timestamps and\n"
+    "  the audio stream are kept (audio re-encoded only where the container cannot hold\n"
+    "  it). A damaged or truncated video stops at the named frame; the frames before it\n"
+    "  are written as a complete file and the exit status is 1.\n"
+    "\n"
     "Output:\n"
     "  -o, --output PATH      output file, folder, or - for stdout\n"
     "      --mask             write the matte alone (8-bit grayscale PNG)\n"
@@ -46,14 +61,16 @@ static const char remove_help[] =
     "      --webp             write WebP: lossless (every visible pixel exact; a mask as gray\n"
     "                         RGB); names made here end in .webp (also implied by -o X.webp)\n"
     "      --webp-quality N   lossy WebP at quality N (0..100; alpha stays exact); implies --webp\n"
+    "      --video-format F   a video's output: webm, mov, mp4 or png (see above)\n"
+    "  -w, --watch            keep watching the input folder for new images\n"
     "  -q, --quiet            no progress bar, no notes; errors are still printed\n"
     "\n"
     "Model:\n"
     "%s"
     "\n"
-    "A progress bar is drawn on stderr for folders when stderr is a terminal.\n"
-    "Exit status: 0 all written, 1 some inputs failed, 2 usage error (nothing done),\n"
-    "3 model or device error.\n";
+    "A progress bar is drawn on stderr for folders and videos when stderr is a terminal.\n"
+    "Exit status: 0 all written, 1 some inputs failed or a video broke off, 2 usage error\n"
+    "(nothing done), 3 model or device error.\n";
 
 enum {
     OPT_OUTPUT = 1,
@@ -65,7 +82,9 @@ enum {
     OPT_QUIET,
     OPT_PNG_LEVEL,
     OPT_WEBP,
-    OPT_WEBP_QUALITY
+    OPT_WEBP_QUALITY,
+    OPT_VIDEO_FORMAT,
+    OPT_WATCH
 };
 
 static const cli_opt remove_opts[] = {
@@ -79,6 +98,8 @@ static const cli_opt remove_opts[] = {
     {"png-level", 0, 1, OPT_PNG_LEVEL},
     {"webp", 0, 0, OPT_WEBP},
     {"webp-quality", 0, 1, OPT_WEBP_QUALITY},
+    {"video-format", 0, 1, OPT_VIDEO_FORMAT},
+    {"watch", 'w', 0, OPT_WATCH},
     CLI_ENGINE_OPTS,
     {NULL, 0, 0, 0},
 };
@@ -96,6 +117,7 @@ typedef struct plan {
     size_t n, cap;
     int batch;         /* folder or several files: progress, summary */
     char *outdir;      /* batch: created after the model loads */
+    char *watch_dir;   /* --watch: the folder to watch */
 } plan;
 
 static void plan_free(plan *p) {
@@ -106,6 +128,7 @@ static void plan_free(plan *p) {
     }
     free(p->v);
     free(p->outdir);
+    free(p->watch_dir);
 }
 
 static job *plan_add(plan *p) {
@@ -170,7 +193,7 @@ static int plan_folder(plan *p, const char *dir, const char *outdir) {
         n++;
     }
     closedir(d);
-    if (rc == CLI_EXIT_OK) qsort(names, n, sizeof *names, cmp_str);
+    if (rc == CLI_EXIT_OK && n > 0) qsort(names, n, sizeof *names, cmp_str); /* names is NULL when n is 0 */
     for (size_t i = 0; i < n && rc == CLI_EXIT_OK; i++) {
         char *in = cli_join(dir, names[i]);
         if (!in) {
@@ -523,8 +546,8 @@ int cli_cmd_remove(int argc, char **argv) {
     pm_remove_options_init(&opt);
     /* The WebP kind for .webp outputs; run_job picks PNG or this per output name. */
     opt.encoding = PM_ENCODING_WEBP_LOSSLESS;
-    const char *output = NULL;
-    int mask = 0, have_bg = 0, quiet = 0;
+    const char *output = NULL, *video_format = NULL;
+    int mask = 0, have_bg = 0, quiet = 0, watch = 0;
     made_ext = "png";
     uint32_t bg = 0;
     char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
@@ -572,6 +595,8 @@ int cli_cmd_remove(int argc, char **argv) {
                 rc = cli_usage("remove", "--png-level '%s' is not an integer in 0..12", value);
             break;
         case OPT_WEBP: made_ext = "webp"; break;
+        case OPT_VIDEO_FORMAT: video_format = value; break;
+        case OPT_WATCH: watch = 1; break;
         case OPT_WEBP_QUALITY:
             if (!cli_parse_int(value, 0, 100, &opt.webp_quality))
                 rc = cli_usage("remove", "--webp-quality '%s' is not an integer in 0..100", value);
@@ -596,15 +621,46 @@ int cli_cmd_remove(int argc, char **argv) {
         opt.output = PM_OUTPUT_COMPOSITE;
         opt.background_rgb = bg;
     }
+    cli_remove_request req = {opt, output, video_format, mask, have_bg, quiet, made_ext, opt.encoding};
 
+    struct stat first_st;
+    int first_is_file = strcmp(inputs[0], "-") != 0 && stat(inputs[0], &first_st) == 0 && S_ISREG(first_st.st_mode);
+    int first_is_dir = strcmp(inputs[0], "-") != 0 && stat(inputs[0], &first_st) == 0 && S_ISDIR(first_st.st_mode);
+    if (n_in == 1 && first_is_file && cli_is_video_name(inputs[0]) && !watch) {
+        rc = cli_video_remove(&engine, &req, inputs[0]);
+        free(inputs);
+        return rc;
+    }
+    for (size_t i = 0; n_in > 1 && i < n_in; i++) {
+        if (cli_is_video_name(inputs[i])) {
+            rc = cli_usage("remove", "'%s' is a video: videos are cut out one per command", inputs[i]);
+            free(inputs);
+            return rc;
+        }
+    }
+    if (video_format) {
+        free(inputs);
+        return cli_usage("remove", "--video-format needs one video as input (.mp4, .mov, .mkv, .webm, .avi, ...)");
+    }
+    if (watch && (n_in != 1 || !first_is_dir || !output)) {
+        free(inputs);
+        return cli_usage("remove", "--watch takes one folder and -o OUTDIR");
+    }
+
+    char *watch_dir = watch ? strdup(inputs[0]) : NULL;
+    if (watch && !watch_dir) {
+        free(inputs);
+        return oom();
+    }
     plan p;
     rc = make_plan(&p, inputs, n_in, output, mask);
+    p.watch_dir = watch_dir; /* make_plan starts from a cleared plan */
     free(inputs);
     if (rc != CLI_EXIT_OK) {
         plan_free(&p);
         return rc;
     }
-    if (p.n == 0) {
+    if (p.n == 0 && !watch) {
         if (!quiet) cli_error("no image files found (looked for .png, .jpg, .jpeg, .bmp, .gif, .tga, ...)");
         plan_free(&p);
         return CLI_EXIT_OK;
@@ -659,6 +715,13 @@ int cli_cmd_remove(int argc, char **argv) {
     }
     cli_progress_draw(&bar, p.n, failed, NULL);
     cli_progress_end(&bar);
+    if (watch) {
+        /* The images already there are done; now the ones that appear. */
+        rc = cli_watch(ctx, &req, p.watch_dir, p.outdir);
+        pm_close(ctx);
+        plan_free(&p);
+        return failed ? CLI_EXIT_FAILED : rc;
+    }
     if (p.batch && failed)
         cli_error("%zu of %zu image%s failed", failed, p.n, p.n == 1 ? "" : "s");
     else if (p.batch && !quiet && isatty(STDERR_FILENO))
