@@ -537,6 +537,31 @@ pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, c
     });
 }
 
+pm_code pm_shim_compose(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels,
+                        const uint8_t *fg, const uint8_t *alpha, int width, int height,
+                        const pm_backdrop *backdrop, uint8_t *rgb_out, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "background", &model, [&] {
+        if (!photo || !alpha || !backdrop || !rgb_out)
+            fail(PM_ERR_INVALID_ARGUMENT, "background: NULL photo, matte, backdrop or output");
+        if (width < 1 || height < 1 || (channels != 3 && channels != 4) ||
+            stride < size_t(width) * size_t(channels))
+            fail(PM_ERR_INVALID_ARGUMENT, "background: bad photo (%dx%d, %d channels, stride %zu)", width, height,
+                 channels, stride);
+        // Torch indexes with int64 and the sizes are ints: keep well inside both.
+        if (int64_t(width) + height > INT32_MAX || int64_t(width) * height > (int64_t(1) << 36))
+            fail(PM_ERR_INVALID_ARGUMENT, "background: %dx%d is too large", width, height);
+        petmatte::check_backdrop(*backdrop);
+        if (!model) {
+            petmatte::compose(c10::Device(c10::kCPU), photo, stride, channels, fg, alpha, width, height, *backdrop,
+                              rgb_out);
+            return;
+        }
+        model->runner->with_call_stream(*model, int64_t(width) * height, /*warm_up=*/false, [&] {
+            petmatte::compose(model->device, photo, stride, channels, fg, alpha, width, height, *backdrop, rgb_out);
+        });
+    });
+}
+
 void pm_shim_free(pm_shim_model *model) {
     if (!model) return;
     std::unique_ptr<petmatte::Runner> runner = std::move(model->runner);

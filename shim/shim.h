@@ -181,6 +181,47 @@ typedef struct pm_fg_plan {
 pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
                                     int height, const pm_fg_plan *plan, uint8_t *rgb_out, char *err, size_t errcap);
 
+/* The background behind a composite, planned by lib/background.c in concrete values:
+ * the shim builds it as tensor ops and blends the subject over it. */
+typedef enum pm_backdrop_kind {
+    PM_BACKDROP_BLUR = 1,  /* the photo, convolved with `kernel` along rows, then columns */
+    PM_BACKDROP_IMAGE = 2, /* image's crop rectangle resized to the frame */
+    PM_BACKDROP_TINT = 3   /* the photo mixed with a colour: photo*(1-opacity) + tint*opacity */
+} pm_backdrop_kind;
+
+typedef struct pm_backdrop {
+    int kind;                         /* pm_backdrop_kind */
+    /* BLUR: a normalised, symmetric kernel of `taps` weights (odd, 1..PM_BACKDROP_MAX_TAPS);
+       the border pixels repeat outwards. */
+    int taps;
+    const float *kernel;
+    /* IMAGE: image_height rows of image_width*image_channels bytes (3 or 4; a 4th byte is
+       ignored), image_stride apart; the crop rectangle, inside the image, is resized to the
+       frame with bilinear filtering (antialiased where it shrinks). */
+    const uint8_t *image;
+    int image_width, image_height, image_channels;
+    size_t image_stride;
+    int crop_x, crop_y, crop_width, crop_height;
+    /* TINT */
+    uint8_t tint[3];                  /* r, g, b */
+    float opacity;                    /* 0..1 */
+} pm_backdrop;
+
+#define PM_BACKDROP_MAX_TAPS 8191
+
+/* Composes width x height RGB pixels into rgb_out (tight rows of width*3 bytes):
+ * out = (a*F + (255-a)*B + 127) / 255 in integers, B the backdrop rounded to 8 bits,
+ * a the final matte (height rows of width bytes), F the subject's colours: fg (tight
+ * RGB, clean edges) or, when fg is NULL, the photo's. photo: height rows of
+ * width*channels bytes (3 or 4, a 4th ignored), stride apart. Runs on model's device
+ * (on CUDA on the call stream) or, for a NULL model, on the CPU with torch's
+ * intra-op threads. Takes no lock.
+ * Errors: PM_ERR_INVALID_ARGUMENT (NULL pointer, bad size or plan value),
+ * PM_ERR_NO_MEMORY, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_DEVICE (any other torch error). */
+pm_code pm_shim_compose(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels,
+                        const uint8_t *fg, const uint8_t *alpha, int width, int height,
+                        const pm_backdrop *backdrop, uint8_t *rgb_out, char *err, size_t errcap);
+
 void pm_shim_free(pm_shim_model *model);
 
 #ifdef __cplusplus
