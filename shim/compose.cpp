@@ -1,8 +1,10 @@
 // compose.cpp - the backgrounds of a composite (the photo blurred, a picture scaled
-// to cover the frame, the photo tinted) and the blend of the subject over them, as
-// tensor ops on the model's device, or on the CPU. lib/background.c owns the
-// choices (the blur kernel, the crop rectangle, the tint); this file only runs the
-// plan it is given, so that one code path serves every device.
+// to cover the frame, the photo tinted) and, on a GPU, the blend of the subject over
+// them, as tensor ops. lib/background.c owns the choices (the blur kernel, the crop
+// rectangle, the tint table) and blends on the host for a CPU context, where one
+// fused C loop beats a chain of whole-image tensor passes; this file only runs the
+// plan it is given. The host and the device give the same bytes for the same
+// backdrop: the blend is in whole numbers on both.
 //
 // Transfers: the photo (and the picture, or the clean-edge colours) go up once as
 // 8-bit bytes with their row strides, the matte as bytes; only the finished RGB
@@ -27,10 +29,25 @@ at::Tensor upload_pixels(const c10::Device &device, const uint8_t *pixels, int w
     return bytes.as_strided({height, width, channels}, {int64_t(stride), channels, 1});
 }
 
-// [h, w, >= 3] bytes -> [1, 3, h, w] float in 0..255.
-at::Tensor to_planes(const at::Tensor &hwc) {
-    return hwc.narrow(2, 0, 3).permute({2, 0, 1}).unsqueeze(0).to(at::kFloat, /*non_blocking=*/false,
-                                                                     /*copy=*/false, at::MemoryFormat::Contiguous);
+// [h, w, >= 3] bytes -> [h, w, 3] float in 0..255, contiguous. The pixels stay
+// interleaved throughout: no pass transposes a full-size image.
+at::Tensor to_float_rgb(const at::Tensor &hwc) {
+    return hwc.narrow(2, 0, 3).to(at::kFloat, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
+}
+
+// [h, w, 3] (contiguous) <-> [1, 3, h, w] in channels-last order: the same memory,
+// the layout that resizing and pooling take.
+at::Tensor as_nchw(const at::Tensor &hwc) { return hwc.permute({2, 0, 1}).unsqueeze(0); }
+at::Tensor as_hwc(const at::Tensor &nchw) {
+    return nchw.contiguous(at::MemoryFormat::ChannelsLast).squeeze(0).permute({1, 2, 0});
+}
+
+at::Tensor resized(const at::Tensor &nchw, int64_t height, int64_t width, bool antialias) {
+    return F::interpolate(nchw, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{height, width})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(false)
+                                    .antialias(antialias));
 }
 
 // A depthwise pass of the kernel along one axis (3 = rows, 2 = columns) of [1, 3, h, w],
@@ -48,33 +65,56 @@ at::Tensor blur_axis(const at::Tensor &x, const at::Tensor &kernel, int axis) {
                       at::IntArrayRef(zeros) /*padding*/, at::IntArrayRef(ones) /*dilation*/, /*groups=*/3);
 }
 
+// The photo ([h, w, 3] float) blurred, [h, w, 3].
 at::Tensor blurred(const at::Tensor &photo, const pm_backdrop &b) {
+    const int64_t h = photo.size(0), w = photo.size(1);
+    const bool reduced = b.blur_height != h || b.blur_width != w;
+    at::Tensor x = as_nchw(photo);
+    // A wide Gaussian at full size costs its width per pixel: averaging areas first
+    // makes it a narrow one (lib/background.c picks the size and the kernel).
+    if (reduced) x = at::adaptive_avg_pool2d(x, {b.blur_height, b.blur_width});
+    x = x.contiguous();
     const at::Tensor kernel =
         at::from_blob(const_cast<float *>(b.kernel), {b.taps}, at::kFloat).to(photo.device(), false, /*copy=*/true);
-    return blur_axis(blur_axis(photo, kernel, 3), kernel, 2);
+    x = blur_axis(blur_axis(x, kernel, 3), kernel, 2);
+    if (reduced) x = resized(x.contiguous(at::MemoryFormat::ChannelsLast), h, w, /*antialias=*/false);
+    return as_hwc(x);
 }
 
 at::Tensor covered(const c10::Device &device, const pm_backdrop &b, int width, int height) {
     const at::Tensor image =
         upload_pixels(device, b.image, b.image_width, b.image_height, b.image_channels, b.image_stride);
-    at::Tensor x = to_planes(image.narrow(0, b.crop_y, b.crop_height).narrow(1, b.crop_x, b.crop_width));
-    if (b.crop_width == width && b.crop_height == height) return x;
+    const at::Tensor crop =
+        to_float_rgb(image.narrow(0, b.crop_y, b.crop_height).narrow(1, b.crop_x, b.crop_width));
+    if (b.crop_width == width && b.crop_height == height) return crop;
     // Antialiasing (a box-like prefilter) only where the picture shrinks, as PIL does.
     const bool shrinking = b.crop_width > width || b.crop_height > height;
-    return F::interpolate(x, F::InterpolateFuncOptions()
-                                 .size(std::vector<int64_t>{height, width})
-                                 .mode(torch::kBilinear)
-                                 .align_corners(false)
-                                 .antialias(shrinking));
+    return as_hwc(resized(as_nchw(crop), height, width, shrinking));
 }
 
-at::Tensor tinted(const at::Tensor &photo, const pm_backdrop &b) {
-    const double o = b.opacity;
-    const at::Tensor tint =
-        at::tensor(std::vector<float>{float(b.tint[0]), float(b.tint[1]), float(b.tint[2])}, at::kFloat)
-            .to(photo.device())
-            .view({1, 3, 1, 1});
-    return photo.mul(1.0 - o).add_(tint.mul(o));
+// The photo's bytes ([h, w, >= 3]) through the table, [h, w, 3] float.
+at::Tensor tinted(const at::Tensor &photo_hwc, const pm_backdrop &b) {
+    const at::Tensor table = at::from_blob(const_cast<uint8_t *>(b.tint_table), {3 * 256}, at::kByte)
+                                 .to(photo_hwc.device(), false, /*copy=*/true);
+    const at::Tensor offsets =
+        at::tensor(std::vector<int64_t>{0, 256, 512}, at::kLong).to(photo_hwc.device());
+    const at::Tensor index = photo_hwc.narrow(2, 0, 3).to(at::kLong).add_(offsets);
+    return table.take(index).to(at::kFloat);
+}
+
+// The backdrop, [h, w, 3] float: its 8-bit values plus a half (0.5..255.5), so that a
+// conversion to bytes (which truncates) gives them.
+at::Tensor backdrop(const c10::Device &device, const at::Tensor &photo_hwc, const at::Tensor &photo_rgb, int width,
+                    int height, const pm_backdrop &b) {
+    at::Tensor back;
+    switch (b.kind) {
+    case PM_BACKDROP_BLUR: back = blurred(photo_rgb.defined() ? photo_rgb : to_float_rgb(photo_hwc), b); break;
+    case PM_BACKDROP_IMAGE: back = covered(device, b, width, height); break;
+    default: return tinted(photo_hwc, b).add_(0.5); // whole numbers, as the others
+    }
+    // Clamped (bilinear filtering overshoots), plus a half: truncating to bytes then
+    // rounds half up, as the host does.
+    return back.clamp_(0, 255).add_(0.5);
 }
 
 } // namespace
@@ -97,33 +137,37 @@ void check_backdrop(const pm_backdrop &b) {
                  b.crop_width, b.crop_height, b.crop_x, b.crop_y, b.image_width, b.image_height);
         return;
     case PM_BACKDROP_TINT:
-        if (!(b.opacity >= 0.0f && b.opacity <= 1.0f))
-            fail(PM_ERR_INVALID_ARGUMENT, "background: tint opacity %g is outside 0..1", double(b.opacity));
+        if (!b.tint_table) fail(PM_ERR_INVALID_ARGUMENT, "background: a tint needs its table");
         return;
     default:
         fail(PM_ERR_INVALID_ARGUMENT, "background: unknown kind %d", b.kind);
     }
 }
 
+void make_backdrop(const c10::Device &device, const uint8_t *photo, size_t stride, int channels, int width,
+                   int height, const pm_backdrop &b, uint8_t *bg_out) {
+    const at::Tensor photo_hwc = upload_pixels(device, photo, width, height, channels, stride);
+    const at::Tensor back = backdrop(device, photo_hwc, at::Tensor(), width, height, b);
+    at::from_blob(bg_out, {height, width, 3}, at::kByte).copy_(back);
+}
+
 void compose(const c10::Device &device, const uint8_t *photo, size_t stride, int channels, const uint8_t *fg,
              const uint8_t *alpha, int width, int height, const pm_backdrop &b, uint8_t *rgb_out) {
     const at::Tensor photo_hwc = upload_pixels(device, photo, width, height, channels, stride);
-    at::Tensor back; // [1, 3, h, w] float, 0..255
-    switch (b.kind) {
-    case PM_BACKDROP_BLUR: back = blurred(to_planes(photo_hwc), b); break;
-    case PM_BACKDROP_IMAGE: back = covered(device, b, width, height); break;
-    default: back = tinted(to_planes(photo_hwc), b); break;
-    }
-    // 8 bits, then the blend in integers: the same rounding as the host's solid colour.
-    const at::Tensor bg = back.squeeze(0).round_().clamp_(0, 255).to(at::kInt);
-    back = at::Tensor();
-    const at::Tensor subject = fg ? upload_pixels(device, fg, width, height, 3, size_t(width) * 3) : photo_hwc;
-    const at::Tensor f = subject.narrow(2, 0, 3).permute({2, 0, 1}).to(at::kInt);
-    const at::Tensor a = upload_pixels(device, alpha, width, height, 1, size_t(width)).permute({2, 0, 1}).to(at::kInt);
-    at::Tensor sum = a * f;
-    sum.addcmul_(a.neg().add_(255), bg).add_(127);
-    const at::Tensor out = at::div(sum, 255, "trunc").to(at::kByte).permute({1, 2, 0}).contiguous();
-    at::from_blob(rgb_out, {height, width, 3}, at::kByte).copy_(out);
+    // The photo as floats, when the blur or the subject needs it.
+    at::Tensor photo_rgb;
+    if (b.kind == PM_BACKDROP_BLUR || !fg) photo_rgb = to_float_rgb(photo_hwc);
+    const at::Tensor back = backdrop(device, photo_hwc, photo_rgb, width, height, b).floor_();
+    const at::Tensor subject =
+        fg ? to_float_rgb(upload_pixels(device, fg, width, height, 3, size_t(width) * 3)) : photo_rgb;
+    photo_rgb = at::Tensor();
+    const at::Tensor a = upload_pixels(device, alpha, width, height, 1, size_t(width)).to(at::kFloat);
+    // (a*F + (255-a)*B + 127) / 255 rounded down, as a*(F-B) + 255*B + 127: whole
+    // numbers below 2^24, exact in float, and a true division before the floor, so
+    // the bytes are the host's integer blend on every device.
+    at::Tensor sum = subject.sub(back).mul_(a);
+    sum.add_(back, 255.0).add_(127.0).div_(255.0).floor_();
+    at::from_blob(rgb_out, {height, width, 3}, at::kByte).copy_(sum);
 }
 
 } // namespace petmatte

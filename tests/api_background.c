@@ -177,6 +177,39 @@ static void test_blur_puts_the_gaussian_blurred_photo_behind_an_untouched_subjec
     pm_close(ctx);
 }
 
+/* From a standard deviation of 8 the blur runs on a reduced photo: it stays within 3
+ * levels of the full-size Gaussian and mirror-symmetric. The photo: red 0 (matte 0:
+ * the output is the background), a green square in the middle, a blue ramp. */
+static void test_a_wide_blur_on_the_reduced_photo_stays_close_to_the_full_gaussian(void **state) {
+    (void)state;
+    assert_int_equal(pm_blur_reduction(7.9), 1);
+    assert_int_equal(pm_blur_reduction(12.0), 3);
+    assert_int_equal(pm_blur_reduction(40.0), 10);
+    pm_ctx *ctx = open_model("red32.pt");
+    photo p = photo_new(128, 96, 3);
+    for (int y = 0; y < p.h; y++)
+        for (int x = 0; x < p.w; x++) {
+            at(&p, x, y)[1] = x >= 56 && x < 72 && y >= 40 && y < 56 ? 255 : 0;
+            at(&p, x, y)[2] = (uint8_t)(2 * x);
+        }
+    pm_image in = as_image(&p);
+    pm_remove_options o = composite(PM_BACKGROUND_BLUR);
+    o.blur_radius = 12.0f;
+    pm_output *out = remove_ok(ctx, &in, &o);
+    double *blurred = reference_blur(&p, 12.0);
+    for (int y = 0; y < p.h; y++)
+        for (int x = 0; x < p.w; x++) {
+            const uint8_t *got = out->data + ((size_t)y * p.w + x) * 3;
+            for (int k = 0; k < 3; k++)
+                assert_near(got[k], (int)lround(blurred[((size_t)y * p.w + x) * 3 + k]), 3, "wide blur", x, y, k);
+            assert_near(got[1], out->data[((size_t)y * p.w + (p.w - 1 - x)) * 3 + 1], 1, "mirror", x, y, 1);
+        }
+    free(blurred);
+    pm_output_free(out);
+    free(p.px);
+    pm_close(ctx);
+}
+
 static void test_blur_radius_zero_is_one_percent_of_the_longer_side_and_at_least_two(void **state) {
     (void)state;
     assert_true(fabs(pm_blur_sigma(0.0f, 64, 48) - 2.0) < 1e-9);
@@ -455,6 +488,69 @@ static void test_transparent_input_pixels_show_the_background_unless_alpha_is_dr
     pm_close(ctx);
 }
 
+/* ------------------------------------------------- host and device agree */
+
+/* The CPU composes with a C blend over torch's backdrop; a GPU runs the backdrop and
+ * the blend as tensor ops (pm_shim_compose, here on the CPU). Same bytes, for every
+ * kind, with the photo's colours or clean-edge colours, padded rows and 4 channels. */
+static void test_the_host_blend_and_the_tensor_blend_give_the_same_bytes(void **state) {
+    (void)state;
+    enum { W = 40, H = 30, STRIDE = W * 4 + 12 };
+    uint8_t *px = malloc((size_t)STRIDE * H), *fg = malloc((size_t)W * H * 3), *matte = malloc((size_t)W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *q = px + (size_t)y * STRIDE + (size_t)x * 4;
+            q[0] = (uint8_t)(x * 6), q[1] = (uint8_t)(y * 8), q[2] = (uint8_t)((x * y) % 256), q[3] = 99;
+            for (int k = 0; k < 3; k++) fg[((size_t)y * W + x) * 3 + k] = (uint8_t)(q[k] ^ 0x55);
+            matte[y * W + x] = (uint8_t)((x * 37 + y * 11) % 256);
+        }
+    pm_rgba img = {NULL, W, H, 1, px, STRIDE, 4};
+    photo pic = photo_new(17, 23, 3);
+    for (size_t i = 0; i < 17 * 23 * 3; i++) pic.px[i] = (uint8_t)(i * 7);
+    pm_rgba picture = {NULL, 17, 23, 0, pic.px, 17 * 3, 3};
+    uint8_t *host = malloc((size_t)W * H * 3), *tensor = malloc((size_t)W * H * 3);
+    char err[256] = "";
+    for (int kind = 0; kind < 4; kind++)
+        for (int clean = 0; clean < 2; clean++) {
+            pm_remove_options o = composite(kind == 0 ? PM_BACKGROUND_BLUR : PM_BACKGROUND_IMAGE);
+            if (kind == 2) o.blur_radius = 9.0f, o.background = PM_BACKGROUND_BLUR; /* reduced */
+            if (kind == 3) o.output = PM_OUTPUT_OVERLAY, o.overlay_opacity = 0.37f;
+            const uint8_t *colours = clean ? fg : NULL;
+            assert_int_equal(pm_compose_background(NULL, &img, colours, matte, &o, &picture, host, err, sizeof err),
+                             PM_OK);
+            pm_background_plan plan;
+            assert_int_equal(pm_plan_background(&img, &o, &picture, &plan, err, sizeof err), PM_OK);
+            pm_code rc = pm_shim_compose(NULL, px, STRIDE, 4, colours, matte, W, H, &plan.backdrop, tensor, err,
+                                         sizeof err);
+            if (rc != PM_OK) fprintf(stderr, "pm_shim_compose: %s\n", err);
+            assert_int_equal(rc, PM_OK);
+            pm_background_plan_free(&plan);
+            if (memcmp(host, tensor, (size_t)W * H * 3) != 0) fprintf(stderr, "kind %d clean %d\n", kind, clean);
+            assert_memory_equal(host, tensor, (size_t)W * H * 3);
+        }
+    /* Bad plans are refused by the shim, not run. */
+    pm_backdrop bad = {0};
+    bad.kind = PM_BACKDROP_BLUR;
+    bad.taps = 2;
+    assert_int_equal(pm_shim_compose(NULL, px, STRIDE, 4, NULL, matte, W, H, &bad, tensor, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    bad.kind = PM_BACKDROP_IMAGE;
+    bad.image = pic.px, bad.image_width = 17, bad.image_height = 23, bad.image_channels = 3, bad.image_stride = 51;
+    bad.crop_x = 1, bad.crop_y = 0, bad.crop_width = 17, bad.crop_height = 23;
+    assert_int_equal(pm_shim_backdrop(NULL, px, STRIDE, 4, W, H, &bad, tensor, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "outside the 17x23 picture"));
+    bad.kind = 99;
+    assert_int_equal(pm_shim_backdrop(NULL, px, STRIDE, 4, W, H, &bad, tensor, err, sizeof err),
+                     PM_ERR_INVALID_ARGUMENT);
+    free(host);
+    free(tensor);
+    free(pic.px);
+    free(px);
+    free(fg);
+    free(matte);
+}
+
 /* ------------------------------------------------------------ bad arguments */
 
 static void test_bad_background_arguments_fail_with_a_code_and_a_message(void **state) {
@@ -530,6 +626,7 @@ static void test_an_older_caller_without_the_background_fields_gets_the_solid_co
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blur_puts_the_gaussian_blurred_photo_behind_an_untouched_subject),
+        cmocka_unit_test(test_a_wide_blur_on_the_reduced_photo_stays_close_to_the_full_gaussian),
         cmocka_unit_test(test_blur_radius_zero_is_one_percent_of_the_longer_side_and_at_least_two),
         cmocka_unit_test(test_clean_edges_blend_the_estimated_foreground_over_the_blur),
         cmocka_unit_test(test_cover_crop_keeps_the_frames_aspect_ratio_around_the_centre),
@@ -537,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_overlay_tints_the_background_by_the_opacity_within_one_level),
         cmocka_unit_test(test_exif_orientation_turns_the_photo_upright_before_composing),
         cmocka_unit_test(test_transparent_input_pixels_show_the_background_unless_alpha_is_dropped),
+        cmocka_unit_test(test_the_host_blend_and_the_tensor_blend_give_the_same_bytes),
         cmocka_unit_test(test_bad_background_arguments_fail_with_a_code_and_a_message),
         cmocka_unit_test(test_an_older_caller_without_the_background_fields_gets_the_solid_colour),
     };
