@@ -87,9 +87,11 @@ at::Tensor covered(const c10::Device &device, const pm_backdrop &b, int width, i
     const at::Tensor crop =
         to_float_rgb(image.narrow(0, b.crop_y, b.crop_height).narrow(1, b.crop_x, b.crop_width));
     if (b.crop_width == width && b.crop_height == height) return crop;
-    // Antialiasing (a box-like prefilter) only where the picture shrinks, as PIL does.
+    // Antialiasing (a box-like prefilter) only where the picture shrinks, as PIL does;
+    // its kernels are given the plain NCHW layout the model's input resizing uses.
     const bool shrinking = b.crop_width > width || b.crop_height > height;
-    return as_hwc(resized(as_nchw(crop), height, width, shrinking));
+    const at::Tensor x = shrinking ? as_nchw(crop).contiguous() : as_nchw(crop);
+    return as_hwc(resized(x, height, width, shrinking));
 }
 
 // The photo's bytes ([h, w, >= 3]) through the table, [h, w, 3] float.

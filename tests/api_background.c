@@ -234,7 +234,7 @@ static void test_blur_radius_zero_is_one_percent_of_the_longer_side_and_at_least
     pm_close(ctx);
 }
 
-static void test_clean_edges_blend_the_estimated_foreground_over_the_blur(void **state) {
+static void test_clean_edges_blend_the_estimated_foreground_over_the_background(void **state) {
     (void)state;
     pm_ctx *ctx = open_model("red32.pt");
     photo p = striped_photo();
@@ -255,6 +255,22 @@ static void test_clean_edges_blend_the_estimated_foreground_over_the_blur(void *
         soft += a > 0 && a < 255;
     }
     assert_true(soft > 0);
+    /* At every pixel, soft ones included, the estimated foreground F (the colours of the
+     * clean RGBA cut-out) is what is blended: an opaque tint makes B known exactly. */
+    pm_remove_options rgba;
+    pm_remove_options_init(&rgba);
+    rgba.clean_edges = 1;
+    pm_output *cutout = remove_ok(ctx, &in, &rgba);
+    o.output = PM_OUTPUT_OVERLAY;
+    o.overlay_rgb = 0x3060C0;
+    o.overlay_opacity = 1.0f;
+    pm_output *tinted = remove_ok(ctx, &in, &o);
+    for (size_t i = 0; i < (size_t)p.w * p.h; i++)
+        for (int k = 0; k < 3; k++)
+            assert_int_equal(tinted->data[i * 3 + k],
+                             blend(m->data[i], cutout->data[i * 4 + k], (0x3060C0 >> (16 - 8 * k)) & 0xFF));
+    pm_output_free(tinted);
+    pm_output_free(cutout);
     pm_output_free(m);
     pm_output_free(plain);
     pm_output_free(clean);
@@ -628,7 +644,7 @@ int main(void) {
         cmocka_unit_test(test_blur_puts_the_gaussian_blurred_photo_behind_an_untouched_subject),
         cmocka_unit_test(test_a_wide_blur_on_the_reduced_photo_stays_close_to_the_full_gaussian),
         cmocka_unit_test(test_blur_radius_zero_is_one_percent_of_the_longer_side_and_at_least_two),
-        cmocka_unit_test(test_clean_edges_blend_the_estimated_foreground_over_the_blur),
+        cmocka_unit_test(test_clean_edges_blend_the_estimated_foreground_over_the_background),
         cmocka_unit_test(test_cover_crop_keeps_the_frames_aspect_ratio_around_the_centre),
         cmocka_unit_test(test_a_picture_background_is_scaled_to_cover_the_frame_without_distortion),
         cmocka_unit_test(test_overlay_tints_the_background_by_the_opacity_within_one_level),
