@@ -416,7 +416,7 @@ static uint8_t block_colour(int x, int y, int c) {
     return colours[(y / 16) * 3 + x / 16][c];
 }
 
-static void test_exif_orientation_turns_the_photo_upright_before_composing(void **state) {
+static void test_exif_orientation_turns_photo_and_picture_upright_before_composing(void **state) {
     (void)state;
     pm_ctx *ctx = open_model("red32.pt");
     enum { W = 48, H = 32 };
@@ -456,6 +456,19 @@ static void test_exif_orientation_turns_the_photo_upright_before_composing(void 
         pm_output_free(from_jpeg);
         pm_output_free(from_raw);
     }
+    /* The same JPEG as a background picture is turned upright too: behind a photo of
+     * its upright size whose matte is 0 it shows exactly as decoded. */
+    photo clear = photo_new(H, W, 3);
+    pm_image clear_in = as_image(&clear);
+    pm_remove_options behind = composite(PM_BACKGROUND_IMAGE);
+    behind.background_image = &in;
+    pm_output *shown = remove_ok(ctx, &clear_in, &behind);
+    assert_int_equal(shown->width, H);
+    assert_int_equal(shown->height, W);
+    for (size_t i = 0; i < (size_t)W * H; i++) assert_memory_equal(shown->data + i * 3, upright->data + i * 4, 3);
+    pm_output_free(shown);
+    free(clear.px);
+
     /* Orientation off: stored as is. */
     pm_remove_options o = composite(PM_BACKGROUND_BLUR);
     o.apply_exif_orientation = 0;
@@ -648,7 +661,7 @@ int main(void) {
         cmocka_unit_test(test_cover_crop_keeps_the_frames_aspect_ratio_around_the_centre),
         cmocka_unit_test(test_a_picture_background_is_scaled_to_cover_the_frame_without_distortion),
         cmocka_unit_test(test_overlay_tints_the_background_by_the_opacity_within_one_level),
-        cmocka_unit_test(test_exif_orientation_turns_the_photo_upright_before_composing),
+        cmocka_unit_test(test_exif_orientation_turns_photo_and_picture_upright_before_composing),
         cmocka_unit_test(test_transparent_input_pixels_show_the_background_unless_alpha_is_dropped),
         cmocka_unit_test(test_the_host_blend_and_the_tensor_blend_give_the_same_bytes),
         cmocka_unit_test(test_bad_background_arguments_fail_with_a_code_and_a_message),
