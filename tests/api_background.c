@@ -225,7 +225,8 @@ static void test_blur_radius_zero_is_one_percent_of_the_longer_side_and_at_least
     o.blur_radius = 6.0f;
     pm_output *six = remove_ok(ctx, &in, &o);
     assert_int_equal(automatic->size, two->size);
-    assert_memory_equal(automatic->data, two->data, two->size);
+    for (size_t i = 0; i < two->size; i++) /* a GPU may pick another convolution: 1 level */
+        assert_near(automatic->data[i], two->data[i], 1, "auto", (int)(i / 3 % 64), (int)(i / 3 / 64), (int)(i % 3));
     assert_memory_not_equal(two->data, six->data, two->size);
     pm_output_free(automatic);
     pm_output_free(two);
