@@ -11,7 +11,7 @@
 #include "seed_formats.h"
 #include "stb_write.h"
 
-/* ------------------------------------------------------------------ helpers */
+/* ---------------------------------------------------------- shared test code */
 
 typedef struct photo {
     int w, h, ch;
