@@ -283,12 +283,22 @@ PM_API void pm_image_init_sized(pm_image *image, size_t struct_size);
 typedef enum pm_output_kind {
     PM_OUTPUT_RGBA = 0,      /* the image with alpha = matte */
     PM_OUTPUT_MASK = 1,      /* the matte alone, 8-bit gray */
-    PM_OUTPUT_COMPOSITE = 2  /* the subject over a solid colour, RGB */
+    PM_OUTPUT_COMPOSITE = 2, /* the subject over a background (options.background), RGB */
+    PM_OUTPUT_OVERLAY = 3    /* the whole photo, its background tinted with overlay_rgb at
+                                overlay_opacity, RGB: for reviewing a matte */
 } pm_output_kind;
+
+/* What PM_OUTPUT_COMPOSITE puts behind the subject. */
+typedef enum pm_background {
+    PM_BACKGROUND_COLOR = 0, /* background_rgb, a solid colour */
+    PM_BACKGROUND_BLUR = 1,  /* the photo itself, Gaussian-blurred with blur_radius */
+    PM_BACKGROUND_IMAGE = 2  /* background_image, scaled to cover the frame (aspect ratio kept,
+                                centred, the overhang cropped) */
+} pm_background;
 
 typedef enum pm_encoding {
     PM_ENCODING_RAW = 0,     /* pixels, rows stride bytes apart */
-    PM_ENCODING_PNG = 1,     /* 8-bit PNG: gray (MASK), RGB (COMPOSITE) or RGBA; exact pixels */
+    PM_ENCODING_PNG = 1,     /* 8-bit PNG: gray (MASK), RGB (COMPOSITE, OVERLAY) or RGBA; exact pixels */
     PM_ENCODING_WEBP_LOSSLESS = 2, /* lossless WebP: every pixel with alpha > 0 exact (the colour
                                       of fully transparent ones is not kept); a MASK is stored
                                       as gray RGB. At most 16383 pixels a side */
@@ -306,10 +316,20 @@ typedef struct pm_remove_options {
     int apply_exif_orientation; /* 1 (default): rotate JPEGs upright first */
     int keep_input_alpha;    /* 1 (default): multiply the matte by the input's alpha */
     int clean_edges;         /* 1: re-estimate colours at soft edges so the old background
-                                does not show through fur (RGBA and COMPOSITE); default 0 */
+                                does not show through fur (RGBA, COMPOSITE and OVERLAY); default 0 */
     int png_level;           /* PNG compression effort: 0 (stored) .. 12 (smallest, slowest);
                                 -1 (default) = 1, the fastest that compresses */
     int webp_quality;        /* PM_ENCODING_WEBP quality: 0..100; default 90 */
+    int background;          /* pm_background behind a PM_OUTPUT_COMPOSITE; default PM_BACKGROUND_COLOR */
+    float blur_radius;       /* PM_BACKGROUND_BLUR: the Gaussian's standard deviation in pixels of the
+                                upright image, 0..256; 0 (default) = 1% of its longer side, at least 2 */
+    const pm_image *background_image; /* PM_BACKGROUND_IMAGE: the picture (encoded or raw pixels,
+                                under the context's max_pixels and max_encoded_bytes; JPEGs are
+                                turned upright when apply_exif_orientation is set; its alpha is
+                                ignored); read only during the call; default NULL */
+    uint32_t overlay_rgb;    /* 0xRRGGBB tint of PM_OUTPUT_OVERLAY; default 0x78FF9B (green) */
+    float overlay_opacity;   /* PM_OUTPUT_OVERLAY: the tint's weight over the background, 0..1;
+                                default 0.5 */
 } pm_remove_options;
 
 PM_API void pm_remove_options_init_sized(pm_remove_options *options, size_t struct_size);

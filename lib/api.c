@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "background.h"
 #include "context.h"
 #include "encode.h"
 #include "pixel_alloc.h"
@@ -83,6 +84,9 @@ void pm_remove_options_init_sized(pm_remove_options *o, size_t struct_size) {
     d.keep_input_alpha = 1;
     d.png_level = -1; /* PM_PNG_LEVEL_DEFAULT */
     d.webp_quality = PM_WEBP_QUALITY_DEFAULT;
+    d.background = PM_BACKGROUND_COLOR;
+    d.overlay_rgb = PM_OVERLAY_RGB_DEFAULT;
+    d.overlay_opacity = PM_OVERLAY_OPACITY_DEFAULT;
     init_sized(o, struct_size, &d, sizeof d);
 }
 
@@ -263,6 +267,20 @@ static int is_ready(pm_ctx *c) {
     return ready;
 }
 
+/* options.background_image, decoded (or borrowed) upright under the context's limits. */
+static pm_code load_picture(pm_ctx *c, const pm_image *given, int apply_exif, pm_rgba *out) {
+    pm_image in;
+    pm_image_init(&in);
+    if (!pm_copy_sized(&in, sizeof in, given, PM_MIN_SIZE(pm_image, stride)))
+        return pm_fail(c, PM_ERR_INVALID_ARGUMENT,
+                       "pm_remove_bg: options.background_image.struct_size %zu is too small (use pm_image_init)",
+                       given->struct_size);
+    char err[PM_ERRMSG_CAP] = "";
+    pm_code rc = pm_image_load(&in, &c->limits, apply_exif, out, err, sizeof err);
+    if (rc != PM_OK) return pm_fail(c, rc, "background image: %s", err);
+    return PM_OK;
+}
+
 pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *options,
                      pm_output **out) {
     if (out) *out = NULL;
@@ -293,9 +311,20 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
     pm_rgba img = {0};
     rc = pm_image_load(&in, &c->limits, opt.apply_exif_orientation, &img, err, sizeof err);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);
+    /* The background picture is decoded before the model runs, so that a bad one
+     * costs no inference; the same limits apply to it. */
+    pm_rgba picture = {0};
+    if (opt.output == PM_OUTPUT_COMPOSITE && opt.background == PM_BACKGROUND_IMAGE) {
+        rc = load_picture(c, opt.background_image, opt.apply_exif_orientation, &picture);
+        if (rc != PM_OK) {
+            pm_rgba_free(&img);
+            return rc;
+        }
+    }
 
     uint8_t *matte = pm_pixels_alloc((size_t)img.width * (size_t)img.height);
     if (!matte) {
+        pm_rgba_free(&picture);
         pm_rgba_free(&img);
         return pm_fail(c, PM_ERR_NO_MEMORY, "no memory for a %dx%d matte", img.width, img.height);
     }
@@ -304,9 +333,10 @@ pm_code pm_remove_bg(pm_ctx *c, const pm_image *input, const pm_remove_options *
                        pm_rgba_channels(&img), matte, err, sizeof err);
     /* Clean edges run on the model's device when that is a GPU (docs/clean-edges.md). */
     if (rc == PM_OK)
-        rc = pm_build_output(&img, &matte, &opt, pm_shim_is_cuda(c->model) ? c->model : NULL, out, err,
-                             sizeof err);
+        rc = pm_build_output(&img, &matte, &opt, &picture, pm_shim_is_cuda(c->model) ? c->model : NULL,
+                             out, err, sizeof err);
     free(matte); /* NULL when a raw mask output took it over */
+    pm_rgba_free(&picture);
     pm_rgba_free(&img);
     if (rc != PM_OK) return pm_fail(c, rc, "%s", err);
 

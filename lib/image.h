@@ -55,8 +55,9 @@ pm_code pm_image_load(const pm_image *in, const pm_limits *limits, int apply_exi
 
 void pm_rgba_free(pm_rgba *img);
 
-/* Checks output kind, encoding, PNG level, WebP quality, threshold and background
- * colour, so that bad options fail before any decoding or inference.
+/* Checks output kind, encoding, PNG level, WebP quality, threshold, background kind,
+ * colour and blur radius, overlay colour and opacity, and that an image background
+ * names a picture, so that bad options fail before any decoding or inference.
  * Errors: PM_ERR_INVALID_ARGUMENT. */
 pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t errcap);
 
@@ -71,12 +72,14 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
  *   pm_pixels_alloc; the caller frees it afterwards either way.
  * clean_edges are computed by pm_shim_estimate_foreground on fg_model's device when
  * fg_model is not NULL (pm_remove_bg passes the model when it runs on CUDA), else
- * by pm_estimate_foreground on the CPU (docs/clean-edges.md).
+ * by pm_estimate_foreground on the CPU (docs/clean-edges.md). Blurred, picture and
+ * overlay backgrounds (background.h) are composed on fg_model's device, or with
+ * torch on the CPU for NULL; picture is the decoded PM_BACKGROUND_IMAGE (else NULL).
  * Errors: PM_ERR_INVALID_ARGUMENT, PM_ERR_NO_MEMORY, PM_ERR_INTERNAL (encoder), and
  * from the device PM_ERR_DEVICE, PM_ERR_DEVICE_OUT_OF_MEMORY. */
 struct pm_shim_model;
 pm_code pm_build_output(pm_rgba *img, uint8_t **matte, const pm_remove_options *opt,
-                        struct pm_shim_model *fg_model, pm_output **out, char *err,
-                        size_t errcap);
+                        const pm_rgba *picture, struct pm_shim_model *fg_model,
+                        pm_output **out, char *err, size_t errcap);
 
 #endif

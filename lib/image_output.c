@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "background.h"
 #include "foreground.h"
 #include "image_internal.h"
 #include "encode.h"
@@ -59,10 +60,10 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
     if (opt == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "options is NULL");
     if (opt->output != PM_OUTPUT_RGBA && opt->output != PM_OUTPUT_MASK &&
-        opt->output != PM_OUTPUT_COMPOSITE)
+        opt->output != PM_OUTPUT_COMPOSITE && opt->output != PM_OUTPUT_OVERLAY)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "options.output %d is not a pm_output_kind (RGBA=0, MASK=1, "
-                           "COMPOSITE=2)", opt->output);
+                           "COMPOSITE=2, OVERLAY=3)", opt->output);
     if (opt->encoding != PM_ENCODING_RAW && opt->encoding != PM_ENCODING_PNG &&
         opt->encoding != PM_ENCODING_WEBP_LOSSLESS && opt->encoding != PM_ENCODING_WEBP)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
@@ -85,6 +86,28 @@ pm_code pm_check_remove_options(const pm_remove_options *opt, char *err, size_t 
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
                            "options.background_rgb 0x%lX is not 0xRRGGBB",
                            (unsigned long)opt->background_rgb);
+    if (opt->background != PM_BACKGROUND_COLOR && opt->background != PM_BACKGROUND_BLUR &&
+        opt->background != PM_BACKGROUND_IMAGE)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.background %d is not a pm_background (COLOR=0, BLUR=1, "
+                           "IMAGE=2)", opt->background);
+    if (!(opt->blur_radius >= 0.0f && opt->blur_radius <= PM_BLUR_RADIUS_MAX))
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.blur_radius %g is not 0 (auto) or in 0..%g pixels",
+                           (double)opt->blur_radius, (double)PM_BLUR_RADIUS_MAX);
+    if (opt->output == PM_OUTPUT_COMPOSITE && opt->background == PM_BACKGROUND_IMAGE &&
+        opt->background_image == NULL)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.background is PM_BACKGROUND_IMAGE but "
+                           "options.background_image is NULL");
+    if (opt->overlay_rgb > 0xFFFFFFu)
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.overlay_rgb 0x%lX is not 0xRRGGBB",
+                           (unsigned long)opt->overlay_rgb);
+    if (!(opt->overlay_opacity >= 0.0f && opt->overlay_opacity <= 1.0f))
+        return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT,
+                           "options.overlay_opacity %g is not in 0..1",
+                           (double)opt->overlay_opacity);
     return PM_OK;
 }
 
@@ -101,7 +124,8 @@ static pm_code check_options(const pm_rgba *img, const uint8_t *matte,
 }
 
 pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_options *opt,
-                        pm_shim_model *fg_model, pm_output **out, char *err, size_t errcap)
+                        const pm_rgba *picture, pm_shim_model *fg_model, pm_output **out,
+                        char *err, size_t errcap)
 {
     if (out == NULL)
         return pm_img_fail(err, errcap, PM_ERR_INVALID_ARGUMENT, "pm_build_output: out is NULL");
@@ -185,7 +209,20 @@ pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_option
     const uint8_t *colours = fg != NULL ? fg : pm_rgba_pixels(img);
     const size_t colour_stride = fg != NULL ? w * 3u : pm_rgba_stride(img);
     const size_t step = fg != NULL ? 3u : (size_t)pm_rgba_channels(img);
-    switch (opt->output) {
+    if (pm_background_composed(opt)) {
+        /* Blur, picture and tint: built and blended where fg_model runs (the CPU
+         * for NULL), by the shim. */
+        rc = pm_compose_background(fg_model, img, fg, matte, opt, picture, px, err, errcap);
+        free(fg);
+        if (rc != PM_OK) {
+            free(px);
+            return rc;
+        }
+        fg = NULL;
+    }
+    switch (pm_background_composed(opt) ? -1 : opt->output) {
+    case -1: /* composed above */
+        break;
     case PM_OUTPUT_MASK: /* px is the matte */
         break;
     case PM_OUTPUT_RGBA:
@@ -204,7 +241,7 @@ pm_code pm_build_output(pm_rgba *img, uint8_t **matte_io, const pm_remove_option
             }
         }
         break;
-    default: { /* PM_OUTPUT_COMPOSITE: straight alpha over the solid colour */
+    default: { /* PM_OUTPUT_COMPOSITE, PM_BACKGROUND_COLOR: straight alpha over the colour */
         const unsigned bg[3] = {(opt->background_rgb >> 16) & 0xFFu,
                                 (opt->background_rgb >> 8) & 0xFFu, opt->background_rgb & 0xFFu};
         for (size_t y = 0; y < h; y++) {

@@ -320,6 +320,28 @@ void check_options(const pm_shim_options &o, bool cuda) {
              o.max_batch, o.batch_wait_us, o.device_cache_mb, o.forward_streams);
 }
 
+// The checks pm_shim_backdrop and pm_shim_compose share.
+void check_compose_args(const uint8_t *photo, size_t stride, int channels, int width, int height,
+                        const pm_backdrop *backdrop) {
+    if (!photo || !backdrop) fail(PM_ERR_INVALID_ARGUMENT, "background: NULL photo or backdrop");
+    if (width < 1 || height < 1 || (channels != 3 && channels != 4) || stride < size_t(width) * size_t(channels))
+        fail(PM_ERR_INVALID_ARGUMENT, "background: bad photo (%dx%d, %d channels, stride %zu)", width, height,
+             channels, stride);
+    // Torch indexes with int64 and the sizes are ints: keep well inside both.
+    if (int64_t(width) + height > INT32_MAX || int64_t(width) * height > (int64_t(1) << 36))
+        fail(PM_ERR_INVALID_ARGUMENT, "background: %dx%d is too large", width, height);
+    check_backdrop(*backdrop);
+}
+
+// Runs body on model's device and call stream, or on the CPU for a NULL model.
+template <typename Body> void on_device_of(pm_shim_model *model, int64_t pixels, Body &&body) {
+    if (!model) {
+        body(c10::Device(c10::kCPU));
+        return;
+    }
+    model->runner->with_call_stream(*model, pixels, /*warm_up=*/false, [&] { body(model->device); });
+}
+
 } // namespace
 
 std::string short_message(const std::exception &e) {
@@ -541,6 +563,29 @@ pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, c
             fail(PM_ERR_INVALID_ARGUMENT, "clean edges: %dx%d is too large", width, height);
         model->runner->with_call_stream(*model, int64_t(width) * height, /*warm_up=*/false, [&] {
             petmatte::estimate_foreground(model->device, rgba, alpha, width, height, *plan, rgb_out);
+        });
+    });
+}
+
+pm_code pm_shim_backdrop(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels, int width,
+                         int height, const pm_backdrop *backdrop, uint8_t *bg_out, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "background", &model, [&] {
+        petmatte::check_compose_args(photo, stride, channels, width, height, backdrop);
+        if (!bg_out) fail(PM_ERR_INVALID_ARGUMENT, "background: NULL output");
+        petmatte::on_device_of(model, int64_t(width) * height, [&](const c10::Device &device) {
+            petmatte::make_backdrop(device, photo, stride, channels, width, height, *backdrop, bg_out);
+        });
+    });
+}
+
+pm_code pm_shim_compose(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels,
+                        const uint8_t *fg, const uint8_t *alpha, int width, int height,
+                        const pm_backdrop *backdrop, uint8_t *rgb_out, char *err, size_t errcap) {
+    return guarded(err, errcap, PM_ERR_DEVICE, "background", &model, [&] {
+        petmatte::check_compose_args(photo, stride, channels, width, height, backdrop);
+        if (!alpha || !rgb_out) fail(PM_ERR_INVALID_ARGUMENT, "background: NULL matte or output");
+        petmatte::on_device_of(model, int64_t(width) * height, [&](const c10::Device &device) {
+            petmatte::compose(device, photo, stride, channels, fg, alpha, width, height, *backdrop, rgb_out);
         });
     });
 }

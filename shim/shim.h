@@ -184,6 +184,55 @@ typedef struct pm_fg_plan {
 pm_code pm_shim_estimate_foreground(pm_shim_model *model, const uint8_t *rgba, const uint8_t *alpha, int width,
                                     int height, const pm_fg_plan *plan, uint8_t *rgb_out, char *err, size_t errcap);
 
+/* The background behind a composite, planned by lib/background.c in concrete values:
+ * the shim builds it as tensor ops (and on a GPU blends the subject over it). */
+typedef enum pm_backdrop_kind {
+    PM_BACKDROP_BLUR = 1,  /* the photo (maybe at a reduced size), convolved with `kernel` */
+    PM_BACKDROP_IMAGE = 2, /* image's crop rectangle resized to the frame */
+    PM_BACKDROP_TINT = 3   /* the photo through a table per channel */
+} pm_backdrop_kind;
+
+typedef struct pm_backdrop {
+    int kind;                         /* pm_backdrop_kind */
+    /* BLUR: the photo averaged over areas down to blur_width x blur_height (1..its own size;
+       its own size: no averaging), convolved with a normalised, symmetric kernel of `taps`
+       weights (odd, 1..PM_BACKDROP_MAX_TAPS) along rows, then columns, the border pixels
+       repeated outwards, then resized back bilinearly. */
+    int taps;
+    const float *kernel;
+    int blur_width, blur_height;
+    /* IMAGE: image_height rows of image_width*image_channels bytes (3 or 4; a 4th byte is
+       ignored), image_stride apart; the crop rectangle, inside the image, is resized to the
+       frame with bilinear filtering (antialiased where it shrinks). */
+    const uint8_t *image;
+    int image_width, image_height, image_channels;
+    size_t image_stride;
+    int crop_x, crop_y, crop_width, crop_height;
+    /* TINT: 3 x 256 bytes: the background's red for each photo red, then green, then blue. */
+    const uint8_t *tint_table;
+} pm_backdrop;
+
+#define PM_BACKDROP_MAX_TAPS 8191
+
+/* The backdrop alone, rounded to 8 bits (floor(v + 0.5), clamped), into bg_out (tight
+ * rows of width*3 bytes). photo: height rows of width*channels bytes (3 or 4, a 4th
+ * ignored), stride apart. Runs on model's device (on CUDA on the call stream) or, for
+ * a NULL model, on the CPU with torch's intra-op threads. Takes no lock.
+ * Errors: PM_ERR_INVALID_ARGUMENT (NULL pointer, bad size or plan value),
+ * PM_ERR_NO_MEMORY, PM_ERR_DEVICE_OUT_OF_MEMORY, PM_ERR_DEVICE (any other torch error). */
+pm_code pm_shim_backdrop(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels, int width,
+                         int height, const pm_backdrop *backdrop, uint8_t *bg_out, char *err, size_t errcap);
+
+/* The backdrop and the blend, all on the device: rgb_out (tight rows of width*3 bytes)
+ * gets (a*F + (255-a)*B + 127) / 255 in whole numbers, B the backdrop as
+ * pm_shim_backdrop makes it, a the final matte (height rows of width bytes), F the
+ * subject's colours: fg (tight RGB, clean edges) or, when fg is NULL, the photo's.
+ * The same bytes as pm_shim_backdrop followed by the host's integer blend. Same
+ * arguments otherwise, and errors. */
+pm_code pm_shim_compose(pm_shim_model *model, const uint8_t *photo, size_t stride, int channels,
+                        const uint8_t *fg, const uint8_t *alpha, int width, int height,
+                        const pm_backdrop *backdrop, uint8_t *rgb_out, char *err, size_t errcap);
+
 void pm_shim_free(pm_shim_model *model);
 
 #ifdef __cplusplus

@@ -121,6 +121,16 @@ void run_pipeline(pm_shim_model &model, const uint8_t *pixels, int width, int he
 void estimate_foreground(const c10::Device &device, const uint8_t *rgba, const uint8_t *alpha, int width,
                          int height, const pm_fg_plan &plan, uint8_t *rgb_out);
 
+// compose.cpp: checks a backdrop's values (throws ShimError(PM_ERR_INVALID_ARGUMENT));
+// builds it (make_backdrop), or builds it and blends the subject over it (compose),
+// on `device`, the current device and stream (see pm_shim_backdrop and
+// pm_shim_compose; pointers and sizes already checked).
+void check_backdrop(const pm_backdrop &backdrop);
+void make_backdrop(const c10::Device &device, const uint8_t *photo, size_t stride, int channels, int width,
+                   int height, const pm_backdrop &backdrop, uint8_t *bg_out);
+void compose(const c10::Device &device, const uint8_t *photo, size_t stride, int channels, const uint8_t *fg,
+             const uint8_t *alpha, int width, int height, const pm_backdrop &backdrop, uint8_t *rgb_out);
+
 } // namespace petmatte
 
 #endif

@@ -13,7 +13,7 @@
 PM_ENDS_AT(pm_params, max_batch);
 PM_ENDS_AT(pm_status_info, device_memory_peak_bytes);
 PM_ENDS_AT(pm_image, stride);
-PM_ENDS_AT(pm_remove_options, webp_quality);
+PM_ENDS_AT(pm_remove_options, overlay_opacity);
 
 int main(void) {
     pm_params p;

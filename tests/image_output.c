@@ -56,7 +56,7 @@ static pm_output *build(const pm_rgba *img, const pm_remove_options *o) {
     memcpy(copy.px, img->px, W * H * 4);
     pm_output *out = NULL;
     char err[256] = "";
-    pm_code rc = pm_build_output(&copy, &m, o, NULL, &out, err, sizeof err);
+    pm_code rc = pm_build_output(&copy, &m, o, NULL, NULL, &out, err, sizeof err);
     if (rc != PM_OK) fprintf(stderr, "pm_build_output: %s\n", err);
     assert_int_equal(rc, PM_OK);
     assert_non_null(out);
@@ -73,7 +73,7 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     pm_remove_options o = opts(PM_OUTPUT_RGBA);
     pm_output *out = NULL;
     char err[256] = "";
-    assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, &out, err, sizeof err), PM_OK);
     assert_ptr_equal(out->data, pixels);
     assert_null(img.px);
     for (int i = 0; i < W * H; i++) {
@@ -87,7 +87,7 @@ static void test_raw_rgba_output_takes_over_the_image_pixels_instead_of_copying(
     pixels = img.px;
     for (int i = 0; i < W * H; i++) m[i] = (uint8_t)i;
     o = opts(PM_OUTPUT_MASK);
-    assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, &out, err, sizeof err), PM_OK);
     assert_ptr_equal(img.px, pixels);
     assert_ptr_not_equal(out->data, pixels);
     pm_output_free(out);
@@ -110,7 +110,7 @@ static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it
             o.encoding = encoding;
             o.invert = 1; /* the matte is changed in place first, taken over or not */
             pm_output *out = NULL;
-            assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+            assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, &out, err, sizeof err), PM_OK);
             const int taken = outputs[k] == PM_OUTPUT_MASK && encoding == PM_ENCODING_RAW;
             if (taken) {
                 assert_null(m);
@@ -130,7 +130,7 @@ static void test_raw_mask_output_takes_over_the_matte_and_other_outputs_leave_it
     pm_remove_options o = opts(PM_OUTPUT_MASK);
     pm_rgba img = make_img(0);
     pm_output *out = (pm_output *)&o; /* must come back NULL */
-    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
     assert_null(out);
     pm_rgba_free(&img);
 }
@@ -163,7 +163,7 @@ static void test_borrowed_rgb_and_rgba_input_with_padding_gives_the_same_outputs
                 uint8_t *m = make_matte();
                 pm_output *got = NULL;
                 char err[256] = "";
-                assert_int_equal(pm_build_output(&borrowed, &m, &o, NULL, &got, err, sizeof err), PM_OK);
+                assert_int_equal(pm_build_output(&borrowed, &m, &o, NULL, NULL, &got, err, sizeof err), PM_OK);
                 assert_int_equal(got->size, want->size);
                 assert_int_equal(got->stride, want->stride);
                 assert_memory_equal(got->data, want->data, want->size);
@@ -354,11 +354,16 @@ static void test_bad_options_are_invalid_arguments_and_leave_out_null(void **sta
     uint8_t *m = make_matte();
     char err[256];
     struct { int field; double value; const char *needle; } bad[] = {
-        {0, 3, "options.output 3"},        {0, -1, "options.output -1"},
+        {0, 4, "options.output 4"},        {0, -1, "options.output -1"},
         {1, 4, "options.encoding 4"},       {2, 1.5, "options.threshold 1.5"},
         {2, NAN, "options.threshold"},      {3, 0x1000000, "background_rgb"},
         {4, -2, "options.png_level -2"},    {4, 13, "options.png_level 13"},
         {5, -1, "options.webp_quality -1"}, {5, 101, "options.webp_quality 101"},
+        {6, 3, "options.background 3"},     {6, -1, "options.background -1"},
+        {7, -1, "options.blur_radius -1"},  {7, 257, "options.blur_radius 257"},
+        {7, NAN, "options.blur_radius"},    {8, 0x1000000, "options.overlay_rgb"},
+        {9, -0.25, "options.overlay_opacity -0.25"}, {9, 1.5, "options.overlay_opacity 1.5"},
+        {9, NAN, "options.overlay_opacity"}, {10, 0, "options.background_image is NULL"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         pm_remove_options o = opts(PM_OUTPUT_RGBA);
@@ -368,19 +373,27 @@ static void test_bad_options_are_invalid_arguments_and_leave_out_null(void **sta
         if (bad[k].field == 3) o.background_rgb = (uint32_t)bad[k].value;
         if (bad[k].field == 4) o.png_level = (int)bad[k].value;
         if (bad[k].field == 5) o.webp_quality = (int)bad[k].value;
+        if (bad[k].field == 6) o.background = (int)bad[k].value;
+        if (bad[k].field == 7) o.blur_radius = (float)bad[k].value;
+        if (bad[k].field == 8) o.overlay_rgb = (uint32_t)bad[k].value;
+        if (bad[k].field == 9) o.overlay_opacity = (float)bad[k].value;
+        if (bad[k].field == 10) {
+            o.output = PM_OUTPUT_COMPOSITE;
+            o.background = PM_BACKGROUND_IMAGE;
+        }
         pm_output *out = (pm_output *)&img; /* must be overwritten with NULL */
         err[0] = 0;
-        assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+        assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
         assert_null(out);
         if (!strstr(err, bad[k].needle)) fprintf(stderr, "message: %s\n", err);
         assert_non_null(strstr(err, bad[k].needle));
     }
     pm_remove_options o = opts(PM_OUTPUT_RGBA);
     pm_output *out = NULL;
-    assert_int_equal(pm_build_output(NULL, &m, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, &m, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
-    assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(NULL, &m, &o, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, NULL, &o, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, &m, NULL, NULL, NULL, &out, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, NULL, err, sizeof err), PM_ERR_INVALID_ARGUMENT);
     pm_output_free(NULL);
     free(m);
     pm_rgba_free(&img);
@@ -674,7 +687,7 @@ static void test_lossy_webp_keeps_the_alpha_exactly_and_the_colours_close(void *
         o.webp_quality = qualities[q];
         pm_output *out = NULL;
         char err[256] = "";
-        assert_int_equal(pm_build_output(&img, &m, &o, NULL, &out, err, sizeof err), PM_OK);
+        assert_int_equal(pm_build_output(&img, &m, &o, NULL, NULL, &out, err, sizeof err), PM_OK);
         assert_int_equal(out->encoding, PM_ENCODING_WEBP);
         assert_int_equal(out->format, PM_FORMAT_RGBA);
         sizes[q] = out->size;

@@ -3,7 +3,8 @@
  * Why not getopt_long: it is not POSIX, and its messages are not the one-line,
  * command-named errors this tool promises. Accepted forms: --name value,
  * --name=value, -x value, -xvalue, flags anywhere among positionals, "--" to end
- * options, and "-" as a positional (stdin/stdout). */
+ * options, and "-" as a positional (stdin/stdout). An optional value is only ever
+ * inline (--name=value), so that the next argument stays a positional. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -118,7 +119,9 @@ int cli_next(cli_args *a, const cli_opt *opts, int *id, const char **value) {
         }
     }
     *id = found->id;
-    if (found->has_value) {
+    if (found->has_value == CLI_VALUE_INLINE) { /* "--overlay" or "--overlay=green" */
+        *value = inline_value;
+    } else if (found->has_value) {
         if (inline_value) {
             *value = inline_value;
         } else if (a->i < a->argc) {
@@ -141,15 +144,17 @@ int cli_parse_int(const char *s, long lo, long hi, int *out) {
     return 1;
 }
 
-int cli_parse_unit(const char *s, float *out) {
+int cli_parse_float(const char *s, float lo, float hi, float *out) {
     if (!s || !*s || isspace((unsigned char)*s)) return 0;
     errno = 0;
     char *end;
     double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v) || v < 0.0 || v > 1.0) return 0;
+    if (errno || *end || !isfinite(v) || v < lo || v > hi) return 0;
     *out = (float)v;
     return 1;
 }
+
+int cli_parse_unit(const char *s, float *out) { return cli_parse_float(s, 0.0f, 1.0f, out); }
 
 static int hex_digit(int c) {
     if (c >= '0' && c <= '9') return c - '0';

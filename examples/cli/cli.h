@@ -44,10 +44,12 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 
 /* ------------------------------------------------------------------ parser */
 
+#define CLI_VALUE_INLINE 2
+
 typedef struct cli_opt {
     const char *name; /* long name without "--" */
     char short_name;  /* 0 for none */
-    int has_value;
+    int has_value;    /* 0: a flag; 1: takes a value; CLI_VALUE_INLINE: an optional --name=value */
     int id;
 } cli_opt;
 
@@ -72,6 +74,7 @@ const char *cli_opt_name(const cli_opt *opts, int id, char *buf, size_t cap);
 int cli_parse_int(const char *s, long lo, long hi, int *out);
 int cli_parse_unit(const char *s, float *out);         /* a number in 0..1 */
 int cli_parse_color(const char *s, uint32_t *rgb);    /* white, black, #RRGGBB, RRGGBB, #RGB */
+int cli_parse_float(const char *s, float lo, float hi, float *out); /* a finite number in lo..hi */
 int cli_parse_precision(const char *s, int *out);     /* auto fp32 fp16 bf16 */
 
 /* ----------------------------------------------------------------- engine */

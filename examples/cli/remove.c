@@ -22,7 +22,8 @@ static const char remove_help[] =
     "       petmatte remove [OPTIONS] - [-o OUTPUT] < in.jpg > out.png\n"
     "       petmatte remove [OPTIONS] VIDEO [-o OUTPUT.webm|.mov|.mp4] [--video-format F]\n"
     "\n"
-    "Removes the background of images and writes PNG or WebP cut-outs (RGBA, alpha = matte).\n"
+    "Removes the background of images and writes PNG or WebP cut-outs (RGBA, alpha = matte),\n"
+    "or the subject over a new background (RGB).\n"
     "\n"
     "  INPUT is a file (JPEG, PNG, BMP, TGA, GIF, PSD, PNM, HDR), a folder, or - for stdin.\n"
     "  One file: OUTPUT defaults to INPUT's folder and stem plus .cutout.png (.mask.png\n"
@@ -54,6 +55,13 @@ static const char remove_help[] =
     "      --mask             write the matte alone (8-bit grayscale PNG)\n"
     "  -b, --bg COLOR         composite over a solid colour (RGB PNG): white, black, gray,\n"
     "                         red, green, blue, yellow, cyan, magenta, #RRGGBB, RRGGBB, #RGB\n"
+    "  -b, --bg blur[:R]      composite over the photo itself, blurred: a Gaussian of R pixels\n"
+    "                         (standard deviation, 0..256); default 1%% of the longer side\n"
+    "      --bg-image PATH    composite over a picture, scaled to cover the frame (aspect\n"
+    "                         ratio kept, centred, the overhang cropped)\n"
+    "      --overlay[=COLOR]  the whole photo with its background tinted, to review a matte;\n"
+    "                         default colour #78FF9B (green)\n"
+    "      --overlay-opacity X  the tint's weight over the background, 0..1; default 0.5\n"
     "  -t, --threshold T      hard matte: alpha = matte >= T ? 255 : 0, T in 0..1\n"
     "      --invert           keep the background instead (applied after --threshold)\n"
     "      --clean-edges      re-estimate colours at soft edges (no old background in fur)\n"
@@ -84,7 +92,10 @@ enum {
     OPT_WEBP,
     OPT_WEBP_QUALITY,
     OPT_VIDEO_FORMAT,
-    OPT_WATCH
+    OPT_WATCH,
+    OPT_BG_IMAGE,
+    OPT_OVERLAY,
+    OPT_OVERLAY_OPACITY
 };
 
 static const cli_opt remove_opts[] = {
@@ -100,6 +111,9 @@ static const cli_opt remove_opts[] = {
     {"webp-quality", 0, 1, OPT_WEBP_QUALITY},
     {"video-format", 0, 1, OPT_VIDEO_FORMAT},
     {"watch", 'w', 0, OPT_WATCH},
+    {"bg-image", 0, 1, OPT_BG_IMAGE},
+    {"overlay", 0, CLI_VALUE_INLINE, OPT_OVERLAY},
+    {"overlay-opacity", 0, 1, OPT_OVERLAY_OPACITY},
     CLI_ENGINE_OPTS,
     {NULL, 0, 0, 0},
 };
@@ -536,6 +550,17 @@ static int run_job(pm_ctx *ctx, const job *j, const pm_remove_options *opt, size
     return 0;
 }
 
+/* --bg: a colour into *rgb, or "blur" / "blur:RADIUS" into opt. 0 when valid. */
+static int parse_bg(const char *value, pm_remove_options *opt, uint32_t *rgb) {
+    if (strncmp(value, "blur", 4) == 0 && (value[4] == '\0' || value[4] == ':')) {
+        opt->background = PM_BACKGROUND_BLUR;
+        opt->blur_radius = 0.0f;
+        return value[4] == ':' && !cli_parse_float(value + 5, 0.0f, 256.0f, &opt->blur_radius) ? -1 : 0;
+    }
+    opt->background = PM_BACKGROUND_COLOR;
+    return cli_parse_color(value, rgb) ? 0 : -1;
+}
+
 int cli_cmd_remove(int argc, char **argv) {
     cli_engine engine;
     cli_engine_init(&engine);
@@ -546,8 +571,8 @@ int cli_cmd_remove(int argc, char **argv) {
     pm_remove_options_init(&opt);
     /* The WebP kind for .webp outputs; run_job picks PNG or this per output name. */
     opt.encoding = PM_ENCODING_WEBP_LOSSLESS;
-    const char *output = NULL, *video_format = NULL;
-    int mask = 0, have_bg = 0, quiet = 0, watch = 0;
+    const char *output = NULL, *video_format = NULL, *bg_image = NULL;
+    int mask = 0, have_bg = 0, quiet = 0, watch = 0, overlay = 0;
     made_ext = "png";
     uint32_t bg = 0;
     char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
@@ -578,10 +603,26 @@ int cli_cmd_remove(int argc, char **argv) {
             break;
         case OPT_MASK: mask = 1; break;
         case OPT_BG:
-            if (!cli_parse_color(value, &bg))
-                rc = cli_usage("remove", "--bg '%s' is not a colour: white, black, gray, red, green, blue, "
-                               "yellow, cyan, magenta, #RRGGBB, RRGGBB or #RGB", value);
+            if (parse_bg(value, &opt, &bg) != 0)
+                rc = cli_usage("remove", "--bg '%s' is not a colour (white, black, gray, red, green, blue, "
+                               "yellow, cyan, magenta, #RRGGBB, RRGGBB, #RGB) or blur[:RADIUS] with a "
+                               "RADIUS in 0..256", value);
             have_bg = 1;
+            break;
+        case OPT_BG_IMAGE:
+            if (!*value) rc = cli_usage("remove", "--bg-image needs a path");
+            bg_image = value;
+            break;
+        case OPT_OVERLAY:
+            overlay = 1;
+            if (value && !cli_parse_color(value, &opt.overlay_rgb))
+                rc = cli_usage("remove", "--overlay='%s' is not a colour: white, black, gray, red, green, "
+                               "blue, yellow, cyan, magenta, #RRGGBB, RRGGBB or #RGB", value);
+            break;
+        case OPT_OVERLAY_OPACITY:
+            if (!cli_parse_unit(value, &opt.overlay_opacity))
+                rc = cli_usage("remove", "--overlay-opacity '%s' is not a number in 0..1", value);
+            overlay = 1;
             break;
         case OPT_THRESHOLD:
             if (!cli_parse_unit(value, &opt.threshold))
@@ -608,8 +649,10 @@ int cli_cmd_remove(int argc, char **argv) {
             break;
         }
     }
-    if (rc == CLI_EXIT_OK && mask && have_bg)
-        rc = cli_usage("remove", "--mask and --bg exclude each other (a mask has no background)");
+    if (rc == CLI_EXIT_OK && mask && (have_bg || bg_image || overlay))
+        rc = cli_usage("remove", "--mask excludes --bg, --bg-image and --overlay (a mask has no background)");
+    if (rc == CLI_EXIT_OK && have_bg + !!bg_image + overlay > 1)
+        rc = cli_usage("remove", "--bg, --bg-image and --overlay exclude each other (one background)");
     if (rc == CLI_EXIT_OK && n_in == 0)
         rc = cli_usage("remove", "no input: give a file, a folder, or - for stdin");
     if (rc != CLI_EXIT_OK) {
@@ -621,6 +664,29 @@ int cli_cmd_remove(int argc, char **argv) {
         opt.output = PM_OUTPUT_COMPOSITE;
         opt.background_rgb = bg;
     }
+    if (overlay) opt.output = PM_OUTPUT_OVERLAY;
+
+    pm_params defaults;
+    pm_params_init(&defaults);
+    size_t limit = (size_t)defaults.max_encoded_bytes;
+    /* The picture is read once, before the model loads; the library decodes it for
+     * each image (and says so when it cannot). */
+    unsigned char *picture_data = NULL;
+    pm_image picture;
+    pm_image_init(&picture);
+    if (bg_image) {
+        char err[768];
+        size_t size = 0;
+        if (cli_read_file(bg_image, limit, &picture_data, &size, err, sizeof err) != 0) {
+            free(inputs);
+            return cli_usage("remove", "--bg-image: %s", err);
+        }
+        picture.data = picture_data;
+        picture.size = size;
+        opt.output = PM_OUTPUT_COMPOSITE;
+        opt.background = PM_BACKGROUND_IMAGE;
+        opt.background_image = &picture;
+    }
     cli_remove_request req = {opt, output, video_format, mask, have_bg, quiet, made_ext, opt.encoding};
 
     struct stat first_st;
@@ -629,27 +695,32 @@ int cli_cmd_remove(int argc, char **argv) {
     if (n_in == 1 && first_is_file && cli_is_video_name(inputs[0]) && !watch) {
         rc = cli_video_remove(&engine, &req, inputs[0]);
         free(inputs);
+        free(picture_data);
         return rc;
     }
     for (size_t i = 0; n_in > 1 && i < n_in; i++) {
         if (cli_is_video_name(inputs[i])) {
             rc = cli_usage("remove", "'%s' is a video: videos are cut out one per command", inputs[i]);
             free(inputs);
+            free(picture_data);
             return rc;
         }
     }
     if (video_format) {
         free(inputs);
+        free(picture_data);
         return cli_usage("remove", "--video-format needs one video as input (.mp4, .mov, .mkv, .webm, .avi, ...)");
     }
     if (watch && (n_in != 1 || !first_is_dir || !output)) {
         free(inputs);
+        free(picture_data);
         return cli_usage("remove", "--watch takes one folder and -o OUTDIR");
     }
 
     char *watch_dir = watch ? strdup(inputs[0]) : NULL;
     if (watch && !watch_dir) {
         free(inputs);
+        free(picture_data);
         return oom();
     }
     plan p;
@@ -658,18 +729,22 @@ int cli_cmd_remove(int argc, char **argv) {
     free(inputs);
     if (rc != CLI_EXIT_OK) {
         plan_free(&p);
+        free(picture_data);
         return rc;
     }
     if (p.n == 0 && !watch) {
         if (!quiet) cli_error("no image files found (looked for .png, .jpg, .jpeg, .bmp, .gif, .tga, ...)");
         plan_free(&p);
+        free(picture_data);
         return CLI_EXIT_OK;
     }
+
 
     pm_ctx *ctx;
     char model_path[PATH_MAX];
     rc = cli_open(&engine, "remove", &ctx, model_path, sizeof model_path);
     if (rc != CLI_EXIT_OK) {
+        free(picture_data);
         plan_free(&p);
         return rc;
     }
@@ -680,15 +755,13 @@ int cli_cmd_remove(int argc, char **argv) {
         if (cli_mkdir_p(p.outdir, err, sizeof err) != 0) {
             cli_error("%s", err);
             pm_close(ctx);
+            free(picture_data);
             plan_free(&p);
             return CLI_EXIT_FAILED;
         }
     }
 
     install_signal_handlers();
-    pm_params defaults;
-    pm_params_init(&defaults);
-    size_t limit = (size_t)defaults.max_encoded_bytes;
 
     cli_progress bar;
     cli_progress_init(&bar, p.n, p.batch && !quiet && isatty(STDERR_FILENO));
@@ -700,6 +773,7 @@ int cli_cmd_remove(int argc, char **argv) {
         if (job_rc == JOB_NO_MODEL) {
             cli_progress_end(&bar);
             pm_close(ctx);
+            free(picture_data);
             plan_free(&p);
             return CLI_EXIT_MODEL;
         }
@@ -728,6 +802,7 @@ int cli_cmd_remove(int argc, char **argv) {
         fprintf(stderr, "%s: %zu image%s written to %s in %.1f s\n", CLI_NAME, p.n, p.n == 1 ? "" : "s",
                 p.outdir, cli_now() - bar.t0);
     pm_close(ctx);
+    free(picture_data);
     plan_free(&p);
     return failed ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 }

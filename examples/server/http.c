@@ -46,6 +46,9 @@ typedef struct request {
     int part_done;
     int arrival_state;        /* the library's state when the headers came (pm_state) */
     double arrival_ms;
+    unsigned char *background; /* the multipart field "background": a picture for bg=image */
+    size_t background_len, background_cap;
+    int background_done;       /* a second "background" field is ignored */
 } request;
 
 /* ------------------------------------------------------------ small helpers */
@@ -220,7 +223,9 @@ static enum MHD_Result handle_warmup(const srv_app *app, struct MHD_Connection *
 
 typedef struct option_parse {
     pm_remove_options *opts;
-    int mask, has_bg;
+    int mask, has_bg, overlay;
+    int bg_image;   /* bg=image: the picture is the multipart field "background" */
+    int has_radius; /* radius= given: only with bg=blur */
     int has_format; /* format= given: the Accept header is not consulted */
     char error[256];
 } option_parse;
@@ -250,13 +255,44 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
         if (!strcmp(key, "mask")) p->mask = flag;
         else if (!strcmp(key, "invert")) p->opts->invert = flag;
         else p->opts->clean_edges = flag;
+    } else if (!strcmp(key, "bg") && value && (!strcmp(value, "blur") || !strcmp(value, "image"))) {
+        p->opts->output = PM_OUTPUT_COMPOSITE;
+        p->opts->background = value[0] == 'b' ? PM_BACKGROUND_BLUR : PM_BACKGROUND_IMAGE;
+        p->bg_image = value[0] == 'i';
+        p->has_bg = 1;
+    } else if (!strcmp(key, "radius") || !strcmp(key, "opacity")) {
+        const int radius = key[0] == 'r';
+        const double hi = radius ? 256.0 : 1.0;
+        char *end = NULL;
+        errno = 0;
+        double v = value ? strtod(value, &end) : 0.0;
+        if (!value || !*value || *end || errno || !(v >= 0.0 && v <= hi)) {
+            snprintf(p->error, sizeof p->error, "option %s must be a number from 0 to %g, not '%s'", key, hi,
+                     value ? value : "");
+            return MHD_NO;
+        }
+        if (radius) p->opts->blur_radius = (float)v, p->has_radius = 1;
+        else p->opts->overlay_opacity = (float)v, p->overlay = 1;
+    } else if (!strcmp(key, "overlay")) {
+        const char *hex = value && *value ? value : "78ff9b";
+        if (*hex == '#') hex++;
+        int ok = !strcmp(hex, "1") || strlen(hex) == 6;
+        for (int i = 0; ok && hex[1] && i < 6; i++) ok = isxdigit((unsigned char)hex[i]) != 0;
+        if (!ok) {
+            snprintf(p->error, sizeof p->error, "option overlay must be 1 or a colour RRGGBB, not '%s'",
+                     value ? value : "");
+            return MHD_NO;
+        }
+        if (hex[1]) p->opts->overlay_rgb = (uint32_t)strtoul(hex, NULL, 16);
+        p->overlay = 1;
     } else if (!strcmp(key, "bg")) {
         const char *hex = value ? value : "";
         if (*hex == '#') hex++;
         int ok = strlen(hex) == 6;
         for (int i = 0; ok && i < 6; i++) ok = isxdigit((unsigned char)hex[i]) != 0;
         if (!ok) {
-            snprintf(p->error, sizeof p->error, "option bg must be a colour RRGGBB, e.g. bg=ffffff, not '%s'",
+            snprintf(p->error, sizeof p->error,
+                     "option bg must be a colour RRGGBB (e.g. bg=ffffff), blur or image, not '%s'",
                      value ? value : "");
             return MHD_NO;
         }
@@ -294,36 +330,49 @@ static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const ch
         p->opts->webp_quality = (int)q;
     } else {
         snprintf(p->error, sizeof p->error,
-                 "unknown option '%s' (known: mask, bg, threshold, invert, clean_edges, format, quality)", key);
+                 "unknown option '%s' (known: mask, bg, radius, overlay, opacity, threshold, invert, "
+                 "clean_edges, format, quality)", key);
         return MHD_NO;
     }
     return MHD_YES;
 }
 
-static int append(request *rq, const void *data, size_t n) {
+/* Appends to one of the request's growing buffers (the image's or the background's). */
+static int append_to(request *rq, unsigned char **buf, size_t *len, size_t *cap_io, const void *data, size_t n) {
     if (n == 0) return 1;
-    if (rq->len + n > rq->cap) {
-        size_t cap = rq->cap ? rq->cap : 65536;
-        while (cap < rq->len + n) cap *= 2;
-        unsigned char *grown = realloc(rq->body, cap);
+    if (*len + n > *cap_io) {
+        size_t cap = *cap_io ? *cap_io : 65536;
+        while (cap < *len + n) cap *= 2;
+        unsigned char *grown = realloc(*buf, cap);
         if (!grown) {
             rq->out_of_memory = 1;
             return 0;
         }
-        rq->body = grown;
-        rq->cap = cap;
+        *buf = grown;
+        *cap_io = cap;
     }
-    memcpy(rq->body + rq->len, data, n);
-    rq->len += n;
+    memcpy(*buf + *len, data, n);
+    *len += n;
     return 1;
 }
 
-/* Multipart: keeps the bytes of the first file field (or of a field named image/file). */
+static int append(request *rq, const void *data, size_t n) {
+    return append_to(rq, &rq->body, &rq->len, &rq->cap, data, n);
+}
+
+/* Multipart: keeps the bytes of the first file field (or of a field named image/file),
+ * and those of a field named "background" (the picture of bg=image) apart. */
 static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                     const char *content_type, const char *transfer_encoding, const char *data,
                                     uint64_t off, size_t size) {
     (void)kind, (void)content_type, (void)transfer_encoding;
     request *rq = cls;
+    if (key && !strcmp(key, "background")) { /* only its first occurrence */
+        if (off == 0 && rq->background_len > 0) rq->background_done = 1;
+        if (rq->background_done) return MHD_YES;
+        return append_to(rq, &rq->background, &rq->background_len, &rq->background_cap, data, size) ? MHD_YES
+                                                                                                     : MHD_NO;
+    }
     if (rq->part_done) return MHD_YES;
     if (!key) key = "";
     if (!rq->part_key) {
@@ -385,9 +434,27 @@ static enum MHD_Result run_remove_bg(const srv_app *app, struct MHD_Connection *
     option_parse parse = {.opts = &opts};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &parse);
     if (parse.error[0]) return srv_send_error(conn, 400, "bad_option", parse.error);
-    if (parse.mask && parse.has_bg)
-        return srv_send_error(conn, 400, "bad_option", "mask=1 and bg= cannot be combined");
+    if (parse.mask + parse.has_bg + parse.overlay > 1)
+        return srv_send_error(conn, 400, "bad_option", "mask=1, bg= and overlay= cannot be combined");
+    if (parse.has_radius && opts.background != PM_BACKGROUND_BLUR)
+        return srv_send_error(conn, 400, "bad_option", "radius= goes with bg=blur");
+    /* A "background" part is the picture: bg=image may be left out, nothing else given. */
+    if (rq->background_len > 0 && !parse.has_bg && !parse.mask && !parse.overlay) {
+        opts.output = PM_OUTPUT_COMPOSITE;
+        opts.background = PM_BACKGROUND_IMAGE;
+        parse.bg_image = parse.has_bg = 1;
+    }
+    if (parse.bg_image != (rq->background_len > 0))
+        return srv_send_error(conn, 400, "bad_option",
+                              parse.bg_image ? "bg=image needs the picture as a multipart field named 'background'"
+                                             : "a 'background' field goes with bg=image");
+    pm_image picture;
+    pm_image_init(&picture);
+    picture.data = rq->background;
+    picture.size = rq->background_len;
+    if (parse.bg_image) opts.background_image = &picture;
     if (parse.mask) opts.output = PM_OUTPUT_MASK;
+    else if (parse.overlay) opts.output = PM_OUTPUT_OVERLAY;
     else if (parse.has_bg) opts.output = PM_OUTPUT_COMPOSITE;
     /* Without format=, a client that accepts WebP gets lossless WebP: the same pixels
      * as the PNG (but the colour of fully transparent ones), in fewer bytes. */
@@ -585,6 +652,7 @@ void srv_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (rq->pp) MHD_destroy_post_processor(rq->pp);
     free(rq->part_key);
     free(rq->body);
+    free(rq->background);
     free(rq);
     *con_cls = NULL;
 }

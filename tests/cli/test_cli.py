@@ -455,3 +455,67 @@ def test_random_weights_note(tmp_path):
     assert p.returncode == 0
     assert "random weights" in one_error_line(p)
     assert q.returncode == 0 and q.stderr == b""
+
+
+def test_blurred_picture_and_overlay_backgrounds(tmp_path):
+    """--bg blur[:R], --bg-image and --overlay[=COLOR]: the subject (left half, red 255)
+    is kept exactly; behind it the photo blurred, the picture covering the frame, or
+    the photo tinted."""
+    src = tmp_path / "h.png"
+    a = halves(src)
+    picture = tmp_path / "pic.png"
+    Image.fromarray(np.full((60, 20, 3), (10, 200, 30), np.uint8)).save(picture)  # tall: cropped
+    outs = {k: tmp_path / f"{k}.png" for k in ("blur", "blur5", "image", "overlay", "tint")}
+    procs = run_many([
+        rm_args(str(src), "-o", str(outs["blur"]), "--bg", "blur"),
+        rm_args(str(src), "-o", str(outs["blur5"]), "--bg", "blur:5"),
+        rm_args(str(src), "-o", str(outs["image"]), "--bg-image", str(picture)),
+        rm_args(str(src), "-o", str(outs["overlay"]), "--overlay"),
+        rm_args(str(src), "-o", str(outs["tint"]), "--overlay=#0000FF", "--overlay-opacity", "0.25"),
+    ])
+    for p in procs:
+        assert p.returncode == 0, p.stderr
+    got = {k: np.asarray(png(v)).astype(int) for k, v in outs.items()}
+    for k, g in got.items():
+        assert g.shape == (32, 32, 3), k
+        assert (g[:, :16] == a[:, :16]).all(), k  # the subject (matte 255), exactly
+    # Blur: green and blue are flat in the photo and stay so; the subject's red bleeds
+    # into the background, fading with distance, further with a wider blur.
+    for k in ("blur", "blur5"):
+        assert (got[k][:, 16:, 1] == 40).all() and (got[k][:, 16:, 2] == 60).all(), k
+        red = got[k][16, 16:, 0]
+        assert red[0] > 0 and (np.diff(red) <= 0).all(), (k, red)
+    assert got["blur5"][16, 22, 0] > got["blur"][16, 22, 0]
+    assert (got["image"][:, 20:] == (10, 200, 30)).all()
+    overlay = np.floor(a[:, 20:] * 0.5 + np.array([0x78, 0xFF, 0x9B]) * 0.5 + 0.5)
+    assert (np.abs(got["overlay"][:, 20:] - overlay) <= 1).all()
+    tint = np.floor(a[:, 20:] * 0.75 + np.array([0, 0, 255]) * 0.25 + 0.5)
+    assert (np.abs(got["tint"][:, 20:] - tint) <= 1).all()
+
+
+def test_background_option_mistakes_are_usage_errors(tmp_path):
+    src = tmp_path / "h.png"
+    halves(src)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture")
+    procs = run_many([
+        rm_args(str(src), "--bg", "blur:x"),
+        rm_args(str(src), "--bg", "blur:300"),
+        rm_args(str(src), "--bg", "red", "--overlay"),
+        rm_args(str(src), "--bg-image", str(src), "--mask"),
+        rm_args(str(src), "--bg-image", str(tmp_path / "missing.png")),
+        rm_args(str(src), "--overlay=nocolour"),
+        rm_args(str(src), "--overlay-opacity", "2"),
+        rm_args(str(src), "-o", str(tmp_path / "x.png"), "--bg-image", str(bad)),
+    ])
+    for p in procs[:-1]:
+        assert p.returncode == 2, p.stderr
+        assert "see 'petmatte remove --help'" in one_error_line(p)
+    assert "blur[:RADIUS]" in one_error_line(procs[0])
+    assert "exclude each other" in one_error_line(procs[2])
+    assert "--mask excludes" in one_error_line(procs[3])
+    assert "missing.png" in one_error_line(procs[4])
+    # A picture that does not decode fails the image (exit 1), with the reason.
+    assert procs[-1].returncode == 1
+    assert "background image" in one_error_line(procs[-1])
+    assert not (tmp_path / "x.png").exists()

@@ -2,7 +2,7 @@
  * model red32.pt (alpha = red channel), with encoded bytes from the fuzzer.
  *
  * Input: byte 0 picks the options, the rest is the encoded image:
- *   bits 0-1 output kind (3 = RGBA again), bit 2 PNG encoding, bit 3 no EXIF,
+ *   bits 0-1 output kind (RGBA, MASK, COMPOSITE, OVERLAY), bit 2 PNG encoding, bit 3 no EXIF,
  *   bit 4 threshold 0.5, bit 5 invert, bit 6 clean_edges, bit 7 keep_input_alpha off.
  * The context is opened and warmed once, in LLVMFuzzerInitialize. The model folder
  * is --models=DIR on the command line (libFuzzer ignores flags that start with
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t sel = data[0];
     pm_remove_options opt;
     pm_remove_options_init(&opt);
-    opt.output = (sel & 3) == 3 ? PM_OUTPUT_RGBA : (int)(sel & 3);
+    opt.output = (int)(sel & 3);
     opt.encoding = (sel & 4) ? PM_ENCODING_PNG : PM_ENCODING_RAW;
     opt.apply_exif_orientation = !(sel & 8);
     opt.threshold = (sel & 16) ? 0.5f : -1.0f;

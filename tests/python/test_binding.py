@@ -180,6 +180,8 @@ def test_init_sized_fills_the_library_defaults():
     assert (o.output, o.encoding, o.background_rgb) == (0, 0, 0xFFFFFF)
     assert o.threshold == -1.0
     assert (o.invert, o.apply_exif_orientation, o.keep_input_alpha, o.clean_edges) == (0, 1, 1, 0)
+    assert (o.background, o.blur_radius, bool(o.background_image)) == (0, 0.0, False)
+    assert (o.overlay_rgb, o.overlay_opacity) == (0x78FF9B, 0.5)
     i = lib.new_image()
     assert i.struct_size == ctypes.sizeof(_native.PmImage) and i.format == 0
 
@@ -536,6 +538,51 @@ def test_composite_over_a_colour(red):
         red.remove_bg(a, background="#12345")
     with pytest.raises(ValueError):
         red.remove_bg(a, background=(0, 0, 256))
+
+
+def test_blur_picture_and_overlay_backgrounds(red, tmp_path):
+    a = np.zeros((32, 32, 3), np.uint8)
+    a[:, :16] = (255, 10, 20)  # matte 255: the subject stays
+    a[:, 16:] = (0, 200, 30)  # matte 0: the background shows
+    a[::2, 16:, 1] = 100  # stripes for the blur to smooth
+    blurred = red.remove_bg(a, background="blur", blur_radius=3)
+    assert (blurred[:, :16] == a[:, :16]).all()
+    green = blurred[4:28, 24:, 1].astype(int)
+    assert green.std() < a[4:28, 24:, 1].std() / 4 and abs(green.mean() - 150) <= 2
+    auto = red.remove_bg(a, background="BLUR")
+    assert (auto[:, :16] == a[:, :16]).all() and not (auto == blurred).all()
+
+    # A picture covering the frame: a 20x60 (tall) one shows its middle band.
+    pic = np.zeros((60, 20, 3), np.uint8)
+    pic[:20] = (255, 0, 0)
+    pic[20:40] = (10, 20, 30)
+    pic[40:] = (0, 0, 255)
+    path = tmp_path / "pic.png"
+    PIL_Image.fromarray(pic).save(path)
+    for source in (pic, str(path), path.read_bytes(), PIL_Image.fromarray(pic)):
+        out = red.remove_bg(a, background_image=source)
+        assert out.shape == (32, 32, 3)
+        assert (out[:, :16] == a[:, :16]).all() and (out[:, 16:] == (10, 20, 30)).all()
+
+    over = red.remove_bg(a, output="overlay", overlay_color="#0000ff", overlay_opacity=0.25)
+    want = np.floor(a[:, 16:] * 0.75 + np.array([0, 0, 255]) * 0.25 + 0.5)
+    assert (over[:, :16] == a[:, :16]).all() and (np.abs(over[:, 16:] - want) <= 1).all()
+    assert red.remove_bg(a, output="overlay", format="pil").mode == "RGB"
+
+    with pytest.raises(ValueError):
+        red.remove_bg(a, background="red", blur_radius=3)
+    with pytest.raises(ValueError):
+        red.remove_bg(a, background="red", background_image=pic)
+    with pytest.raises(ValueError):
+        red.remove_bg(a, overlay_opacity=0.3)
+    with pytest.raises(ValueError):
+        red.remove_bg(a, output="overlay", overlay_color="nocolour")
+    with pytest.raises(petmatte.InvalidArgumentError):
+        red.remove_bg(a, background="blur", blur_radius=300)
+    with pytest.raises(petmatte.InvalidArgumentError):
+        red.remove_bg(a, output="overlay", overlay_opacity=1.5)
+    with pytest.raises(petmatte.DecodeError, match="background image"):
+        red.remove_bg(a, background_image=b"not a picture")
 
 
 def test_clean_edges_keeps_the_matte_and_opaque_colours(red):

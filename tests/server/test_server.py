@@ -265,6 +265,48 @@ def test_remove_bg_options(red_server):
         assert_error(red_server.post("/remove-bg?" + query, data), 400, "bad_option")
 
 
+def test_remove_bg_blur_picture_and_overlay(red_server):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:, :16] = (255, 10, 20)  # matte 255: the subject
+    rgb[:, 16:] = (0, 200, 30)   # matte 0: the background shows
+    rgb[::2, 16:, 1] = 100       # stripes for the blur to smooth
+    data = png_bytes(rgb)
+
+    r = red_server.post("/remove-bg?bg=blur&radius=3", data)
+    assert r.status == 200, r.body
+    blur = decode(r.body).astype(int)
+    assert blur.shape == (32, 32, 3) and (blur[:, :16] == rgb[:, :16]).all()
+    assert blur[4:28, 24:, 1].std() < rgb[4:28, 24:, 1].std() / 4
+
+    picture = png_bytes(np.full((60, 20, 3), (10, 20, 30), np.uint8))
+    for query, fields in (("?bg=image", [("image", "a.png", "image/png", data),
+                                          ("background", "b.png", "image/png", picture)]),
+                          ("", [("background", "b.png", "image/png", picture),
+                                ("image", "a.png", "image/png", data)])):
+        body, ctype = multipart(fields)
+        r = red_server.post("/remove-bg" + query, body, headers={"Content-Type": ctype})
+        assert r.status == 200, r.body
+        out = decode(r.body)
+        assert (out[:, :16] == rgb[:, :16]).all() and (out[:, 16:] == (10, 20, 30)).all()
+
+    r = red_server.post("/remove-bg?overlay=0000ff&opacity=0.25", data)
+    assert r.status == 200, r.body
+    over = decode(r.body).astype(int)
+    want = np.floor(rgb[:, 16:] * 0.75 + np.array([0, 0, 255]) * 0.25 + 0.5)
+    assert (over[:, :16] == rgb[:, :16]).all() and (np.abs(over[:, 16:] - want) <= 1).all()
+    assert decode(red_server.post("/remove-bg?overlay=1", data).body).shape == (32, 32, 3)
+
+    for query in ["bg=image", "radius=3", "bg=blur&radius=300", "bg=ffffff&radius=2", "overlay=xyz",
+                  "opacity=2", "mask=1&overlay=1", "bg=blur&overlay=1"]:
+        assert_error(red_server.post("/remove-bg?" + query, data), 400, "bad_option")
+    body, ctype = multipart([("image", "a.png", "image/png", data), ("background", "b.png", "image/png", picture)])
+    assert_error(red_server.post("/remove-bg?bg=blur", body, headers={"Content-Type": ctype}), 400, "bad_option")
+    body, ctype = multipart([("image", "a.png", "image/png", data),
+                             ("background", "b.png", "image/png", b"not a picture")])
+    err = assert_error(red_server.post("/remove-bg", body, headers={"Content-Type": ctype}), 400)
+    assert "background image" in err["error"]
+
+
 def test_remove_bg_webp_by_query_or_accept_header(red_server):
     rgb = pattern()
     data = png_bytes(rgb)

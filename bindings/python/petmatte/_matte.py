@@ -102,7 +102,7 @@ def cuda_device_count(lib_path: Optional[PathLike] = None) -> int:
 _PRECISIONS = {"auto": Precision.AUTO, "fp32": Precision.FP32, "fp16": Precision.FP16,
                "bf16": Precision.BF16}
 _OUTPUTS = {"rgba": _native.OUTPUT_RGBA, "mask": _native.OUTPUT_MASK,
-            "composite": _native.OUTPUT_COMPOSITE}
+            "composite": _native.OUTPUT_COMPOSITE, "overlay": _native.OUTPUT_OVERLAY}
 
 
 def _c_int(name: str, value: Any) -> int:
@@ -381,6 +381,10 @@ class Matte:
         output: Optional[str] = None,
         format: Optional[str] = None,
         background: Optional[Color] = None,
+        background_image: Optional[ImageInput] = None,
+        blur_radius: Optional[float] = None,
+        overlay_color: Optional[Color] = None,
+        overlay_opacity: Optional[float] = None,
         threshold: Optional[float] = None,
         invert: bool = False,
         apply_exif: bool = True,
@@ -397,22 +401,31 @@ class Matte:
                 a file path (str or PathLike: its bytes are read), a numpy uint8 array
                 of shape (H, W, 3) or (H, W, 4) (RGB/RGBA; (H, W) grey is expanded to
                 RGB) with any strides, or a PIL image.
-            output: "rgba" (the image with alpha = matte), "mask" (the matte alone) or
-                "composite" (the subject over ``background``). Default "rgba", or
-                "composite" when ``background`` is given.
+            output: "rgba" (the image with alpha = matte), "mask" (the matte alone),
+                "composite" (the subject over ``background`` or ``background_image``) or
+                "overlay" (the whole photo, its background tinted with ``overlay_color``:
+                for reviewing a matte). Default "rgba", or "composite" when
+                ``background`` or ``background_image`` is given.
             format: "array" (numpy uint8: (H, W, 4) for rgba, (H, W) for mask,
                 (H, W, 3) for composite), "pil" (PIL.Image in mode RGBA, L or RGB), or a
                 file's bytes: "png" (exact pixels), "webp-lossless" (every pixel with
                 alpha > 0 exact; a mask as gray RGB) or "webp" (lossy at ``webp_quality``,
                 alpha exact). Default: "pil" for a PIL image input, else "array".
             background: composite colour: (r, g, b), "#rrggbb", a name, or 0xRRGGBB;
-                default white.
+                default white. "blur": the photo itself, blurred (see ``blur_radius``).
+            background_image: a picture behind the subject, as ``image`` (bytes, path,
+                array, PIL image; the same limits apply), scaled to cover the frame:
+                aspect ratio kept, centred, the overhang cropped. Its alpha is ignored.
+            blur_radius: with background="blur": the Gaussian's standard deviation in
+                pixels, 0..256; None or 0: 1% of the longer side, at least 2.
+            overlay_color: the tint of output="overlay", as ``background``; None: #78FF9B.
+            overlay_opacity: the tint's weight over the background, 0..1; None: 0.5.
             threshold: None for a soft matte; 0..1: alpha = 255 where matte >= t, else 0.
             invert: alpha = 255 - matte (after the threshold).
             apply_exif: rotate JPEG bytes upright by their EXIF orientation; for a PIL
                 image, PIL.ImageOps.exif_transpose is applied (raw pixels carry no EXIF).
             keep_input_alpha: multiply the matte by the input's own alpha.
-            clean_edges: re-estimate colours at soft edges (rgba and composite).
+            clean_edges: re-estimate colours at soft edges (rgba, composite, overlay).
             bgr: a numpy array is in BGR/BGRA channel order (OpenCV).
             png_level: PNG compression effort, 0 (stored) .. 12 (smallest); None: the
                 library's default (1, the fastest that compresses).
@@ -428,13 +441,22 @@ class Matte:
             requested format needs numpy or Pillow and it is missing.
         """
         if output is None:
-            output = "composite" if background is not None else "rgba"
+            output = "composite" if background is not None or background_image is not None else "rgba"
         try:
             kind = _OUTPUTS[output]
         except KeyError:
             raise ValueError(f"output {output!r} is not one of {sorted(_OUTPUTS)}") from None
-        if background is not None and kind != _native.OUTPUT_COMPOSITE:
-            raise ValueError(f"background is only used with output='composite', not {output!r}")
+        if (background is not None or background_image is not None) and kind != _native.OUTPUT_COMPOSITE:
+            raise ValueError(f"background and background_image are only used with output='composite', "
+                             f"not {output!r}")
+        if background is not None and background_image is not None:
+            raise ValueError("give background or background_image, not both")
+        blur = isinstance(background, str) and background.strip().lower() == "blur"
+        if blur_radius is not None and not blur:
+            raise ValueError("blur_radius is only used with background='blur'")
+        if (overlay_color is not None or overlay_opacity is not None) and kind != _native.OUTPUT_OVERLAY:
+            raise ValueError(f"overlay_color and overlay_opacity are only used with output='overlay', "
+                             f"not {output!r}")
         if format is None:
             pil = sys.modules.get("PIL.Image")
             format = "pil" if pil is not None and isinstance(image, pil.Image) else "array"
@@ -453,8 +475,15 @@ class Matte:
             opts.png_level = int(png_level)
         if webp_quality is not None:
             opts.webp_quality = int(webp_quality)
-        if background is not None:
+        if blur:
+            opts.background = _native.BACKGROUND_BLUR
+            opts.blur_radius = 0.0 if blur_radius is None else float(blur_radius)
+        elif background is not None:
             opts.background_rgb = parse_color(background)
+        if overlay_color is not None:
+            opts.overlay_rgb = parse_color(overlay_color, "overlay_color")
+        if overlay_opacity is not None:
+            opts.overlay_opacity = float(overlay_opacity)
         opts.threshold = -1.0 if threshold is None else float(threshold)
         opts.invert = int(bool(invert))
         opts.apply_exif_orientation = int(bool(apply_exif))
@@ -462,6 +491,11 @@ class Matte:
         opts.clean_edges = int(bool(clean_edges))
 
         img, keepalive = make_input(lib, image, apply_exif=apply_exif, bgr=bgr)
+        if background_image is not None:
+            picture, keep_picture = make_input(lib, background_image, apply_exif=apply_exif, bgr=bgr)
+            keepalive = [keepalive, picture, keep_picture]
+            opts.background = _native.BACKGROUND_IMAGE
+            opts.background_image = ctypes.pointer(picture)
         out = ctypes.POINTER(PmOutput)()
         ctx = self._enter()
         try:

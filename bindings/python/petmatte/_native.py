@@ -110,6 +110,11 @@ class PmRemoveOptions(ctypes.Structure):
         ("clean_edges", ctypes.c_int),
         ("png_level", ctypes.c_int),
         ("webp_quality", ctypes.c_int),
+        ("background", ctypes.c_int),
+        ("blur_radius", ctypes.c_float),
+        ("background_image", ctypes.POINTER(PmImage)),
+        ("overlay_rgb", ctypes.c_uint32),
+        ("overlay_opacity", ctypes.c_float),
     ]
 
 
@@ -131,7 +136,9 @@ class PmOutput(ctypes.Structure):
 # pm_pixel_format
 FORMAT_ENCODED, FORMAT_RGB, FORMAT_RGBA, FORMAT_BGR, FORMAT_BGRA, FORMAT_GRAY = range(6)
 # pm_output_kind
-OUTPUT_RGBA, OUTPUT_MASK, OUTPUT_COMPOSITE = range(3)
+OUTPUT_RGBA, OUTPUT_MASK, OUTPUT_COMPOSITE, OUTPUT_OVERLAY = range(4)
+# pm_background
+BACKGROUND_COLOR, BACKGROUND_BLUR, BACKGROUND_IMAGE = range(3)
 # pm_encoding
 ENCODING_RAW, ENCODING_PNG, ENCODING_WEBP_LOSSLESS, ENCODING_WEBP = range(4)
 # pm_tune: every key, by the name pm_tune_name gives it

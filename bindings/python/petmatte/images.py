@@ -45,14 +45,14 @@ _NAMED_COLORS = {
 }
 
 
-def parse_color(color: Color) -> int:
+def parse_color(color: Color, what: str = "background") -> int:
     """0xRRGGBB from ``(r, g, b)``, ``"#rrggbb"``, ``"#rgb"``, a name
     (white, black, red, green, blue, gray/grey) or an int 0xRRGGBB."""
     if isinstance(color, bool):
-        raise TypeError("background must be a colour, not a bool")
+        raise TypeError(f"{what} must be a colour, not a bool")
     if isinstance(color, int):
         if not 0 <= color <= 0xFFFFFF:
-            raise ValueError(f"background {color:#x} is not 0xRRGGBB")
+            raise ValueError(f"{what} {color:#x} is not 0xRRGGBB")
         return color
     if isinstance(color, str):
         s = color.strip().lower()
@@ -66,13 +66,13 @@ def parse_color(color: Color) -> int:
                 return int(h, 16)
             except ValueError:
                 pass
-        raise ValueError(f"background {color!r} is not #rrggbb, #rgb or one of {sorted(_NAMED_COLORS)}")
+        raise ValueError(f"{what} {color!r} is not #rrggbb, #rgb or one of {sorted(_NAMED_COLORS)}")
     try:
         r, g, b = (int(v) for v in color)
     except (TypeError, ValueError):
-        raise TypeError(f"background {color!r} is not (r, g, b), '#rrggbb' or 0xRRGGBB") from None
+        raise TypeError(f"{what} {color!r} is not (r, g, b), '#rrggbb' or 0xRRGGBB") from None
     if not all(0 <= v <= 255 for v in (r, g, b)):
-        raise ValueError(f"background {tuple(color)!r}: components must be 0..255")
+        raise ValueError(f"{what} {tuple(color)!r}: components must be 0..255")
     return (r << 16) | (g << 8) | b
 
 
