@@ -12,11 +12,14 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libcmocka-dev abigail-tools clang libclang-rt-14-dev \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage \
   libmicrohttpd-dev chromium python3-websocket \
+  python3-yaml python3-kubernetes \
   libopenblas0-pthread
 # python3-skimage: its data/ folder holds the cat photo (chelsea.png) the quick start
 # and the default model's test cut out (python3-skimage-lib alone has no data/).
 # libdeflate-dev, zlib1g-dev: PNG output (one libdeflate call, or zlib bands on several
 # threads); libwebp-dev: WebP output.
+# python3-yaml, python3-kubernetes: tests/deploy loads examples/deploy/k8s.yaml and
+# deserializes it into the Kubernetes client's models.
 # libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3); without it
 # that is the reference BLAS, about 9x slower for the matrix products in Swin layers.
 # npm fetches the default model's weights from the npm registry.
