@@ -15,7 +15,10 @@ passed, 1 it failed, 2 bad arguments or the server could not be started or found
 Before the clock starts every case is sent once (priming: lazily started pools exist
 afterwards), then the idle thread and descriptor counts are taken. Windows of --window
 seconds follow; those starting within --settle seconds are the settling period the later
-ones are compared with (tools/soak_report.py states the checks).
+ones are compared with (tools/soak_report.py states the checks). At the end of each
+window the soak waits until none of its requests is in flight and samples the server
+(a quiet point; ticks due meanwhile are skipped and counted), so the RSS the server keeps
+between requests is measured even when requests overlap all the time.
 """
 import argparse
 import datetime
@@ -234,6 +237,11 @@ class Sampler(threading.Thread):
     def sample(self, n=0):
         busy = self.in_flight()
         s = proc_counts(self.server.pid)
+        try:
+            with open("/proc/loadavg") as f:
+                s["load1"] = float(f.read().split()[0])  # the machine's, other work included
+        except (OSError, ValueError):
+            s["load1"] = None
         s["t"] = time.monotonic() - self.t0
         s["quiet"] = busy == 0 and self.in_flight() == 0  # no request of ours in flight
         try:
@@ -387,14 +395,33 @@ def soak(server, args):
     sampler.samples.append(sampler.sample())
     sampler.start()
 
+    def quiet_point(boundary):
+        """Waits until none of our requests is in flight and samples the server, stamped
+        at the end of the window: every window gets at least one quiet sample, even when
+        the server is so slow that requests overlap all the time."""
+        deadline = time.monotonic() + args.request_timeout + args.slow_s
+        while in_flight[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s = sampler.sample()
+        s["t"] = boundary - 1e-3
+        sampler.samples.append(s)
+
     n_windows = -(-args.duration // args.window)
-    printed = 0
+    printed, next_quiet, paused = 0, args.window, []
     print(report.table([]), flush=True)
     k, interval = 0, 1.0 / args.rate
     while k < args.max_requests:
         t = k * interval
         if t >= args.duration:
             break
+        if t >= next_quiet:
+            quiet_point(next_quiet)
+            next_quiet += args.window
+            # Ticks that fell due while waiting are skipped, not sent in a burst.
+            while k * interval < min(time.monotonic() - t0, args.duration):
+                paused.append(k * interval)
+                k += 1
+            continue
         delay = t0 + t - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -419,6 +446,7 @@ def soak(server, args):
         slots.acquire(timeout=args.request_timeout + args.slow_s + 5)
     sampler.halt.set()
     sampler.join()
+    quiet_point(args.duration)
 
     # Idle again: connection threads end a moment after their connection.
     idle_after = proc_counts(server.pid)
@@ -436,7 +464,7 @@ def soak(server, args):
     return {
         "device": device, "status_at_ready": st, "status_at_end": final_status, "health_at_end": health,
         "cases": [{"name": c.name, "kind": c.kind, "bytes": len(c.body), "expect": c.expect_status} for c in cases],
-        "priming": priming, "records": records, "samples": sampler.samples, "late": late,
+        "priming": priming, "records": records, "samples": sampler.samples, "late": late, "paused": paused,
         "idle_before": idle_before, "idle_after": idle_after,
     }
 
@@ -517,6 +545,7 @@ def main(argv=None):
     print(report.table(rows))
     print(f"\n{len(run['records'])} requests at {args.rate:g}/s for {args.duration} s "
           f"({sum(r['kind'] == 'good' for r in run['records'])} good), {len(run['late'])} late ticks, "
+          f"{len(run['paused'])} skipped at the windows' quiet points, "
           f"on {run['device']}; settling: the first {args.settle} s")
     for c in result["checks"]:
         print(f"  {'PASS' if c['pass'] else 'FAIL'}  {c['name']}: {c['detail']}")
@@ -529,7 +558,7 @@ def main(argv=None):
             "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
             "settings": {k: v for k, v in vars(args).items()},
             "windows": rows, "verdict": result, **{k: run[k] for k in (
-                "device", "status_at_ready", "status_at_end", "cases", "priming", "records", "samples", "late",
+                "device", "status_at_ready", "status_at_end", "cases", "priming", "records", "samples", "late", "paused",
                 "idle_before", "idle_after")}, "server_exit": exit_status,
         }
         with open(args.json, "w") as f:

@@ -10,9 +10,9 @@ The verdict compares the windows after the settling period with that period:
   - RSS: each later window's quiet floor (its smallest sample taken while none of the
     soak's requests was in flight: what the server keeps between requests; its peaks
     follow how many large images happen to be in flight) at most (1 + growth) times the
-    quiet floor of the last settling window that had one. Windows without a quiet
-    sample (the table marks their smallest sample with *) are left out; a soak with
-    none after settling fails (lower --rate);
+    quiet floor of the last settling window that had one (soak.py ends each window
+    with a quiet point). Windows without a quiet sample (the table marks their smallest
+    sample with *) are left out; a soak with none after settling fails;
   - device memory (/status's device_memory_bytes, the CUDA caching allocator's reserve,
     and nvidia-smi's figure for the process): the largest value after settling at most
     (1 + growth) times the largest while settling;
@@ -68,6 +68,7 @@ def windows(requests, samples, window_s, duration_s, late=()):
             "rss_max": _max(s["rss"] for s in samp),
             "threads_max": _max(s["threads"] for s in samp),
             "fds_max": _max(s["fds"] for s in samp),
+            "load1_max": _max(s.get("load1") for s in samp),
             "device_max": _max(s["device_bytes"] for s in samp),
             "smi_max": _max(s["smi_bytes"] for s in samp),
             "late_ticks": sum(lo <= t < hi or (w == n - 1 and t >= hi) for t in late),
@@ -102,8 +103,7 @@ def verdict(rows, requests, settle_s, growth=0.05, p99_factor=1.5, latency_gate=
             quiet_settle = [w for w in settle if w.get("rss_min_quiet", True)]
             quiet_later = [w for w in later if w.get("rss_min_quiet", True)]
             if not quiet_settle or not quiet_later:
-                check(f"{label} growth", False, "no quiet moment (no request in flight) while settling or after: "
-                      "lower --rate")
+                check(f"{label} growth", False, "no quiet moment (no request in flight) while settling or after")
                 continue
             ref = quiet_settle[-1][key]
             top = _max(w[key] for w in quiet_later)
@@ -158,7 +158,7 @@ def table(rows):
     """The windows as a fixed-width text table."""
     head = (f"{'win':>3} {'t (s)':>11} {'req':>5} {'good':>5} {'odd':>4} {'host':>4} {'unexp':>5} "
             f"{'p50 ms':>7} {'p99 ms':>7} {'RSS quiet':>9} {'RSS max':>8} {'thr':>4} {'fds':>4} "
-            f"{'dev MiB':>8} {'smi MiB':>8} {'late':>4}")
+            f"{'dev MiB':>8} {'smi MiB':>8} {'late':>4} {'load':>5}")
     lines = [head]
     for w in rows:
         lines.append(
@@ -166,5 +166,6 @@ def table(rows):
             f"{w['odd']:>4} {w['hostile']:>4} {w['unexpected']:>5} {_fmt(w['p50_ms']):>7} {_fmt(w['p99_ms']):>7} "
             f"{_fmt(w['rss_min'], 2**20, 1) + ('' if w.get('rss_min_quiet', True) else '*'):>9} "
             f"{_fmt(w['rss_max'], 2**20, 1):>8} {_fmt(w['threads_max']):>4} {_fmt(w['fds_max']):>4} "
-            f"{_fmt(w['device_max'], 2**20, 1):>8} {_fmt(w['smi_max'], 2**20, 1):>8} {w['late_ticks']:>4}")
+            f"{_fmt(w['device_max'], 2**20, 1):>8} {_fmt(w['smi_max'], 2**20, 1):>8} {w['late_ticks']:>4} "
+            f"{_fmt(w.get('load1_max'), 1, 1):>5}")
     return "\n".join(lines)
