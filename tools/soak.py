@@ -556,6 +556,9 @@ def main(argv=None):
             "command": " ".join([os.path.relpath(sys.argv[0], ROOT) if sys.argv[0].startswith(ROOT) else sys.argv[0]]
                                 + (argv if argv is not None else sys.argv[1:])),
             "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
+            # the started server inherits these: they change what its memory does
+            "environment": {k: v for k, v in os.environ.items()
+                            if k.startswith(("GLIBC_TUNABLES", "MALLOC_", "OMP_", "PETMATTE_", "CUDA_"))},
             "settings": {k: v for k, v in vars(args).items()},
             "windows": rows, "verdict": result, **{k: run[k] for k in (
                 "device", "status_at_ready", "status_at_end", "cases", "priming", "records", "samples", "late", "paused",
