@@ -12,6 +12,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libcmocka-dev abigail-tools clang libclang-rt-14-dev \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage \
   libmicrohttpd-dev chromium python3-websocket haproxy \
+  python3-yaml python3-kubernetes \
   libopenblas0-pthread \
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev python3-av
 # python3-skimage: its data/ folder holds the cat photo (chelsea.png) the quick start
@@ -19,6 +20,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
 # libdeflate-dev, zlib1g-dev: PNG output (one libdeflate call, or zlib bands on several
 # threads); libwebp-dev: WebP output.
 # haproxy: tests/deploy runs petmatte-server processes behind examples/haproxy/petmatte.cfg.
+# python3-yaml, python3-kubernetes: tests/deploy loads examples/deploy/k8s.yaml and
+# deserializes it into the Kubernetes client's models.
 # libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3); without it
 # that is the reference BLAS, about 9x slower for the matrix products in Swin layers.
 # libavformat-dev, libavcodec-dev, libswscale-dev, libswresample-dev, libavutil-dev:
