@@ -88,8 +88,9 @@ PM_API unsigned pm_version_number(void);      /* PETMATTE_VERSION_NUMBER of the 
 /* ------------------------------------------------------------- parameters */
 
 typedef enum pm_precision {
-    PM_PRECISION_AUTO = 0, /* fp16 on CUDA; on the CPU bf16 where it has AMX-BF16 and the model
-                              runs channels_last (PM_TUNE_CHANNELS_LAST), else fp32 */
+    PM_PRECISION_AUTO = 0, /* fp16 on CUDA; on the CPU bf16 where it has AMX-BF16, the model
+                              runs channels_last (PM_TUNE_CHANNELS_LAST) and its manifest
+                              sets cpu.bf16, else fp32 */
     PM_PRECISION_FP32 = 1,
     PM_PRECISION_FP16 = 2, /* CUDA only */
     PM_PRECISION_BF16 = 3

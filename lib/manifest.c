@@ -24,6 +24,7 @@ void pm_manifest_defaults(pm_model_config *cfg, int size, const char *name) {
     cfg->channels_last = 0;
     cfg->forward_streams = 1;
     cfg->graph_safe = 0;
+    cfg->cpu_bf16 = 0;
 }
 
 static pm_code bad(char *err, size_t cap, const char *what) {
@@ -136,6 +137,14 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
         if (gs) {
             if (!json_is_boolean(gs)) return bad(err, cap, "gpu.graph_safe must be a boolean");
             cfg->graph_safe = json_is_true(gs);
+        }
+    }
+    if ((v = json_object_get(root, "cpu"))) {
+        if (!json_is_object(v)) return bad(err, cap, "cpu must be an object");
+        json_t *bf16 = json_object_get(v, "bf16");
+        if (bf16) {
+            if (!json_is_boolean(bf16)) return bad(err, cap, "cpu.bf16 must be a boolean");
+            cfg->cpu_bf16 = json_is_true(bf16);
         }
     }
     if ((v = json_object_get(root, "random_weights"))) {

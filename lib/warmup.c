@@ -167,11 +167,13 @@ static pm_code resolve_options(const pm_ctx *c, const int want[PM_TUNE_SLOTS], c
      * breaks models that .view() activations (Swin): the manifest says which a model is. */
     const int cl = want[PM_TUNE_CHANNELS_LAST];
     o->channels_last = cl >= 0 ? cl : cfg->channels_last;
-    /* Auto precision on the CPU: bf16 where AMX runs it and the model runs NHWC
-     * (oneDNN's AMX kernels; in NCHW order bf16 is slower than fp32), else the fp32 it
-     * was loaded in. */
+    /* Auto precision on the CPU: bf16 where AMX runs it, the model runs NHWC (oneDNN's
+     * AMX kernels; in NCHW order bf16 is slower than fp32) and its manifest says bf16 was
+     * checked for it (a model may use an op without a CPU bf16 kernel, and its matte's
+     * accuracy in bf16 is the model's own); else the fp32 it was loaded in. */
     if (!cuda && c->precision_request == PM_PRECISION_AUTO)
-        o->precision = o->channels_last && cpu_has_amx_bf16() ? PM_PRECISION_BF16 : PM_PRECISION_FP32;
+        o->precision = c->config.cpu_bf16 && o->channels_last && cpu_has_amx_bf16() ? PM_PRECISION_BF16
+                                                                                     : PM_PRECISION_FP32;
     /* Off unless asked: the profiling executor and freezing cost warm-up time. */
     o->jit_optimize = want[PM_TUNE_JIT_OPTIMIZE] == 1;
     o->freeze = want[PM_TUNE_FREEZE] == 1;

@@ -39,6 +39,7 @@ typedef struct pm_model_config {
     int channels_last;           /* manifest's gpu.channels_last: NHWC runs faster on a GPU */
     int forward_streams;         /* manifest's gpu.forward_streams: 1..PM_MAX_FORWARD_STREAMS */
     int graph_safe;              /* manifest's gpu.graph_safe: control flow never depends on values */
+    int cpu_bf16;                /* manifest's cpu.bf16: checked to run in bf16 on a CPU */
 } pm_model_config;
 
 typedef struct pm_shim_model pm_shim_model;

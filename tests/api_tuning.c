@@ -190,6 +190,20 @@ static void test_once_ready_tune_get_answers_the_values_in_use_on_the_cpu(void *
     pm_close(ctx);
 }
 
+/* Auto precision on the CPU is bf16 only for a model whose manifest says it was checked
+ * in bf16 (cpu.bf16): red32 has no such key, so even in NHWC order, on a CPU with AMX,
+ * it runs in fp32. */
+static void test_auto_precision_on_the_cpu_is_fp32_without_the_manifests_bf16(void **state) {
+    (void)state;
+    if (test_on_cuda()) skip();
+    pm_ctx *ctx = open_model("red32.pt");
+    tune(ctx, PM_TUNE_CHANNELS_LAST, 1);
+    assert_int_equal(pm_warmup(ctx), PM_OK);
+    assert_int_equal(tuned(ctx, PM_TUNE_CHANNELS_LAST), 1);
+    assert_int_equal(status_of(ctx).precision, PM_PRECISION_FP32);
+    pm_close(ctx);
+}
+
 static void test_tune_name_names_every_key_and_nothing_else(void **state) {
     (void)state;
     for (size_t i = 0; i < NKEYS; i++) {
@@ -250,6 +264,7 @@ int main(void) {
         cmocka_unit_test(test_tune_set_while_a_warmup_runs_is_a_state_error),
         cmocka_unit_test(test_a_failed_context_takes_new_values_and_warms_with_them),
         cmocka_unit_test(test_once_ready_tune_get_answers_the_values_in_use_on_the_cpu),
+        cmocka_unit_test(test_auto_precision_on_the_cpu_is_fp32_without_the_manifests_bf16),
         cmocka_unit_test(test_tune_name_names_every_key_and_nothing_else),
         cmocka_unit_test(test_forward_streams_beside_batching_or_without_graphs_fail_warmup),
     };

@@ -29,7 +29,8 @@ static void test_a_full_manifest_sets_every_field(void **state) {
         "{\"format\":\"petmatte-manifest\",\"version\":1,\"name\":\"isnet\","
         "\"input\":{\"width\":1024,\"height\":768,\"mean\":[0.5,0.5,0.5],\"std\":[1,1,1]},"
         "\"output\":{\"activation\":\"logit\",\"normalize\":\"none\",\"resize\":\"bilinear\","
-        "\"align_corners\":false},\"gpu\":{\"channels_last\":true,\"forward_streams\":3},\"random_weights\":true,"
+        "\"align_corners\":false},\"gpu\":{\"channels_last\":true,\"forward_streams\":3},\"cpu\":{\"bf16\":true},"
+        "\"random_weights\":true,"
         "\"license\":\"MIT\",\"extra\":{\"x\":1}}";
     assert_int_equal(parse(json, &c, err, sizeof err), PM_OK);
     assert_string_equal(c.name, "isnet");
@@ -42,6 +43,7 @@ static void test_a_full_manifest_sets_every_field(void **state) {
     assert_int_equal(c.random_weights, 1);
     assert_int_equal(c.channels_last, 1);
     assert_int_equal(c.forward_streams, 3);
+    assert_int_equal(c.cpu_bf16, 1);
 }
 
 static void test_missing_fields_keep_their_defaults(void **state) {
@@ -53,6 +55,7 @@ static void test_missing_fields_keep_their_defaults(void **state) {
     assert_int_equal(c.input_width, 1024);
     assert_int_equal(c.minmax_normalize, 1);
     assert_int_equal(c.forward_streams, 1);
+    assert_int_equal(c.cpu_bf16, 0);
 }
 
 static void test_malformed_manifests_are_model_errors_naming_the_field(void **state) {
@@ -81,6 +84,8 @@ static void test_malformed_manifests_are_model_errors_naming_the_field(void **st
         {"{\"random_weights\":1}", "random_weights"},
         {"{\"gpu\":true}", "gpu"},
         {"{\"gpu\":{\"channels_last\":1}}", "gpu.channels_last"},
+        {"{\"cpu\":{\"bf16\":1}}", "cpu.bf16"},
+        {"{\"cpu\":true}", "cpu must be"},
         {"{\"gpu\":{\"forward_streams\":0}}", "gpu.forward_streams"},
         {"{\"gpu\":{\"forward_streams\":9}}", "gpu.forward_streams"},
         {"{\"gpu\":{\"forward_streams\":2.5}}", "gpu.forward_streams"},
