@@ -69,7 +69,8 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Te
     cols = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     cols = cols.reshape(b, offset_groups, c // offset_groups, taps, ho * wo)
     if mask is not None:
-        cols = cols * mask.float().reshape(b, offset_groups, 1, taps, ho * wo)
+        # In place: at 2048x2048 the 7x7 taps' samples are 3.3 GB in float32.
+        cols.mul_(mask.float().reshape(b, offset_groups, 1, taps, ho * wo))
     cols = cols.reshape(b, groups, c_per_group * taps, ho * wo).to(weight.dtype)
     out = torch.matmul(weight.reshape(1, groups, o // groups, c_per_group * taps), cols)
     out = out.view(b, o, ho, wo)
