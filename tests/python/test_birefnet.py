@@ -347,6 +347,32 @@ def test_exporter_builds_the_manifest_and_refuses_bad_options(plain_model, monke
         export_birefnet.main(["--random-weights", "--out", "/nonexistent/x.pt", "--precision", "fp16"])
 
 
+def test_exporter_loads_a_checkpoint_and_finds_its_backbone(tmp_path):
+    """--checkpoint end to end on a lite (Swin-T) checkpoint, which is small: prefixes
+    stripped, training-only heads dropped and named, the backbone read from the shapes,
+    the manifest naming the file and its md5, the file's output the module's."""
+    lite = randomize_(BiRefNet("swin_v1_t"), 5).eval()
+    ckpt = tmp_path / "BiRefNet_lite-general-epoch_10.pth"
+    torch.save(upstream_like_checkpoint(lite, "_orig_mod."), str(ckpt))
+    logs = []
+    args = argparse.Namespace(checkpoint=str(ckpt), random_weights=False, seed=0, size="64", backbone=None,
+                              attention="auto", rewrites="all", name=None)
+    model, size, manifest = export_birefnet.build(args, log=logs.append)
+    m = json.loads(manifest)
+    assert model.backbone_name == "swin_v1_t" and size == (64, 64)
+    assert m["name"] == "birefnet-lite-general-epoch-10-64x64" and m["random_weights"] is False
+    assert m["checkpoint_md5"] == export_birefnet.md5_of(str(ckpt)) and m["checkpoint_md5"] in m["source"]
+    assert "MIT" in m["license"] and m["architecture"].startswith("BiRefNet swin_v1_t")
+    assert "dropped 12 training-only" in logs[0] and "decoder.gdt_convs_pred_2.0.weight" in logs[0]
+    x = example_input()
+    want = lite(x)
+    out = tmp_path / "lite.pt"
+    export_birefnet.export(model, size, manifest, str(out), verify=True, log=lambda *a: None)
+    assert float((torch.jit.load(str(out))(x) - want).abs().max()) <= 1e-5
+    with pytest.raises(SystemExit, match="swin_v1_t"):
+        export_birefnet.build(argparse.Namespace(**dict(vars(args), backbone="swin_v1_l")), log=lambda *a: None)
+
+
 def test_export_load_run(exported, reference_output):
     path, manifest, _ = exported
     files = {"petmatte.json": ""}
