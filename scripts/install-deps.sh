@@ -12,12 +12,14 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libcmocka-dev abigail-tools clang libclang-rt-14-dev \
   python3 python3-numpy python3-pil python3-onnx python3-pytest python3-skimage \
   libmicrohttpd-dev chromium python3-websocket \
-  libopenblas0-pthread
+  libopenblas0-pthread python3-torchvision
 # python3-skimage: its data/ folder holds the cat photo (chelsea.png) the quick start
 # and the default model's test cut out (python3-skimage-lib alone has no data/).
 # libdeflate-dev, zlib1g-dev: PNG output (one libdeflate call, or zlib bands on several
 # threads); libwebp-dev: WebP output.
 # libopenblas0-pthread: Debian's torch calls the system BLAS (libblas.so.3); without it
 # that is the reference BLAS, about 9x slower for the matrix products in Swin layers.
+# python3-torchvision: the reference the BiRefNet test checks libpetmatte's deformable
+# convolution against (torchvision.ops.deform_conv2d).
 # npm fetches the default model's weights from the npm registry.
 command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm

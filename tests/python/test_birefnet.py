@@ -171,7 +171,11 @@ def test_supported_sizes():
 
 # -- (2) the deformable convolution against torchvision's -------------------------------
 
-torchvision_ops = pytest.importorskip("torchvision.ops")
+@pytest.fixture(scope="module")
+def torchvision_ops():
+    """The reference operator (python3-torchvision, which scripts/install-deps.sh
+    installs); without it only the comparisons skip."""
+    return pytest.importorskip("torchvision.ops")
 
 
 def deform_case(seed, b, c, h, w, o, k, stride, pad, dil, groups, offset_groups, scale, with_mask,
@@ -203,8 +207,8 @@ def deform_case(seed, b, c, h, w, o, k, stride, pad, dil, groups, offset_groups,
     (2, 8, 10, 12, 6, 3, 2, 2, 2, 2, 2, 2.5, True),
     (1, 12, 8, 8, 6, 3, 1, 1, 1, 3, 4, 1.0, False),
 ])
-def test_deform_conv2d_matches_torchvision(b, c, h, w, o, k, stride, pad, dil, groups, offset_groups,
-                                           scale, with_mask):
+def test_deform_conv2d_matches_torchvision(torchvision_ops, b, c, h, w, o, k, stride, pad, dil, groups,
+                                           offset_groups, scale, with_mask):
     x, offset, mask, weight, bias = deform_case(7, b, c, h, w, o, k, stride, pad, dil, groups,
                                                 offset_groups, scale, with_mask, dtype=torch.float32)
     want = torchvision_ops.deform_conv2d(x, offset, weight, bias, stride=stride, padding=pad, dilation=dil,
@@ -216,7 +220,7 @@ def test_deform_conv2d_matches_torchvision(b, c, h, w, o, k, stride, pad, dil, g
     assert float((got - want).abs().max()) <= tol
 
 
-def test_deform_conv2d_samples_with_zero_padding_at_borders():
+def test_deform_conv2d_samples_with_zero_padding_at_borders(torchvision_ops):
     """One channel of ones, a 1x1 kernel of weight 1: the output is the share of the
     bilinear footprint inside the map, torchvision's rule (and 0 from -1 outward)."""
     x = torch.ones(1, 1, 4, 4)
@@ -233,7 +237,7 @@ def test_deform_conv2d_samples_with_zero_padding_at_borders():
     assert float(got[0, 0, 1, 1]) == pytest.approx(1.0) and float(got[0, 0, 2, 0]) == 0.0
 
 
-def test_deform_conv2d_follows_the_weights_dtype_and_survives_save_load(tmp_path):
+def test_deform_conv2d_follows_the_weights_dtype_and_survives_save_load(torchvision_ops, tmp_path):
     """In a traced and saved module (what libpetmatte loads), converted to another
     dtype after tracing: sampling stays float32, the product and the output take the
     weights' dtype."""
@@ -262,7 +266,7 @@ def test_deform_conv2d_follows_the_weights_dtype_and_survives_save_load(tmp_path
     assert torch.allclose(got.float(), want, atol=1e-5)
 
 
-def test_deformable_module_matches_torchvision_with_its_weights():
+def test_deformable_module_matches_torchvision_with_its_weights(torchvision_ops):
     """Upstream's DeformableConv2d: offsets and 2 * sigmoid(mask) from two
     convolutions, then torchvision's operator with regular_conv's weight."""
     torch.manual_seed(0)
