@@ -2,16 +2,15 @@
 """Exports BiRefNet to a libpetmatte TorchScript file.
 
     /usr/bin/python3 tools/export_birefnet.py --checkpoint BiRefNet-general-epoch_244.pth --out birefnet-general.pt
-    /usr/bin/python3 tools/export_birefnet.py --checkpoint BiRefNet_HR-general-epoch_130.pth --size 2048 --out birefnet-hr.pt
+    /usr/bin/python3 tools/export_birefnet.py --checkpoint HR_CHECKPOINT.pth --size 2048 --out birefnet-hr.pt
     /usr/bin/python3 tools/export_birefnet.py --random-weights --seed 0 --size 1024 --out random.pt
 
 The network is libpetmatte's own implementation (tools/birefnet/): the general
-configuration of github.com/ZhengPeng7/BiRefNet with a Swin backbone (Swin-L for the
-general, HR, matting, DIS, HRSOD and COD checkpoints; the lite ones' Swin-T is found
-from the checkpoint's shapes). A checkpoint loads with strict=True after its
-'module.' / '_orig_mod.' prefixes are stripped and its training-only heads (the
-multi-scale supervision and gradient-map predictors, which upstream's inference never
-reads) are dropped; the exporter names what it dropped.
+configuration of github.com/ZhengPeng7/BiRefNet with a Swin backbone (Swin-L, or the
+Swin-T/S/B a checkpoint's shapes show, as the lite ones' Swin-T). A checkpoint loads
+with strict=True after its 'module.' / '_orig_mod.' prefixes are stripped and its
+training-only heads (the multi-scale supervision and gradient-map predictors, which
+upstream's inference never reads) are dropped; the exporter names what it dropped.
 
 The file is traced at one input size (the model's input is [1, 3, H, W],
 ImageNet-normalised RGB) and returns sigmoid of the final map, [1, 1, H, W]: what
