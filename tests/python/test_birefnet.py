@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
