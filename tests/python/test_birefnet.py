@@ -219,6 +219,21 @@ def test_deform_conv2d_matches_torchvision(torchvision_ops, b, c, h, w, o, k, st
     assert float((got - want).abs().max()) <= tol
 
 
+@pytest.mark.parametrize("k,pad", [(1, 0), (3, 1), (7, 3)])
+def test_deform_conv2d_keeps_nhwc_input_in_nhwc(torchvision_ops, k, pad):
+    """libpetmatte runs the file channels_last: an NHWC input gives the same values,
+    in NHWC order."""
+    x, offset, mask, weight, bias = deform_case(11, 2, 16, 9, 10, 8, k, 1, pad, 1, 1, 1, 2.0, True,
+                                                dtype=torch.float32)
+    want = torchvision_ops.deform_conv2d(x, offset, weight, bias, padding=pad, mask=mask)
+    cl = torch.channels_last
+    got = deform_conv2d(x.contiguous(memory_format=cl), offset.contiguous(memory_format=cl),
+                        mask.contiguous(memory_format=cl), weight.contiguous(memory_format=cl), bias,
+                        [1, 1], [pad, pad], [1, 1])
+    assert got.is_contiguous(memory_format=cl) and not got.is_contiguous()
+    assert float((got - want).abs().max()) <= 2e-5 * (1.0 + float(want.abs().max()))
+
+
 def test_deform_conv2d_samples_with_zero_padding_at_borders(torchvision_ops):
     """One channel of ones, a 1x1 kernel of weight 1: the output is the share of the
     bilinear footprint inside the map, torchvision's rule (and 0 from -1 outward)."""
@@ -321,6 +336,15 @@ def test_inference_form_keeps_the_output(random_model, reference_output, exporte
     assert float((got - reference_output).abs().max()) <= 1e-5
     # Random weights still give a map with structure, in (0, 1).
     assert float(got.min()) > 0.0 and float(got.max()) < 1.0 and float(got.std()) > 1e-2
+
+
+def test_channels_last_gives_the_same_output(exported, reference_output):
+    """The manifest asks for NHWC weights and input (on a GPU, and libpetmatte does it
+    on the CPU too): the module reshapes, never views, so the values do not change."""
+    _, _, model = exported
+    nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    got = nhwc(example_input().contiguous(memory_format=torch.channels_last))
+    assert float((got - reference_output).abs().max()) <= 1e-5
 
 
 def test_exporter_builds_the_manifest_and_refuses_bad_options(plain_model, monkeypatch):

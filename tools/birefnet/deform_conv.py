@@ -19,8 +19,9 @@ weight groups likewise.
 The sampling runs in float32 whatever the input's dtype (torchvision's operator runs
 in float32 under autocast too): sample positions are pixel indices plus fractions,
 which half precision cannot hold (at 256 it resolves only quarters of a pixel). The
-product with the weight runs in the weight's dtype. Scripted, so that a traced file
-keeps these dtype and device decisions instead of the ones seen while tracing.
+product with the weight runs in the weight's dtype, and gives an output in the input's
+memory order (NCHW or NHWC). Scripted, so that a traced file keeps these dtype,
+device and layout decisions instead of the ones seen while tracing.
 """
 from typing import List, Optional
 
@@ -72,8 +73,14 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Te
         # In place: at 2048x2048 the 7x7 taps' samples are 3.3 GB in float32.
         cols.mul_(mask.float().reshape(b, offset_groups, 1, taps, ho * wo))
     cols = cols.reshape(b, groups, c_per_group * taps, ho * wo).to(weight.dtype)
-    out = torch.matmul(weight.reshape(1, groups, o // groups, c_per_group * taps), cols)
-    out = out.view(b, o, ho, wo)
+    if groups == 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        # NHWC input (libpetmatte's layout on a GPU): the product pixels-major, which
+        # is the output in NHWC order, what the next convolution reads without a copy.
+        out = torch.matmul(cols[:, 0].transpose(1, 2), weight.reshape(o, c * taps).t())
+        out = out.view(b, ho, wo, o).permute(0, 3, 1, 2)
+    else:
+        out = torch.matmul(weight.reshape(1, groups, o // groups, c_per_group * taps), cols)
+        out = out.view(b, o, ho, wo)
     if bias is not None:
         out = out + bias.view(1, o, 1, 1)
     return out
