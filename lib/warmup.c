@@ -172,7 +172,7 @@ static pm_code resolve_options(const pm_ctx *c, const int want[PM_TUNE_SLOTS], c
      * checked for it (a model may use an op without a CPU bf16 kernel, and its matte's
      * accuracy in bf16 is the model's own); else the fp32 it was loaded in. */
     if (!cuda && c->precision_request == PM_PRECISION_AUTO)
-        o->precision = c->config.cpu_bf16 && o->channels_last && cpu_has_amx_bf16() ? PM_PRECISION_BF16
+        o->precision = cfg->cpu_bf16 && o->channels_last && cpu_has_amx_bf16() ? PM_PRECISION_BF16
                                                                                      : PM_PRECISION_FP32;
     /* Off unless asked: the profiling executor and freezing cost warm-up time. */
     o->jit_optimize = want[PM_TUNE_JIT_OPTIMIZE] == 1;
