@@ -274,7 +274,33 @@ static MHD_socket drain(struct MHD_Daemon *daemon, srv_admission *adm, double ti
     /* The socket itself may only be closed after MHD_stop_daemon; shutting it down
      * turns a Linux listening socket back to closed, so connects get a reset. */
     if (listener != MHD_INVALID_SOCKET) shutdown(listener, SHUT_RDWR);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int left = srv_adm_wait_idle(adm, timeout_s);
+    /* A connection accepted just before the listener stopped may still be sending its
+     * headers: its cut-out begins after the wait above, and stopping the daemon now
+     * would drop its answer after the work is done (a balancer then runs it again
+     * elsewhere). So connections get a short settle time in which any cut-out they
+     * begin is waited for; an idle kept-alive one delays the exit by that much only. */
+    const double settle_s = 1.0;
+    double settled_at = -1.0;
+    for (;;) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        const double spent = (double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec);
+        if (left || spent >= timeout_s) break;
+        const union MHD_DaemonInfo *c = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!c || c->num_connections == 0) break;
+        if (srv_adm_wait_idle(adm, 0.0)) { /* a cut-out began: wait for it, then settle again */
+            left = srv_adm_wait_idle(adm, timeout_s - spent);
+            settled_at = -1.0;
+            continue;
+        }
+        if (settled_at < 0.0) settled_at = spent;
+        if (spent - settled_at >= settle_s) break;
+        const struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
     if (left) fprintf(stderr, "petmatte-server: %d requests still running after %g s; stopping anyway\n", left,
                       timeout_s);
     else fprintf(stderr, "petmatte-server: no request in progress, shutting down\n");
