@@ -30,8 +30,6 @@ import hashlib
 import json
 import os
 import sys
-import time
-import warnings
 
 import torch
 
@@ -39,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inspyrenet import (KNOWN_CHECKPOINTS, InSPyReNet, extract_state_dict, inspyrenet_swinb,  # noqa: E402
                         randomize_, valid_size)
 from inspyrenet.swin import default_attention  # noqa: E402
+from trace_export import trace_to_file  # noqa: E402
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -145,38 +144,8 @@ def parse_rewrites(text: str):
 
 def export(model, size: int, manifest: str, out: str, verify: bool = True, log=print) -> torch.jit.ScriptModule:
     """Traces model at [1, 3, size, size], saves it with the manifest, and (verify)
-    loads the file back and checks it against the eager module on a fixed input."""
-    example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        reference = None
-        if verify:
-            t = time.time()
-            reference = model(example)
-            log(f"eager forward: {time.time() - t:.1f} s")
-        t = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(model, example, check_trace=False)
-        log(f"traced at [1, 3, {size}, {size}]: {time.time() - t:.1f} s")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    torch.jit.save(traced, out, _extra_files={"petmatte.json": manifest})
-    log(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
-    if verify:
-        files = {"petmatte.json": ""}
-        loaded = torch.jit.load(out, map_location="cpu", _extra_files=files)
-        if json.loads(files["petmatte.json"]) != json.loads(manifest):
-            raise SystemExit("verify: the manifest did not survive the round trip")
-        with torch.no_grad():
-            t = time.time()
-            got = loaded(example)
-            log(f"loaded file forward: {time.time() - t:.1f} s")
-        if tuple(got.shape) != (1, 1, size, size) or not bool(torch.isfinite(got).all()):
-            raise SystemExit(f"verify: output shape {list(got.shape)} or values are wrong")
-        diff = (got - reference).abs().max().item()
-        if diff > 1e-4:
-            raise SystemExit(f"verify: the loaded file differs from the eager module by {diff}")
-        log(f"verified: output [1, 1, {size}, {size}], max |file - eager| = {diff:.3g}")
-    return traced
+    checks the file against the eager module."""
+    return trace_to_file(model, size, size, manifest, out, verify, log)
 
 
 def main(argv=None):
