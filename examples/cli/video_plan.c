@@ -34,7 +34,7 @@ static int format_of_name(const char *path) {
 int cli_video_plan_output(const cli_remove_request *req, const char *input, const struct stat *in_st,
                        video_plan *vp) {
     const char *cmd = "remove";
-    vp->kind = req->mask ? PM_OUTPUT_MASK : req->have_bg ? PM_OUTPUT_COMPOSITE : PM_OUTPUT_RGBA;
+    vp->kind = req->opt.output; /* RGBA, MASK, COMPOSITE (any background) or OVERLAY */
     int asked = -1;
     if (req->video_format && (asked = parse_format(req->video_format)) < 0)
         return cli_usage(cmd, "--video-format '%s' is not one of webm, mov, mp4, png", req->video_format);
@@ -84,8 +84,8 @@ int cli_video_plan_output(const cli_remove_request *req, const char *input, cons
     free(stem);
     if (!vp->out) return cli_error("out of memory"), CLI_EXIT_FAILED;
     if (vp->format == CLI_VIDEO_MP4 && vp->kind == PM_OUTPUT_RGBA)
-        return cli_usage(cmd, "H.264 MP4 has no alpha channel: write .webm or .mov to keep it, or give --bg "
-                         "COLOR (a composite) or --mask");
+        return cli_usage(cmd, "H.264 MP4 has no alpha channel: write .webm or .mov to keep it, or give a "
+                         "background (--bg, --bg-image, --overlay) or --mask");
     if (vp->format == CLI_VIDEO_PNG) {
         if (stat(vp->out, &st) == 0 && !S_ISDIR(st.st_mode))
             return cli_usage(cmd, "--video-format png writes a folder of frames; '%s' is a file", vp->out);

@@ -335,3 +335,31 @@ def test_frames_an_edit_list_hides_are_not_taken_for_a_cut(tmp_path):
     frames, times, _ = clips.read_video(str(tmp_path / "trimmed.mov"))
     assert len(frames) == len(shown)
     assert np.allclose(times, shown, atol=1e-6)
+
+
+def test_video_composites_take_every_background_kind(clip_dir, tmp_path):
+    """--bg blur, --bg-image and --overlay make H.264 composites as --bg COLOR does: the
+    subject keeps its colour, the background is the asked-for one."""
+    clip = str(clip_dir / "clip.mp4")
+    picture = tmp_path / "yellow.ppm"
+    picture.write_bytes(b"P6 8 6 255\n" + bytes([255, 255, 0]) * 48)
+    outs = {"blur": tmp_path / "blur.mp4", "image": tmp_path / "image.mp4", "overlay": tmp_path / "overlay.mp4"}
+    procs = run_many([
+        rm_args(clip, "-o", str(outs["blur"]), "--bg", "blur:2"),
+        rm_args(clip, "-o", str(outs["image"]), "--bg-image", str(picture)),
+        rm_args(clip, "-o", str(outs["overlay"]), "--overlay=#00ff00", "--overlay-opacity", "0.5"),
+    ])
+    for p in procs:
+        assert p.returncode == 0, p.stderr.decode()
+    y = clips.square_y() + clips.SQUARE // 2
+    backgrounds = {}
+    for kind, path in outs.items():
+        frames, _, info = clips.read_video(str(path), with_alpha=False)
+        assert info["codec"] == "h264" and len(frames) == clips.FRAMES
+        f = frames[0].astype(int)
+        x = clips.square_x(0) + clips.SQUARE // 2
+        assert f[y, x, 0] > 200 and f[y, x, 1] < 100, (kind, f[y, x])  # the red square
+        backgrounds[kind] = f[2, 2]
+    assert backgrounds["image"][0] > 200 and backgrounds["image"][1] > 200, backgrounds  # yellow
+    assert backgrounds["overlay"][1] > 90, backgrounds  # tinted towards green
+    assert backgrounds["blur"][1] < 60, backgrounds  # the clip's own background, blurred
