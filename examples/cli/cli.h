@@ -157,6 +157,9 @@ int cli_write_atomic(const char *path, const void *data, size_t size, char *err,
 int cli_write_fd(int fd, const void *data, size_t size, char *err, size_t errcap);
 /* Removes a temporary file being written, from a signal handler. */
 void cli_cleanup_on_signal(void);
+/* Runs handler on SIGINT and SIGTERM, and on SIGHUP when with_hup; sa_flags as given
+ * (SA_RESETHAND: a second signal acts at once). */
+void cli_on_stop_signals(void (*handler)(int), int sa_flags, int with_hup);
 
 /* Path helpers. Results are malloc'd (NULL when out of memory). */
 char *cli_join(const char *dir, const char *name);

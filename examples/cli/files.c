@@ -20,6 +20,17 @@ void cli_cleanup_on_signal(void) {
     if (tmp_active) unlink(tmp_path); /* async-signal-safe */
 }
 
+void cli_on_stop_signals(void (*handler)(int), int sa_flags, int with_hup) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = sa_flags;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (with_hup) sigaction(SIGHUP, &sa, NULL);
+}
+
 int cli_read_fd(int fd, const char *name, size_t limit, unsigned char **data, size_t *size, char *err,
                 size_t errcap) {
     *data = NULL;

@@ -487,16 +487,6 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
-static void install_signal_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
 /* run_job's result when the model could not be loaded: no later job can run. */
 #define JOB_NO_MODEL (-2)
 
@@ -761,7 +751,7 @@ int cli_cmd_remove(int argc, char **argv) {
         }
     }
 
-    install_signal_handlers();
+    cli_on_stop_signals(on_signal, 0, 1);
 
     cli_progress bar;
     cli_progress_init(&bar, p.n, p.batch && !quiet && isatty(STDERR_FILENO));

@@ -132,16 +132,8 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
 
-static void install_stop_handlers(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sa.sa_flags = (int)SA_RESETHAND; /* a second Ctrl-C ends the process at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
+/* SA_RESETHAND: a second Ctrl-C ends the process at once. */
+static void install_stop_handlers(void) { cli_on_stop_signals(on_stop, (int)SA_RESETHAND, 1); }
 
 /* Where the video is written until it is complete: a hidden file in its folder. */
 static int open_tmp(video_run *r, char *err, size_t errcap) {

@@ -37,12 +37,7 @@ static int open_stop_pipe(void) {
         fcntl(stop_pipe[i], F_SETFD, FD_CLOEXEC);
         fcntl(stop_pipe[i], F_SETFL, O_NONBLOCK);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_on_stop_signals(on_stop, 0, 0);
     return 0;
 }
 
