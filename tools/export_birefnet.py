@@ -31,7 +31,6 @@ Files are float32. Half precision is chosen when the library loads the file
 (pm_params.precision), so one file serves fp32, fp16 and bf16. See docs/models.md.
 """
 import argparse
-import json
 import os
 import re
 import sys
@@ -43,7 +42,7 @@ from birefnet import BACKBONES, BiRefNet, detect_backbone, extract_state_dict, l
 from export_inspyrenet import MEAN, STD, md5_of  # noqa: E402
 from inspyrenet import randomize_  # noqa: E402
 from inspyrenet.swin import default_attention  # noqa: E402
-from trace_export import trace_to_file  # noqa: E402
+from trace_export import manifest_json, trace_to_file  # noqa: E402
 
 UPSTREAM = "BiRefNet (Zheng et al., CAAI AIR 2024), github.com/ZhengPeng7/BiRefNet"
 LICENSE = "MIT (BiRefNet code and weights, Copyright (c) 2024 ZhengPeng)"
@@ -65,25 +64,8 @@ def parse_size(text: str):
 
 def make_manifest(name: str, width: int, height: int, random_weights: bool, source: str,
                   license_text: str, extra: dict) -> str:
-    m = {
-        "format": "petmatte-manifest",
-        "version": 1,
-        "name": name,
-        "input": {"width": width, "height": height, "mean": MEAN, "std": STD},
-        # Upstream: model(x)[-1].sigmoid(), then a bilinear align_corners=True resize
-        # to the image; no min-max stretch.
-        "output": {"activation": "probability", "normalize": "none", "resize": "bilinear",
-                   "align_corners": True},
-        # NHWC weights and input on a GPU (cuDNN's fp16 convolutions want that order);
-        # the module reshapes, never views, activations, so either order gives the
-        # same result.
-        "gpu": {"channels_last": True},
-        "random_weights": random_weights,
-        "source": source,
-        "license": license_text,
-    }
-    m.update(extra)
-    return json.dumps(m, indent=2)
+    # Upstream: model(x)[-1].sigmoid(), then the resize to the image; no min-max stretch.
+    return manifest_json(name, width, height, MEAN, STD, "none", random_weights, source, license_text, extra)
 
 
 def default_name(checkpoint: str, width: int, height: int) -> str:

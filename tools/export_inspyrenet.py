@@ -27,7 +27,6 @@ serves fp32, fp16 and bf16. See docs/models.md.
 """
 import argparse
 import hashlib
-import json
 import os
 import sys
 
@@ -37,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inspyrenet import (KNOWN_CHECKPOINTS, InSPyReNet, extract_state_dict, inspyrenet_swinb,  # noqa: E402
                         randomize_, valid_size)
 from inspyrenet.swin import default_attention  # noqa: E402
-from trace_export import trace_to_file  # noqa: E402
+from trace_export import manifest_json, trace_to_file  # noqa: E402
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -54,23 +53,8 @@ def md5_of(path: str) -> str:
 
 def make_manifest(name: str, size: int, random_weights: bool, source: str, license_text: str,
                   extra: dict) -> str:
-    m = {
-        "format": "petmatte-manifest",
-        "version": 1,
-        "name": name,
-        "input": {"width": size, "height": size, "mean": MEAN, "std": STD},
-        "output": {"activation": "probability", "normalize": "minmax", "resize": "bilinear",
-                   "align_corners": True},
-        # NHWC weights and input on a GPU: cuDNN's convolutions are faster in that
-        # order; the module reshapes (never views) activations, so either memory
-        # order gives the same result.
-        "gpu": {"channels_last": True},
-        "random_weights": random_weights,
-        "source": source,
-        "license": license_text,
-    }
-    m.update(extra)
-    return json.dumps(m, indent=2)
+    # The map is stretched to [0, 1] (min-max), as upstream's inference does.
+    return manifest_json(name, size, size, MEAN, STD, "minmax", random_weights, source, license_text, extra)
 
 
 def build(args):

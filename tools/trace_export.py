@@ -1,11 +1,35 @@
-"""Traces an exporter's module into a TorchScript file with its manifest, and checks
-the file: the one step tools/export_inspyrenet.py and tools/export_birefnet.py share."""
+"""What tools/export_inspyrenet.py and tools/export_birefnet.py share: the manifest of a
+probability-map model, and tracing its module into a TorchScript file that is checked."""
 import json
 import os
 import time
 import warnings
 
 import torch
+
+
+def manifest_json(name: str, width: int, height: int, mean, std, normalize: str, random_weights: bool,
+                  source: str, license_text: str, extra: dict) -> str:
+    """The petmatte.json of a model that outputs a probability map, resized back to the
+    image with bilinear align_corners=True (both upstreams do); normalize is "minmax"
+    (InSPyReNet) or "none" (BiRefNet)."""
+    m = {
+        "format": "petmatte-manifest",
+        "version": 1,
+        "name": name,
+        "input": {"width": width, "height": height, "mean": mean, "std": std},
+        "output": {"activation": "probability", "normalize": normalize, "resize": "bilinear",
+                   "align_corners": True},
+        # NHWC weights and input on a GPU: cuDNN's convolutions are faster in that
+        # order; the modules reshape (never view) activations, so either memory order
+        # gives the same result.
+        "gpu": {"channels_last": True},
+        "random_weights": random_weights,
+        "source": source,
+        "license": license_text,
+    }
+    m.update(extra)
+    return json.dumps(m, indent=2)
 
 
 def trace_to_file(model, width: int, height: int, manifest: str, out: str, verify: bool = True,
