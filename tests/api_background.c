@@ -39,15 +39,6 @@ static pm_remove_options composite(int background) {
     return o;
 }
 
-static pm_output *remove_ok(pm_ctx *ctx, const pm_image *in, const pm_remove_options *o) {
-    pm_output *out = NULL;
-    pm_code rc = pm_remove_bg(ctx, in, o, &out);
-    if (rc != PM_OK) fprintf(stderr, "pm_remove_bg: %s\n", pm_errmsg(ctx));
-    assert_int_equal(rc, PM_OK);
-    assert_non_null(out);
-    return out;
-}
-
 /* The final matte of in under o (its threshold, invert and input alpha). */
 static pm_output *matte_of(pm_ctx *ctx, const pm_image *in, const pm_remove_options *o) {
     pm_remove_options m = *o;

@@ -10,15 +10,6 @@
 /* 0.2.0's sizeof(pm_remove_options): everything up to clean_edges. */
 #define OPTIONS_SIZE_0_2_0 (offsetof(pm_remove_options, clean_edges) + sizeof(int))
 
-static pm_output *remove_ok(pm_ctx *ctx, const pm_image *img, const pm_remove_options *opt) {
-    pm_output *out = NULL;
-    pm_code rc = pm_remove_bg(ctx, img, opt, &out);
-    if (rc != PM_OK) fprintf(stderr, "pm_remove_bg: %s\n", pm_errmsg(ctx));
-    assert_int_equal(rc, PM_OK);
-    assert_non_null(out);
-    return out;
-}
-
 /* Decodes an encoded output with the library itself: RAW RGBA whose alpha is the
  * file's own (threshold 0 makes the matte 255 everywhere, and the input alpha is
  * kept). */

@@ -4,21 +4,12 @@
 
 #include "test_util.h"
 
-static pm_output *remove_raw(pm_ctx *ctx, const pm_image *img, const pm_remove_options *opt) {
-    pm_output *out = NULL;
-    pm_code rc = pm_remove_bg(ctx, img, opt, &out);
-    if (rc != PM_OK) fprintf(stderr, "pm_remove_bg: %s\n", pm_errmsg(ctx));
-    assert_int_equal(rc, PM_OK);
-    assert_non_null(out);
-    return out;
-}
-
 static void test_alpha_equals_the_red_channel_exactly(void **state) {
     (void)state;
     pm_ctx *ctx = open_model("red32.pt");
     uint8_t *rgb = make_rgb(32, 32);
     pm_image img = raw_image(PM_FORMAT_RGB, rgb, 32, 32, 0, 32 * 32 * 3);
-    pm_output *out = remove_raw(ctx, &img, NULL);
+    pm_output *out = remove_ok(ctx, &img, NULL);
     assert_int_equal(out->encoding, PM_ENCODING_RAW);
     assert_int_equal(out->format, PM_FORMAT_RGBA);
     assert_int_equal(out->width, 32);
@@ -46,7 +37,7 @@ static void test_mask_and_composite_outputs(void **state) {
     pm_remove_options opt;
     pm_remove_options_init(&opt);
     opt.output = PM_OUTPUT_MASK;
-    pm_output *mask = remove_raw(ctx, &img, &opt);
+    pm_output *mask = remove_ok(ctx, &img, &opt);
     assert_int_equal(mask->format, PM_FORMAT_GRAY);
     assert_int_equal(mask->size, 32 * 32);
     for (int y = 0; y < 32; y++)
@@ -55,7 +46,7 @@ static void test_mask_and_composite_outputs(void **state) {
 
     opt.output = PM_OUTPUT_COMPOSITE;
     opt.background_rgb = 0x10C0F0;
-    pm_output *comp = remove_raw(ctx, &img, &opt);
+    pm_output *comp = remove_ok(ctx, &img, &opt);
     assert_int_equal(comp->format, PM_FORMAT_RGB);
     const uint8_t bg[3] = {0x10, 0xC0, 0xF0};
     for (int y = 0; y < 32; y++)
@@ -81,7 +72,7 @@ static void test_png_output_is_a_png_of_the_right_size(void **state) {
     pm_remove_options_init(&opt);
     opt.encoding = PM_ENCODING_PNG;
     opt.output = PM_OUTPUT_MASK;
-    pm_output *png = remove_raw(ctx, &img, &opt);
+    pm_output *png = remove_ok(ctx, &img, &opt);
     assert_int_equal(png->encoding, PM_ENCODING_PNG);
     assert_memory_equal(png->data, "\x89PNG\r\n\x1a\n", 8);
     /* Feed the PNG back as encoded input: the mask decodes to gray, so red == the
@@ -90,7 +81,7 @@ static void test_png_output_is_a_png_of_the_right_size(void **state) {
     pm_image_init(&enc);
     enc.data = png->data;
     enc.size = png->size;
-    pm_output *again = remove_raw(ctx, &enc, &opt);
+    pm_output *again = remove_ok(ctx, &enc, &opt);
     assert_int_equal(again->width, 32);
     assert_int_equal(again->height, 32);
     assert_int_equal(again->size, png->size);
@@ -111,7 +102,7 @@ static void test_threshold_then_invert(void **state) {
     opt.output = PM_OUTPUT_MASK;
     opt.threshold = 0.5f;
     opt.invert = 1;
-    pm_output *m = remove_raw(ctx, &img, &opt);
+    pm_output *m = remove_ok(ctx, &img, &opt);
     for (int y = 0; y < 32; y++)
         for (int x = 0; x < 32; x++) {
             int hard = pattern_red(x, y) / 255.0 >= 0.5 ? 255 : 0;
@@ -140,7 +131,7 @@ static void test_input_alpha_is_multiplied_and_bgra_is_swapped(void **state) {
             p[3] = (uint8_t)(x * 8);   /* alpha */
         }
     pm_image img = raw_image(PM_FORMAT_BGRA, bgra, W, H, STRIDE, (size_t)STRIDE * H);
-    pm_output *out = remove_raw(ctx, &img, NULL);
+    pm_output *out = remove_ok(ctx, &img, NULL);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const uint8_t *o = out->data + y * out->stride + x * 4;
@@ -154,7 +145,7 @@ static void test_input_alpha_is_multiplied_and_bgra_is_swapped(void **state) {
     pm_remove_options opt;
     pm_remove_options_init(&opt);
     opt.keep_input_alpha = 0;
-    out = remove_raw(ctx, &img, &opt);
+    out = remove_ok(ctx, &img, &opt);
     assert_int_equal(out->data[5 * out->stride + 7 * 4 + 3], pattern_red(7, 5));
     pm_output_free(out);
     free(bgra);
@@ -172,7 +163,7 @@ static void test_larger_images_keep_their_size_and_flat_regions(void **state) {
     pm_remove_options opt;
     pm_remove_options_init(&opt);
     opt.output = PM_OUTPUT_MASK;
-    pm_output *m = remove_raw(ctx, &img, &opt);
+    pm_output *m = remove_ok(ctx, &img, &opt);
     assert_int_equal(m->width, W);
     assert_int_equal(m->height, H);
     for (int y = 0; y < H; y++) {
@@ -199,7 +190,7 @@ static void test_manifest_less_model_uses_the_inspyrenet_defaults(void **state) 
     pm_remove_options opt;
     pm_remove_options_init(&opt);
     opt.output = PM_OUTPUT_MASK;
-    pm_output *m = remove_raw(ctx, &img, &opt);
+    pm_output *m = remove_ok(ctx, &img, &opt);
     int lo = 255, hi = 0;
     for (int i = 0; i < 32 * 32; i++) {
         lo = rgb[i * 3] < lo ? rgb[i * 3] : lo;
@@ -228,7 +219,7 @@ static void test_logit_models_get_a_sigmoid_and_tuples_their_first_element(void 
         pm_remove_options opt;
         pm_remove_options_init(&opt);
         opt.output = PM_OUTPUT_MASK;
-        pm_output *m = remove_raw(ctx, &img, &opt);
+        pm_output *m = remove_ok(ctx, &img, &opt);
         for (int y = 0; y < 32; y++)
             for (int x = 0; x < 32; x++) {
                 double r = pattern_red(x, y) / 255.0;
@@ -256,7 +247,7 @@ static void test_a_model_that_throws_is_an_inference_error_and_the_context_stays
     assert_int_equal(st.last_error_code, PM_ERR_INFERENCE);
     uint8_t *rgb = make_rgb(32, 32);
     pm_image good = raw_image(PM_FORMAT_RGB, rgb, 32, 32, 0, 32 * 32 * 3);
-    out = remove_raw(ctx, &good, NULL);
+    out = remove_ok(ctx, &good, NULL);
     pm_output_free(out);
     free(rgb);
     pm_close(ctx);
@@ -299,7 +290,7 @@ static void test_bad_arguments_and_limits_leave_the_context_usable(void **state)
     assert_int_equal(pm_remove_bg(ctx, NULL, NULL, &out), PM_ERR_INVALID_ARGUMENT);
     pm_image ok = raw_image(PM_FORMAT_RGB, rgb, 32, 32, 0, 33 * 32 * 3);
     assert_int_equal(pm_remove_bg(ctx, &ok, NULL, NULL), PM_ERR_INVALID_ARGUMENT);
-    out = remove_raw(ctx, &ok, NULL);
+    out = remove_ok(ctx, &ok, NULL);
     pm_output_free(out);
     pm_output_free(NULL);
     free(rgb);

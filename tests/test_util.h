@@ -83,6 +83,16 @@ static inline void quick_warmup(pm_ctx *ctx) {
     tune(ctx, PM_TUNE_WARMUP_MAX_RUNS, 6);
 }
 
+/* pm_remove_bg of img under opt; asserts it succeeds (printing why when not). */
+static inline pm_output *remove_ok(pm_ctx *ctx, const pm_image *img, const pm_remove_options *opt) {
+    pm_output *out = NULL;
+    pm_code rc = pm_remove_bg(ctx, img, opt, &out);
+    if (rc != PM_OK) fprintf(stderr, "pm_remove_bg: %s\n", pm_errmsg(ctx));
+    assert_int_equal(rc, PM_OK);
+    assert_non_null(out);
+    return out;
+}
+
 /* pm_status of ctx; asserts it succeeds. */
 static inline pm_status_info status_of(pm_ctx *ctx) {
     pm_status_info st;
