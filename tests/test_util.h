@@ -23,15 +23,6 @@
 #  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #    define PM_TEST_SANITIZED 1
 #  endif
-/* Address space in use now (VmSize), in bytes. */
-static inline uint64_t vm_size(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0;
-    if (!f || fscanf(f, "%lu", &pages) != 1) abort();
-    fclose(f);
-    return (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 #endif
 
 /* Path of a test model made by tests/models/make_test_models.py. */
