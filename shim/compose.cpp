@@ -42,13 +42,6 @@ at::Tensor as_hwc(const at::Tensor &nchw) {
     return nchw.contiguous(at::MemoryFormat::ChannelsLast).squeeze(0).permute({1, 2, 0});
 }
 
-at::Tensor resized(const at::Tensor &nchw, int64_t height, int64_t width, bool antialias) {
-    return F::interpolate(nchw, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{height, width})
-                                    .mode(torch::kBilinear)
-                                    .align_corners(false)
-                                    .antialias(antialias));
-}
 
 // A depthwise pass of the kernel along one axis (3 = rows, 2 = columns) of [1, 3, h, w],
 // the border pixels repeated outwards.
@@ -77,7 +70,12 @@ at::Tensor blurred(const at::Tensor &photo, const pm_backdrop &b) {
     const at::Tensor kernel =
         at::from_blob(const_cast<float *>(b.kernel), {b.taps}, at::kFloat).to(photo.device(), false, /*copy=*/true);
     x = blur_axis(blur_axis(x, kernel, 3), kernel, 2);
-    if (reduced) x = resized(x.contiguous(at::MemoryFormat::ChannelsLast), h, w, /*antialias=*/false);
+    if (reduced)
+        x = F::interpolate(x.contiguous(at::MemoryFormat::ChannelsLast),
+                           F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{h, w})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
     return as_hwc(x);
 }
 
@@ -87,11 +85,11 @@ at::Tensor covered(const c10::Device &device, const pm_backdrop &b, int width, i
     const at::Tensor crop =
         to_float_rgb(image.narrow(0, b.crop_y, b.crop_height).narrow(1, b.crop_x, b.crop_width));
     if (b.crop_width == width && b.crop_height == height) return crop;
-    // Antialiasing (a box-like prefilter) only where the picture shrinks, as PIL does;
-    // its kernels are given the plain NCHW layout the model's input resizing uses.
+    // Resized as the model's input is (antialiased where it shrinks, as PIL does); the
+    // antialiased kernels are given the plain NCHW layout the model's input has.
     const bool shrinking = b.crop_width > width || b.crop_height > height;
     const at::Tensor x = shrinking ? as_nchw(crop).contiguous() : as_nchw(crop);
-    return as_hwc(resized(x, height, width, shrinking));
+    return as_hwc(resized_bilinear(x, height, width));
 }
 
 // The photo's bytes ([h, w, >= 3]) through the table, [h, w, 3] float.

@@ -15,8 +15,33 @@
 
 namespace petmatte {
 namespace {
-
 namespace F = torch::nn::functional;
+
+// CUDA's antialiased bilinear kernel keeps each output pixel's filter weights in
+// shared memory, and their count grows with the shrink factor: past about a hundred
+// it refuses the call. Area averaging has no such limit, so a larger shrink takes two
+// steps, on the CPU too, so that both devices resample alike.
+constexpr int64_t kMaxAntialiasShrink = 32;
+constexpr int64_t kAreaStepShrink = 8;
+
+} // namespace
+
+at::Tensor resized_bilinear(at::Tensor nchw, int64_t height, int64_t width) {
+    const int64_t h = nchw.size(2), w = nchw.size(3);
+    // Antialiasing (a box-like prefilter) only matters when shrinking; it matches
+    // PIL's resize, which is how such models are usually fed in training.
+    const bool shrinking = h > height || w > width;
+    if (h > height * kMaxAntialiasShrink || w > width * kMaxAntialiasShrink)
+        nchw = at::adaptive_avg_pool2d(
+            nchw, {std::min(h, height * kAreaStepShrink), std::min(w, width * kAreaStepShrink)});
+    return F::interpolate(nchw, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{height, width})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(false)
+                                    .antialias(shrinking));
+}
+
+namespace {
 
 // Host pixels -> [1, 3, H, W] float32 in [0, 1] on the model's device.
 at::Tensor upload_rgb(const pm_shim_model &model, const uint8_t *pixels, int width, int height,
@@ -39,18 +64,9 @@ at::Tensor upload_rgb(const pm_shim_model &model, const uint8_t *pixels, int wid
 // [1, 3, H, W] in [0, 1] -> what the model takes: input size, normalised, its dtype.
 at::Tensor to_model_input(const pm_shim_model &model, at::Tensor rgb) {
     const pm_model_config &cfg = model.config;
-    const int64_t h = rgb.size(2), w = rgb.size(3);
     // Same size: no resampling at all, so the model sees the exact pixel values.
-    if (h != cfg.input_height || w != cfg.input_width) {
-        // Antialiasing (a box-like prefilter) only matters when shrinking; it matches
-        // PIL's resize, which is how such models are usually fed in training.
-        const bool shrinking = h > cfg.input_height || w > cfg.input_width;
-        rgb = F::interpolate(rgb, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{cfg.input_height, cfg.input_width})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(false)
-                                      .antialias(shrinking));
-    }
+    if (rgb.size(2) != cfg.input_height || rgb.size(3) != cfg.input_width)
+        rgb = resized_bilinear(rgb, cfg.input_height, cfg.input_width);
     // Normalise in float32, then convert: fp16/bf16 happen only at the model boundary.
     at::Tensor x = rgb.sub_(model.norm_mean).div_(model.norm_std).to(model.dtype);
     // The same memory order as the weights (NHWC when channels_last), and always the

@@ -80,6 +80,11 @@ bool forward_is_graph_safe(const torch::jit::Module &module);
 // Fills model.norm_mean/norm_std/warm_pixels from config (already validated).
 void prepare_config(pm_shim_model &model, const pm_model_config &config);
 
+// [1, C, h, w] float -> [1, C, height, width], bilinear (half-pixel centres). Where
+// it shrinks, antialiased as PIL's resize is; shrinks past kMaxAntialiasShrink on an
+// axis first average areas down to kAreaStepShrink times the target, on every device.
+at::Tensor resized_bilinear(at::Tensor nchw, int64_t height, int64_t width);
+
 // Host pixels -> the model's input tensor on its device: [1, 3, H, W] at the
 // model's input size, normalised, in the model's dtype and memory format.
 at::Tensor preprocess(const pm_shim_model &model, const uint8_t *pixels, int width, int height, size_t stride,

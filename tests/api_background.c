@@ -348,6 +348,42 @@ static void test_a_picture_background_is_scaled_to_cover_the_frame_without_disto
     pm_close(ctx);
 }
 
+/* A 4800x300 picture behind a 32x2 frame: shrunk 150-fold on both axes, beyond what
+ * one antialiased resampling takes on a GPU. A horizontal ramp stays a ramp. */
+static void test_a_picture_shrunk_a_hundred_and_fifty_fold_keeps_its_ramp(void **state) {
+    (void)state;
+    pm_ctx *ctx = open_model("red32.pt");
+    enum { PW = 4800, PH = 300, W = 32, H = 2 };
+    photo p = photo_new(W, H, 3);
+    photo pic = photo_new(PW, PH, 3);
+    for (int y = 0; y < PH; y++)
+        for (int x = 0; x < PW; x++) {
+            uint8_t *q = at(&pic, x, y);
+            q[0] = (uint8_t)lround(x * 255.0 / (PW - 1));
+            q[1] = 77;
+            q[2] = 200;
+        }
+    pm_image in = as_image(&p);
+    pm_image picture = as_image(&pic);
+    pm_remove_options o = composite(PM_BACKGROUND_IMAGE);
+    o.background_image = &picture;
+    pm_output *out = remove_ok(ctx, &in, &o);
+    assert_int_equal(out->width, W);
+    assert_int_equal(out->height, H);
+    for (int y = 0; y < H; y++)
+        for (int x = 1; x < W - 1; x++) {
+            const double sx = (x + 0.5) * (PW / (double)W) - 0.5;
+            const uint8_t *got = out->data + ((size_t)y * W + x) * 3;
+            assert_near(got[0], (int)lround(sx * 255.0 / (PW - 1)), 1, "shrunk ramp", x, y, 0);
+            assert_int_equal(got[1], 77);
+            assert_int_equal(got[2], 200);
+        }
+    pm_output_free(out);
+    free(pic.px);
+    free(p.px);
+    pm_close(ctx);
+}
+
 /* ------------------------------------------------------------------ overlay */
 
 static void test_overlay_tints_the_background_by_the_opacity_within_one_level(void **state) {
@@ -652,6 +688,7 @@ int main(void) {
         cmocka_unit_test(test_clean_edges_blend_the_estimated_foreground_over_the_background),
         cmocka_unit_test(test_cover_crop_keeps_the_frames_aspect_ratio_around_the_centre),
         cmocka_unit_test(test_a_picture_background_is_scaled_to_cover_the_frame_without_distortion),
+        cmocka_unit_test(test_a_picture_shrunk_a_hundred_and_fifty_fold_keeps_its_ramp),
         cmocka_unit_test(test_overlay_tints_the_background_by_the_opacity_within_one_level),
         cmocka_unit_test(test_exif_orientation_turns_photo_and_picture_upright_before_composing),
         cmocka_unit_test(test_transparent_input_pixels_show_the_background_unless_alpha_is_dropped),

@@ -175,6 +175,34 @@ static void test_larger_images_keep_their_size_and_flat_regions(void **state) {
     pm_close(ctx);
 }
 
+/* 12000x40 into the 32x32 input: a 375-fold shrink, beyond what one antialiased
+ * resampling takes on a GPU, still keeps both halves of a step apart. */
+static void test_a_very_wide_strip_shrinks_to_the_input_without_mixing_its_halves(void **state) {
+    (void)state;
+    pm_ctx *ctx = open_model("red32.pt");
+    enum { W = 12000, H = 40 };
+    uint8_t *rgb = calloc((size_t)W * H, 3);
+    assert_non_null(rgb);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) rgb[((size_t)y * W + x) * 3] = x < W / 2 ? 0 : 255;
+    pm_image img = raw_image(PM_FORMAT_RGB, rgb, W, H, 0, (size_t)W * H * 3);
+    pm_remove_options opt;
+    pm_remove_options_init(&opt);
+    opt.output = PM_OUTPUT_MASK;
+    pm_output *m = remove_ok(ctx, &img, &opt);
+    assert_int_equal(m->width, W);
+    assert_int_equal(m->height, H);
+    for (int y = 0; y < H; y++) {
+        assert_int_equal(m->data[(size_t)y * m->stride + 5], 0);
+        assert_int_equal(m->data[(size_t)y * m->stride + W / 4], 0);
+        assert_int_equal(m->data[(size_t)y * m->stride + 3 * W / 4], 255);
+        assert_int_equal(m->data[(size_t)y * m->stride + W - 6], 255);
+    }
+    pm_output_free(m);
+    free(rgb);
+    pm_close(ctx);
+}
+
 static void test_manifest_less_model_uses_the_inspyrenet_defaults(void **state) {
     (void)state;
     pm_params p;
@@ -353,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_threshold_then_invert),
         cmocka_unit_test(test_input_alpha_is_multiplied_and_bgra_is_swapped),
         cmocka_unit_test(test_larger_images_keep_their_size_and_flat_regions),
+        cmocka_unit_test(test_a_very_wide_strip_shrinks_to_the_input_without_mixing_its_halves),
         cmocka_unit_test(test_manifest_less_model_uses_the_inspyrenet_defaults),
         cmocka_unit_test(test_logit_models_get_a_sigmoid_and_tuples_their_first_element),
         cmocka_unit_test(test_a_model_that_throws_is_an_inference_error_and_the_context_stays_usable),
