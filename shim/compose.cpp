@@ -42,7 +42,6 @@ at::Tensor as_hwc(const at::Tensor &nchw) {
     return nchw.contiguous(at::MemoryFormat::ChannelsLast).squeeze(0).permute({1, 2, 0});
 }
 
-
 // A depthwise pass of the kernel along one axis (3 = rows, 2 = columns) of [1, 3, h, w],
 // the border pixels repeated outwards.
 at::Tensor blur_axis(const at::Tensor &x, const at::Tensor &kernel, int axis) {
@@ -70,12 +69,7 @@ at::Tensor blurred(const at::Tensor &photo, const pm_backdrop &b) {
     const at::Tensor kernel =
         at::from_blob(const_cast<float *>(b.kernel), {b.taps}, at::kFloat).to(photo.device(), false, /*copy=*/true);
     x = blur_axis(blur_axis(x, kernel, 3), kernel, 2);
-    if (reduced)
-        x = F::interpolate(x.contiguous(at::MemoryFormat::ChannelsLast),
-                           F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{h, w})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
+    if (reduced) x = resized_bilinear(x.contiguous(at::MemoryFormat::ChannelsLast), h, w);
     return as_hwc(x);
 }
 
