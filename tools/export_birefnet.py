@@ -42,7 +42,7 @@ from birefnet import BACKBONES, BiRefNet, detect_backbone, extract_state_dict, l
 from export_inspyrenet import MEAN, STD, md5_of  # noqa: E402
 from inspyrenet import randomize_  # noqa: E402
 from inspyrenet.swin import default_attention  # noqa: E402
-from trace_export import manifest_json, trace_to_file  # noqa: E402
+from trace_export import add_output_options, check_output_options, manifest_json, trace_to_file  # noqa: E402
 
 UPSTREAM = "BiRefNet (Zheng et al., CAAI AIR 2024), github.com/ZhengPeng7/BiRefNet"
 LICENSE = "MIT (BiRefNet code and weights, Copyright (c) 2024 ZhengPeng)"
@@ -173,9 +173,6 @@ def main(argv=None):
                                                   "(default 1024; use the size the checkpoint was trained at)")
     p.add_argument("--backbone", choices=sorted(BACKBONES),
                    help="Swin variant: found from a checkpoint's shapes; swin_v1_l for random weights")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                   help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
-                        "(pm_params.precision), so one fp32 file serves all three")
     p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "efficient", "matmul"],
                    help="Swin's window attention, as in export_inspyrenet.py: sdpa (libtorch 2.0+), "
                         "efficient (libtorch 2.1+), matmul (any libtorch), auto (default): sdpa when "
@@ -183,16 +180,9 @@ def main(argv=None):
     p.add_argument("--rewrites", default="all",
                    help="inference rewrites to write: all (default), none, or a comma list of head "
                         "(the output head resizes one channel instead of 192); same formulas")
-    p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")
-    p.add_argument("--out", required=True, help="output TorchScript file")
-    p.add_argument("--no-verify", action="store_true", help="skip re-loading and running the written file")
+    add_output_options(p)
     args = p.parse_args(argv)
-    if args.precision != "fp32":
-        p.error(f"--precision {args.precision}: files are written in fp32; ask libpetmatte for "
-                f"{args.precision} when loading (pm_params.precision / --precision), it converts the "
-                "weights at load")
-    if args.name and len(args.name.encode()) > 63:
-        p.error("--name is longer than 63 bytes")
+    check_output_options(p, args)
     torch.set_grad_enabled(False)
     model, size, manifest = build(args)
     export(model, size, manifest, args.out, verify=not args.no_verify)

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inspyrenet import (KNOWN_CHECKPOINTS, InSPyReNet, extract_state_dict, inspyrenet_swinb,  # noqa: E402
                         randomize_, valid_size)
 from inspyrenet.swin import default_attention  # noqa: E402
-from trace_export import manifest_json, trace_to_file  # noqa: E402
+from trace_export import add_output_options, check_output_options, manifest_json, trace_to_file  # noqa: E402
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -148,9 +148,6 @@ def main(argv=None):
     p.add_argument("--base-size", type=int,
                    help="the size the weights were trained at (fixes SICA's stage sizes); default: known "
                         "from the checkpoint's md5, else --size")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                   help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
-                        "(pm_params.precision), so one fp32 file serves all three")
     p.add_argument("--attention", default="auto", choices=["auto", "sdpa", "efficient", "matmul"],
                    help="Swin's window attention: sdpa (scaled_dot_product_attention, one fused "
                         "kernel on a GPU; the file then needs libtorch 2.0+), efficient (on CUDA always "
@@ -161,16 +158,9 @@ def main(argv=None):
                    help="the decoder's GPU rewrites to write (same formulas, faster in NHWC on a "
                         "GPU): all (default), none, or a comma list of resize, context, axial "
                         "(InSPyReNet.set_rewrites); for timing one against another")
-    p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")
-    p.add_argument("--out", required=True, help="output TorchScript file")
-    p.add_argument("--no-verify", action="store_true", help="skip re-loading and running the written file")
+    add_output_options(p)
     args = p.parse_args(argv)
-    if args.precision != "fp32":
-        p.error(f"--precision {args.precision}: files are written in fp32; ask libpetmatte for "
-                f"{args.precision} when loading (pm_params.precision / --precision), it converts the "
-                "weights at load")
-    if args.name and len(args.name.encode()) > 63:
-        p.error("--name is longer than 63 bytes")
+    check_output_options(p, args)
     torch.set_grad_enabled(False)
     model, size, manifest = build(args)
     export(model, size, manifest, args.out, verify=not args.no_verify)

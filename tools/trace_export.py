@@ -8,6 +8,27 @@ import warnings
 import torch
 
 
+def add_output_options(p) -> None:
+    """The options every exporter takes after its own: --precision (files are fp32),
+    --name, --out, --no-verify. check_output_options tests them after parsing."""
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="only fp32 is written: libpetmatte converts to fp16/bf16 at load "
+                        "(pm_params.precision), so one fp32 file serves all three")
+    p.add_argument("--name", help="model name in the manifest (at most 63 bytes)")
+    p.add_argument("--out", required=True, help="output TorchScript file")
+    p.add_argument("--no-verify", action="store_true", help="skip re-loading and running the written file")
+
+
+def check_output_options(p, args) -> None:
+    """Stops with p.error for a precision other than fp32 or a name over 63 bytes."""
+    if args.precision != "fp32":
+        p.error(f"--precision {args.precision}: files are written in fp32; ask libpetmatte for "
+                f"{args.precision} when loading (pm_params.precision / --precision), it converts the "
+                "weights at load")
+    if args.name and len(args.name.encode()) > 63:
+        p.error("--name is longer than 63 bytes")
+
+
 def manifest_json(name: str, width: int, height: int, mean, std, normalize: str, random_weights: bool,
                   source: str, license_text: str, extra: dict) -> str:
     """The petmatte.json of a model that outputs a probability map, resized back to the

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspyrenet.model import fold_bn_into
 from inspyrenet.swin import SwinTransformer
 from .deform_conv import deform_conv2d
 
@@ -49,19 +50,6 @@ def training_only_keys(dec_out: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
         keys[f"decoder.gdt_convs_pred_{level}.0.weight"] = (1, 16, 1, 1)
         keys[f"decoder.gdt_convs_pred_{level}.0.bias"] = (1,)
     return keys
-
-
-def fold_bn_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """conv's weight and bias become those of conv followed by bn (eval statistics):
-    w * g / sqrt(var + eps), (b - mean) * g / sqrt(var + eps) + beta, computed in
-    float64."""
-    with torch.no_grad():
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
-        conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
-        conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double())
-                                 .to(conv.weight.dtype), requires_grad=False)
 
 
 def bn_or_fold(bn: Optional[nn.Module], x: torch.Tensor) -> torch.Tensor:

@@ -125,6 +125,19 @@ def axial_mix(v: torch.Tensor, attn: torch.Tensor, axis: int, nhwc: bool) -> tor
     return torch.bmm(v.reshape(b, -1, axis), attn.permute(0, 2, 1)).view(b, c, h, w)
 
 
+def fold_bn_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """conv's weight and bias become those of conv followed by bn (eval statistics):
+    w * g / sqrt(var + eps), (b - mean) * g / sqrt(var + eps) + beta, computed in
+    float64."""
+    with torch.no_grad():
+        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
+        conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
+        conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double())
+                                 .to(conv.weight.dtype), requires_grad=False)
+
+
 class ConvBN(nn.Module):
     """Conv2d with 'same' padding (odd kernels), no bias by default, then optional
     BatchNorm and ReLU. Attribute names (`conv`, `bn`) match the checkpoints; with
@@ -160,14 +173,7 @@ class ConvBN(nn.Module):
         longer matches the checkpoints' (no `bn` entries, a conv bias)."""
         if self.bn is None:
             return
-        conv, bn = self.conv, self.bn
-        with torch.no_grad():
-            scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-            bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-            weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
-            conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
-            conv.bias = nn.Parameter(((bias - bn.running_mean.double()) * scale + bn.bias.double())
-                                     .to(conv.weight.dtype), requires_grad=False)
+        fold_bn_into(self.conv, self.bn)
         self.bn = None
 
 
