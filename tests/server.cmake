@@ -7,13 +7,3 @@ if(TARGET petmatte_server AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/server)
   set_tests_properties(pytest_server PROPERTIES FIXTURES_REQUIRED test_models TIMEOUT 600
                        ENVIRONMENT "PETMATTE_SERVER=$<TARGET_FILE:petmatte_server>;PETMATTE_TEST_MODELS=${PETMATTE_TEST_MODELS};PETMATTE_TEST_ARTIFACTS=${CMAKE_CURRENT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
 endif()
-
-# Three servers behind HAProxy with examples/haproxy/petmatte.cfg (tests/deploy): kill,
-# restart and drain under load. Skipped with a reason when haproxy is not installed.
-if(TARGET petmatte_server AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/deploy)
-  add_test(NAME pytest_deploy_haproxy
-           COMMAND ${PETMATTE_TEST_PYTHON} -m pytest -q -p no:cacheprovider -rs ${CMAKE_CURRENT_SOURCE_DIR}/deploy
-           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(pytest_deploy_haproxy PROPERTIES FIXTURES_REQUIRED test_models TIMEOUT 600
-                       ENVIRONMENT "PETMATTE_SERVER=$<TARGET_FILE:petmatte_server>;PETMATTE_TEST_MODELS=${PETMATTE_TEST_MODELS};PYTHONDONTWRITEBYTECODE=1")
-endif()

@@ -33,6 +33,19 @@ def frame_rgb(i):
     return a
 
 
+def encode_video(out, vs, rgb_frames, fps, start_pts=0):
+    """Encodes RGB arrays as frames start_pts, start_pts + 1, ... (time base 1/fps) into
+    the video stream vs of out, then flushes the encoder."""
+    for i, a in enumerate(rgb_frames):
+        f = av.VideoFrame.from_ndarray(a, format="rgb24")
+        f.pts = start_pts + i
+        f.time_base = fractions.Fraction(1, fps)
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode():
+        out.mux(p)
+
+
 def make_clip(path, frames=FRAMES, audio=True, fps=FPS, faststart=True, start_pts=0):
     """H.264 + AAC in MP4 (moov first with faststart, so a cut file still opens)."""
     options = {"movflags": "+faststart"} if faststart and path.endswith(".mp4") else {}
@@ -45,14 +58,7 @@ def make_clip(path, frames=FRAMES, audio=True, fps=FPS, faststart=True, start_pt
     if audio:
         aus = out.add_stream("aac", rate=AUDIO_RATE)
         aus.layout = "mono"
-    for i in range(frames):
-        f = av.VideoFrame.from_ndarray(frame_rgb(i), format="rgb24")
-        f.pts = start_pts + i
-        f.time_base = fractions.Fraction(1, fps)
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode():
-        out.mux(p)
+    encode_video(out, vs, (frame_rgb(i) for i in range(frames)), fps, start_pts)
     if aus is not None:
         n = AUDIO_RATE * frames // fps
         t = np.arange(n) / AUDIO_RATE
@@ -129,13 +135,6 @@ def make_lossless_clip(path, frames, black_from):
     out = av.open(path, "w")
     vs = out.add_stream("ffv1", rate=FPS)
     vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv444p"
-    for i in range(frames):
-        a = frame_rgb(i) if i < black_from else np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-        f = av.VideoFrame.from_ndarray(a, format="rgb24")
-        f.pts = i
-        f.time_base = fractions.Fraction(1, FPS)
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode():
-        out.mux(p)
+    black = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    encode_video(out, vs, (frame_rgb(i) if i < black_from else black for i in range(frames)), FPS)
     out.close()

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 import dockerfile
+from server_harness import harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(ROOT, "examples", "deploy")
@@ -27,13 +28,6 @@ REPO_PATH = re.compile(r"(?<![\w/$.-])((?:scripts|tools|examples|lib|shim|includ
                        r"/[\w./-]*[\w-])")
 
 
-def server_exe():
-    exe = os.environ.get("PETMATTE_SERVER") or os.path.join(ROOT, "build", "examples", "petmatte-server")
-    if not os.path.exists(exe):
-        pytest.skip("petmatte-server not built (set PETMATTE_SERVER)")
-    return exe
-
-
 def read(name):
     with open(os.path.join(DEPLOY, name)) as f:
         return dockerfile.parse(f.read())
@@ -41,7 +35,7 @@ def read(name):
 
 @functools.lru_cache(maxsize=None)
 def server_help():
-    return subprocess.run([server_exe(), "--help"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([harness.server_exe(), "--help"], capture_output=True, text=True, check=True).stdout
 
 
 def assert_server_accepts(args):
@@ -52,7 +46,7 @@ def assert_server_accepts(args):
     for a in args:
         if a.startswith("--"):
             assert a.split("=", 1)[0] in listed, f"{a} is not a flag of petmatte-server ({sorted(listed)})"
-    r = subprocess.run([server_exe(), *args, "--help"], capture_output=True, text=True)
+    r = subprocess.run([harness.server_exe(), *args, "--help"], capture_output=True, text=True)
     assert r.returncode == 0, f"petmatte-server rejects {args}: {r.stderr}"
 
 
@@ -172,7 +166,7 @@ def test_cpu_run_stage_installs_the_debian_packages_of_every_linked_library():
                            text=True).stdout
     known = set(re.findall(r"^Package: (\S+)", shown, re.M))
     assert pkgs <= known, f"not Debian 12 packages: {sorted(pkgs - known)}"
-    server = server_exe()
+    server = harness.server_exe()
     library = os.environ.get("PETMATTE_LIBRARY") or os.path.join(os.path.dirname(os.path.dirname(server)), "lib",
                                                                   "libpetmatte.so")
     if not os.path.exists(library):

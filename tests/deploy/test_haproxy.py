@@ -14,7 +14,6 @@ server, a server's status), none sleeps for a fixed time.
 import collections
 import csv
 import http.client
-import importlib.util
 import io
 import os
 import random
@@ -31,16 +30,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from server_harness import harness
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "examples", "haproxy", "petmatte.cfg")
 CLIENTS, PER_CLIENT = 4, 300
 TOTAL = CLIENTS * PER_CLIENT
 LOG_LINE = re.compile(r"request id=(\S+) status=(\d+) arrived=(\S+)")
 
-# The server harness of tests/server (Server, model), loaded under its own name.
-_spec = importlib.util.spec_from_file_location("server_harness", os.path.join(ROOT, "tests", "server", "conftest.py"))
-harness = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(harness)
 
 
 def haproxy_exe():
