@@ -32,6 +32,20 @@ static pm_code bad(char *err, size_t cap, const char *what) {
     return PM_ERR_MODEL;
 }
 
+/* An optional boolean member key of obj; name is how messages call it. Absent leaves
+ * *out as it is. */
+static pm_code read_bool(json_t *obj, const char *key, const char *name, int *out, char *err, size_t cap) {
+    json_t *v = json_object_get(obj, key);
+    if (!v) return PM_OK;
+    if (!json_is_boolean(v)) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be a boolean", name);
+        return bad(err, cap, msg);
+    }
+    *out = json_is_true(v);
+    return PM_OK;
+}
+
 static pm_code read_side(json_t *obj, const char *key, int *out, char *err, size_t cap) {
     json_t *v = json_object_get(obj, key);
     if (!v) return PM_OK;
@@ -81,11 +95,7 @@ static pm_code read_output(json_t *o, pm_model_config *cfg, char *err, size_t ca
         const char *s = json_string_value(v);
         if (!s || strcmp(s, "bilinear") != 0) return bad(err, cap, "output.resize must be \"bilinear\"");
     }
-    if ((v = json_object_get(o, "align_corners"))) {
-        if (!json_is_boolean(v)) return bad(err, cap, "output.align_corners must be a boolean");
-        cfg->align_corners = json_is_true(v);
-    }
-    return PM_OK;
+    return read_bool(o, "align_corners", "output.align_corners", &cfg->align_corners, err, cap);
 }
 
 static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t cap) {
@@ -121,11 +131,8 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
     }
     if ((v = json_object_get(root, "gpu"))) {
         if (!json_is_object(v)) return bad(err, cap, "gpu must be an object");
-        json_t *cl = json_object_get(v, "channels_last");
-        if (cl) {
-            if (!json_is_boolean(cl)) return bad(err, cap, "gpu.channels_last must be a boolean");
-            cfg->channels_last = json_is_true(cl);
-        }
+        pm_code rc = read_bool(v, "channels_last", "gpu.channels_last", &cfg->channels_last, err, cap);
+        if (rc != PM_OK) return rc;
         json_t *fs = json_object_get(v, "forward_streams");
         if (fs) {
             if (!json_is_integer(fs) || json_integer_value(fs) < 1 ||
@@ -133,25 +140,15 @@ static pm_code read_root(json_t *root, pm_model_config *cfg, char *err, size_t c
                 return bad(err, cap, "gpu.forward_streams must be an integer in 1..8");
             cfg->forward_streams = (int)json_integer_value(fs);
         }
-        json_t *gs = json_object_get(v, "graph_safe");
-        if (gs) {
-            if (!json_is_boolean(gs)) return bad(err, cap, "gpu.graph_safe must be a boolean");
-            cfg->graph_safe = json_is_true(gs);
-        }
+        rc = read_bool(v, "graph_safe", "gpu.graph_safe", &cfg->graph_safe, err, cap);
+        if (rc != PM_OK) return rc;
     }
     if ((v = json_object_get(root, "cpu"))) {
         if (!json_is_object(v)) return bad(err, cap, "cpu must be an object");
-        json_t *bf16 = json_object_get(v, "bf16");
-        if (bf16) {
-            if (!json_is_boolean(bf16)) return bad(err, cap, "cpu.bf16 must be a boolean");
-            cfg->cpu_bf16 = json_is_true(bf16);
-        }
+        pm_code rc = read_bool(v, "bf16", "cpu.bf16", &cfg->cpu_bf16, err, cap);
+        if (rc != PM_OK) return rc;
     }
-    if ((v = json_object_get(root, "random_weights"))) {
-        if (!json_is_boolean(v)) return bad(err, cap, "random_weights must be a boolean");
-        cfg->random_weights = json_is_true(v);
-    }
-    return PM_OK;
+    return read_bool(root, "random_weights", "random_weights", &cfg->random_weights, err, cap);
 }
 
 pm_code pm_manifest_parse(const char *json, size_t len, pm_model_config *cfg, char *err, size_t cap) {
