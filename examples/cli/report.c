@@ -125,6 +125,47 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
+/* Each warm-up run's latency as pm_status showed it. pm_status reports the latest run
+ * only, so `warmup` looks every millisecond; a run that began and ended between two
+ * looks is unknown (NAN). The first run is the one that pays the device's one-time work. */
+typedef struct run_log {
+    double *ms;
+    int count, cap;
+} run_log;
+
+static void run_log_note(run_log *log, int runs, double last_ms) {
+    if (runs <= log->count) return;
+    if (runs > log->cap) {
+        int cap = log->cap ? log->cap : 16;
+        while (cap < runs) cap *= 2;
+        double *grown = realloc(log->ms, (size_t)cap * sizeof *grown);
+        if (!grown) return; /* the report then lacks these runs; the warm-up is unaffected */
+        log->ms = grown;
+        log->cap = cap;
+    }
+    while (log->count < runs - 1) log->ms[log->count++] = NAN;
+    log->ms[log->count++] = last_ms;
+}
+
+static json_t *run_log_json(const run_log *log) {
+    json_t *a = json_array();
+    for (int i = 0; i < log->count; i++)
+        json_array_append_new(a, isnan(log->ms[i]) ? json_null() : json_ms(log->ms[i]));
+    return a;
+}
+
+static void run_log_print(const run_log *log) {
+    if (log->count == 0) return;
+    printf("runs      ");
+    for (int i = 0; i < log->count; i++) {
+        if (isnan(log->ms[i]))
+            printf("%s ?", i ? "," : "");
+        else
+            printf("%s %.1f", i ? "," : "", log->ms[i]);
+    }
+    printf(" ms\n");
+}
+
 int cli_cmd_warmup(int argc, char **argv) {
     cli_engine e;
     cli_engine_init(&e);
@@ -150,15 +191,17 @@ int cli_cmd_warmup(int argc, char **argv) {
         return CLI_EXIT_MODEL;
     }
     int load_printed = 0;
+    run_log runs = {NULL, 0, 0};
     for (;;) {
         pm_status(ctx, &st);
+        run_log_note(&runs, st.warmup_runs, st.last_warmup_run_ms);
         if (!json && !load_printed && (st.state == PM_STATE_WARMING || st.state == PM_STATE_READY)) {
             printf("load       %10.1f ms  onto %s\n", st.load_ms, st.device);
             fflush(stdout);
             load_printed = 1;
         }
         if (st.state == PM_STATE_READY || st.state == PM_STATE_FAILED) break;
-        sleep_ms(10);
+        sleep_ms(1);
     }
     double total_ms = (cli_now() - t0) * 1e3;
     if (st.state == PM_STATE_FAILED) {
@@ -171,6 +214,7 @@ int cli_cmd_warmup(int argc, char **argv) {
             print_json(root);
         }
         cli_error("warm-up of %s on %s failed: %s", model, st.device, st.last_error);
+        free(runs.ms);
         pm_close(ctx);
         return CLI_EXIT_MODEL;
     }
@@ -190,6 +234,7 @@ int cli_cmd_warmup(int argc, char **argv) {
         json_object_set_new(root, "total_ms", json_ms(total_ms));
         json_object_set_new(root, "warmup_runs", json_integer(st.warmup_runs));
         json_object_set_new(root, "last_warmup_run_ms", json_ms(st.last_warmup_run_ms));
+        json_object_set_new(root, "warmup_run_ms", run_log_json(&runs));
         json_object_set_new(root, "cuda_graph", json_boolean(st.cuda_graph));
         json_object_set_new(root, "graph_safe", json_graph_safe(st.graph_safe));
         json_object_set_new(root, "device_memory_bytes", json_integer((json_int_t)st.device_memory_bytes));
@@ -198,6 +243,7 @@ int cli_cmd_warmup(int argc, char **argv) {
     } else {
         printf("warm-up    %10.1f ms  %d run%s, last %.1f ms\n", st.warmup_ms, st.warmup_runs,
                st.warmup_runs == 1 ? "" : "s", st.last_warmup_run_ms);
+        run_log_print(&runs);
         printf("ready      %10.1f ms  in all\n", total_ms);
         printf("device     %s, %s, CUDA graph %s (graph-safe model: %s)\n", st.device,
                pm_precision_name((pm_precision)st.precision), st.cuda_graph ? "on" : "off",
@@ -205,6 +251,7 @@ int cli_cmd_warmup(int argc, char **argv) {
         if (st.device_memory_bytes)
             printf("memory     %.1f MiB on the device\n", (double)st.device_memory_bytes / (1024.0 * 1024.0));
     }
+    free(runs.ms);
     pm_close(ctx);
     return rc;
 }

@@ -434,6 +434,9 @@ def test_warmup_and_info_json():
         assert w["phases"][phase] >= 0
     assert w["phases"]["load_ms"] > 0 and w["phases"]["warmup_ms"] > 0
     assert w["total_ms"] >= w["phases"]["load_ms"]
+    assert len(w["warmup_run_ms"]) == w["warmup_runs"]
+    assert all(ms is None or ms > 0 for ms in w["warmup_run_ms"])
+    assert w["warmup_run_ms"][-1] == pytest.approx(w["last_warmup_run_ms"], abs=1e-3)
 
     i = json.loads(info.stdout)
     assert i["model"]["name"] == "red32"
@@ -443,7 +446,13 @@ def test_warmup_and_info_json():
     assert json.loads(random_info.stdout)["model"]["random_weights"] is True
 
     lines = text.stdout.decode().splitlines()
-    assert [l.split()[0] for l in lines[:5]] == ["model", "open", "load", "warm-up", "ready"]
+    assert [l.split()[0] for l in lines[:6]] == ["model", "open", "load", "warm-up", "runs", "ready"]
+    # red32 on the CPU warms with one run, which is all of the warm-up's time
+    warm_up_ms = float(lines[3].split()[1])
+    assert lines[3].split()[3:5] == ["1", "run,"]
+    run_ms = lines[4].split()
+    assert len(run_ms) == 3 and run_ms[2] == "ms"
+    assert 0 < float(run_ms[1]) <= warm_up_ms + 0.05
     assert "cpu" in text.stdout.decode()
 
 
