@@ -260,6 +260,7 @@ static void usage(FILE *f) {
           "  --png-level N         pm_remove_options.png_level for it (default -1: the library's)\n"
           "  --webp-quality N      pm_remove_options.webp_quality for it (default 90)\n"
           "  --save-encoded DIR    write each variant's last output to DIR/<image>.<variant>.<ext>\n"
+          "                        (DIR is made if its parent exists)\n"
           "  --max-batch N         1..64 (pm_params.max_batch; default the library's, 1)\n"
           "  --tune KEY=VALUE      a tuning key (pm_tune_set), repeatable: VALUE an integer,\n"
           "                        or auto, on, off; KEY one of:\n",
@@ -416,6 +417,14 @@ static void parse_args(options *o, int argc, char **argv) {
     if ((o->figures & FIG_JPEG) && !o->jpeg_path) o->figures &= ~(unsigned)FIG_JPEG;
     if (o->n_encoded == 0 && o->jpeg_path) o->encoded[o->n_encoded++] = (encoded_input){o->jpeg_path, 0, 0};
     if ((o->figures & FIG_ENCODED) && o->n_encoded == 0) o->figures &= ~(unsigned)FIG_ENCODED;
+    /* Made (one level) or checked now, so that a bad folder fails before minutes of runs. */
+    if (o->save_encoded) {
+        struct stat sb;
+        if (mkdir(o->save_encoded, 0777) != 0 && errno != EEXIST)
+            fail("--save-encoded %s: cannot create the folder: %s", o->save_encoded, strerror(errno));
+        if (stat(o->save_encoded, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            fail("--save-encoded %s: not a folder", o->save_encoded);
+    }
 }
 
 /* ------------------------------------------------------------------ library */

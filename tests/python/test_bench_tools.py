@@ -95,6 +95,29 @@ def test_petmatte_bench_rejects_bad_arguments(tmp_path):
         assert p.returncode != 0 and "petmatte-bench:" in p.stderr, args
 
 
+def test_petmatte_bench_saves_encoded_outputs_into_a_folder_it_makes(tmp_path):
+    bench, model = need_bench(), red32()
+    jpeg = str(tmp_path / "in.jpg")
+    write_jpeg(jpeg)
+    saved = tmp_path / "saved"
+    args = [bench, "--model", model, "--device", "cpu", "--threads", "1", "--runs", "2", "--figures", "encoded",
+            "--encoded", jpeg, "--encoded-runs", "1", "--save-encoded", str(saved)]
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    names = sorted(os.listdir(saved))
+    assert any(n.endswith(".png") for n in names) and any(n.endswith(".webp") for n in names), names
+    with open(saved / next(n for n in names if n.endswith(".png")), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_bytes(b"x")
+    for where, why in ((not_a_folder, "not a folder"), (tmp_path / "no" / "such", "cannot create the folder")):
+        args[-1] = str(where)
+        p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert p.returncode != 0 and why in p.stderr, p.stderr
+        assert "pm_remove_bg latency" not in p.stdout
+
+
 def test_petmatte_bench_reports_a_failing_cold_child(tmp_path):
     bench = need_bench()
     bad = tmp_path / "not_a_model.pt"
